@@ -1,0 +1,132 @@
+/**
+ * GraphBuilder: the one way nodes are created — by the front end, by pass replacements and by autodiff.
+ * Every node's type comes from its op's rule in the registry.
+ */
+import { freeze } from 'immer';
+import { Attrs, DType, Graph, GraphOutput, Node, NodeId, Shape, SourceLoc, TensorType } from './types';
+import { inferType } from './op';
+import { ShapeError, fmtType, typeEq } from './shape';
+
+export interface NodeOpts {
+  readonly scope?: string;
+  readonly loc?: SourceLoc;
+}
+
+export class GraphBuilder {
+  readonly nodes: Node[] = [];
+  private readonly byId = new Map<NodeId, Node>();
+  private readonly params = new Map<string, NodeId>();
+  private readonly inputsByName = new Map<string, NodeId>();
+  nextId: NodeId;
+  /** Scope and location given to new nodes unless overridden. */
+  scope = '';
+  loc: SourceLoc | undefined;
+
+  constructor(
+    readonly name = 'graph',
+    nextId = 0,
+  ) {
+    this.nextId = nextId;
+  }
+
+  /** Continue building on an existing graph (its nodes come first, ids are kept). */
+  static from(g: Graph): GraphBuilder {
+    const b = new GraphBuilder(g.name, g.nextId);
+    for (const n of g.nodes) b.push(n);
+    return b;
+  }
+
+  private push(n: Node): void {
+    this.nodes.push(n);
+    this.byId.set(n.id, n);
+    if (n.op === 'param') this.params.set(String(n.attrs.name), n.id);
+    if (n.op === 'input') this.inputsByName.set(String(n.attrs.name), n.id);
+  }
+
+  node(id: NodeId): Node {
+    const n = this.byId.get(id);
+    if (!n) throw new Error(`no node %${id}`);
+    return n;
+  }
+
+  type(id: NodeId): TensorType {
+    return this.node(id).type;
+  }
+
+  /** Add a node; its type is inferred by the op's rule (throws ShapeError on bad input). */
+  op(op: string, inputs: readonly NodeId[], attrs: Attrs = {}, opts: NodeOpts = {}): NodeId {
+    const type = inferType(op, inputs.map((i) => this.type(i)), attrs);
+    const loc = opts.loc ?? this.loc;
+    const n: Node = { id: this.nextId++, op, inputs: [...inputs], attrs, type, scope: opts.scope ?? this.scope, ...(loc ? { loc } : {}) };
+    this.push(n);
+    return n.id;
+  }
+
+  /** A scalar (or splatted) constant. */
+  constant(value: number, dtype: DType = 'f32', shape: Shape = [], opts: NodeOpts = {}): NodeId {
+    return this.op('constant', [], { value: encodeNumber(value), dtype, shape: [...shape] }, opts);
+  }
+
+  input(name: string, type: TensorType, extra: Attrs = {}, opts: NodeOpts = {}): NodeId {
+    if (this.inputsByName.has(name)) throw new ShapeError(`input '${name}' is declared twice`);
+    return this.op('input', [], { name, dtype: type.dtype, shape: [...type.shape], ...extra }, opts);
+  }
+
+  /** A learned tensor, named as in the checkpoint. Declaring the same name again returns the same node. */
+  param(name: string, type: TensorType, opts: NodeOpts = {}): NodeId {
+    const prev = this.params.get(name);
+    if (prev !== undefined) {
+      const t = this.type(prev);
+      if (!typeEq(t, type)) throw new ShapeError(`param '${name}' was declared as ${fmtType(t)}, now as ${fmtType(type)}`);
+      return prev;
+    }
+    return this.op('param', [], { name, dtype: type.dtype, shape: [...type.shape] }, opts);
+  }
+
+  /** Run `fn` with a scope (and optionally a location) for the nodes it creates. */
+  within<T>(scope: string, fn: () => T, loc?: SourceLoc): T {
+    const [s, l] = [this.scope, this.loc];
+    this.scope = scope;
+    if (loc) this.loc = loc;
+    try {
+      return fn();
+    } finally {
+      this.scope = s;
+      this.loc = l;
+    }
+  }
+
+  build(meta: {
+    outputs: readonly GraphOutput[];
+    taps?: { [scope: string]: NodeId };
+    dims?: readonly string[];
+    hparams?: { [k: string]: number | boolean | string };
+    variant?: string;
+  }): Graph {
+    const g: Graph = {
+      name: this.name,
+      nodes: this.nodes,
+      outputs: meta.outputs,
+      taps: meta.taps ?? {},
+      dims: meta.dims ?? [],
+      hparams: meta.hparams ?? {},
+      ...(meta.variant !== undefined ? { variant: meta.variant } : {}),
+      nextId: this.nextId,
+    };
+    return freeze(g, true);
+  }
+}
+
+/** JSON has no infinities or NaN: constants store them as strings. */
+export function encodeNumber(v: number): number | string {
+  if (Number.isFinite(v)) return v;
+  return Number.isNaN(v) ? 'nan' : v > 0 ? 'inf' : '-inf';
+}
+
+export function decodeNumber(v: unknown): number {
+  if (typeof v === 'number') return v;
+  if (v === 'inf') return Infinity;
+  if (v === '-inf') return -Infinity;
+  if (v === 'nan') return NaN;
+  throw new ShapeError(`not a number: ${JSON.stringify(v)}`);
+}

@@ -1,0 +1,76 @@
+import { defineOp, Tensor } from '../op';
+import { ShapeError, broadcastShapes, fmtType, isFloat } from '../shape';
+import { Dim, NodeId } from '../types';
+import { broadcastTo } from '../xla';
+import type { GraphBuilder } from '../builder';
+import { sumTo } from './_kinds';
+
+/**
+ * Batched matrix product a[..., M, K] · b[..., K, N] → [..., M, N], with optional transposes of the last two
+ * dims. Batch dims broadcast; a rank-2 `b` (a weight) is shared by every batch element. `linear(x, w)` in
+ * the language is matmul(x, w, transpose_b = true) with w in Hugging Face's [out, in] layout.
+ */
+export const matmul = defineOp({
+  name: 'matmul',
+  doc: 'batched matrix product with optional transposes',
+  arity: 2,
+  infer: ([a, b], at) => {
+    if (a.shape.length < 2 || b.shape.length < 2) throw new ShapeError(`matmul needs operands of rank >= 2, got ${fmtType(a)} and ${fmtType(b)}`);
+    if (a.dtype !== b.dtype || !isFloat(a.dtype)) throw new ShapeError(`matmul needs float operands of one dtype, got ${fmtType(a)} and ${fmtType(b)}`);
+    const ra = a.shape.length;
+    const rb = b.shape.length;
+    const [m, ka] = at.transpose_a ? [a.shape[ra - 1], a.shape[ra - 2]] : [a.shape[ra - 2], a.shape[ra - 1]];
+    const [kb, n] = at.transpose_b ? [b.shape[rb - 1], b.shape[rb - 2]] : [b.shape[rb - 2], b.shape[rb - 1]];
+    if (ka !== kb) throw new ShapeError(`matmul contracting dims differ: ${fmtType(a)}${at.transpose_a ? 'ᵀ' : ''} · ${fmtType(b)}${at.transpose_b ? 'ᵀ' : ''} (${ka} vs ${kb})`);
+    const batch = rb === 2 ? a.shape.slice(0, ra - 2) : broadcastShapes(a.shape.slice(0, ra - 2), b.shape.slice(0, rb - 2));
+    return { dtype: a.dtype, shape: [...batch, m, n] as Dim[] };
+  },
+  cpu: ({ tf }, [a, b], node) => {
+    const ta = !!node.attrs.transpose_a;
+    const tb = !!node.attrs.transpose_b;
+    if (b.rank === 2 && a.rank > 2 && !ta) {
+      // Fold the batch dims of `a` into rows: one large GEMM instead of many small ones.
+      const k = a.shape[a.rank - 1];
+      const rows = a.size / k;
+      const y = tf.matMul(tf.reshape(a, [rows, k]), b, false, tb);
+      return tf.reshape(y, [...a.shape.slice(0, -1), y.shape[1] as number]);
+    }
+    if (b.rank === 2 && a.rank > 2) {
+      const bb = tf.broadcastTo(b, [...a.shape.slice(0, -2), ...b.shape]) as Tensor;
+      return tf.matMul(a as never, bb as never, ta, tb);
+    }
+    return tf.matMul(a as never, b as never, ta, tb);
+  },
+  xla: (bld, [a, b], node, out) => {
+    const ra = a.type.shape.length;
+    const rb = b.type.shape.length;
+    const ta = !!node.attrs.transpose_a;
+    const tb = !!node.attrs.transpose_b;
+    const lc = ta ? ra - 2 : ra - 1;
+    if (rb === 2) {
+      const rc = tb ? 1 : 0;
+      const d = bld.dot(a, b, { lhsBatch: [], rhsBatch: [], lhsContract: [lc], rhsContract: [rc] });
+      // dot_general orders lhs free dims before rhs free dims; with transpose_a the M dim is already last of lhs.
+      return d;
+    }
+    const nb = out.shape.length - 2;
+    const batch = out.shape.slice(0, nb);
+    const aa = broadcastTo(bld, a, [...batch, ...a.type.shape.slice(ra - 2)]);
+    const bb = broadcastTo(bld, b, [...batch, ...b.type.shape.slice(rb - 2)]);
+    const dims = [...Array(nb).keys()];
+    return bld.dot(aa, bb, { lhsBatch: dims, rhsBatch: dims, lhsContract: [ta ? nb : nb + 1], rhsContract: [tb ? nb + 1 : nb] });
+  },
+  vjp: (g, n, dy) => {
+    const [a, b] = n.inputs;
+    const ta = !!n.attrs.transpose_a;
+    const tb = !!n.attrs.transpose_b;
+    const mm = (x: NodeId, y: NodeId, tx: boolean, ty: boolean) => g.op('matmul', [x, y], { transpose_a: tx, transpose_b: ty });
+    let da: NodeId;
+    let db: NodeId;
+    if (!ta && !tb) [da, db] = [mm(dy, b, false, true), mm(a, dy, true, false)];
+    else if (!ta && tb) [da, db] = [mm(dy, b, false, false), mm(dy, a, true, false)];
+    else if (ta && !tb) [da, db] = [mm(b, dy, false, true), mm(a, dy, false, false)];
+    else [da, db] = [mm(b, dy, true, true), mm(dy, a, true, true)];
+    return [sumTo(g, da, g.type(a).shape), sumTo(g as GraphBuilder, db, g.type(b).shape)];
+  },
+});
