@@ -1,0 +1,37 @@
+/**
+ * The `lapidary` command line. The only module that wires the front end, passes and backends together.
+ * Each command lives in src/cli/commands/<name>.ts and exports `register(program)`.
+ */
+import { Command, CommanderError } from 'commander';
+import { UserError } from './errors';
+import { commands } from './commands';
+
+export function buildProgram(): Command {
+  const program = new Command('lapidary')
+    .description('A declarative model compiler: model files → typed graph IR → passes → CPU (tfjs) and TPU (StableHLO/HLO) backends.')
+    .version(require('../../../package.json').version)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  for (const register of commands) register(program);
+  for (const c of program.commands) c.exitOverride();
+  return program;
+}
+
+/** Runs the CLI; resolves to the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // commander already printed the message (or help/version, which exit 0)
+      return e.exitCode;
+    }
+    if (e instanceof UserError) {
+      process.stderr.write(e.formatted ?? `lapidary: error: ${e.message}\n`);
+      return e.exitCode;
+    }
+    throw e;
+  }
+}
