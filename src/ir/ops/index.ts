@@ -37,3 +37,6 @@ import './slice';
 import './concat';
 import './gather';
 import './segment_sum';
+import './take_along_axis';
+import './scatter_add';
+import './log_softmax';
