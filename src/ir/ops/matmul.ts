@@ -39,6 +39,12 @@ export const matmul = defineOp({
       const bb = tf.broadcastTo(b, [...a.shape.slice(0, -2), ...b.shape]) as Tensor;
       return tf.matMul(a as never, bb as never, ta, tb);
     }
+    if (a.rank > 2 && b.rank > 2) {
+      // tfjs broadcasts batch dims correctly only when they differ in the leading dim: broadcast explicitly.
+      const batch = node.type.shape.slice(0, -2).map((_, i) => Math.max(a.shape[a.rank - 3 - i] ?? 1, b.shape[b.rank - 3 - i] ?? 1)).reverse();
+      const full = (x: Tensor) => (x.shape.slice(0, -2).join() === batch.join() ? x : tf.broadcastTo(x, [...batch, ...x.shape.slice(-2)]));
+      return tf.matMul(full(a) as never, full(b) as never, ta, tb);
+    }
     return tf.matMul(a as never, b as never, ta, tb);
   },
   xla: (bld, [a, b], node, out) => {
