@@ -1,0 +1,141 @@
+/**
+ * The front end: model files → IR graphs.
+ *
+ *   compileModel(source, file, { variant, config, dims }) → { graph?, diagnostics }
+ *
+ * The prelude (grammar/prelude.model) is loaded before every model file; the model's blocks may shadow
+ * prelude blocks. User errors never throw: they come back as diagnostics (see diagnostics.ts).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import type { Graph } from '../src/ir/types';
+import type { Program } from './ast';
+import { Diagnostic, DiagnosticBag, SourceText, formatDiagnostic, formatDiagnostics } from './diagnostics';
+import { CompileOptions, Elaborator } from './elaborate';
+import { parse } from './parser';
+
+export type { CompileOptions } from './elaborate';
+export type { Diagnostic, DiagnosticCode, DiagnosticNote, Severity } from './diagnostics';
+export { formatDiagnostic, formatDiagnostics } from './diagnostics';
+export { parse } from './parser';
+export { PRIMS } from './primitives';
+
+export const PRELUDE_FILE = 'prelude.model';
+
+export interface CompileResult {
+  /** Present when there were no errors. */
+  readonly graph?: Graph;
+  /** Errors (and warnings), sorted by file position. */
+  readonly diagnostics: Diagnostic[];
+}
+
+let preludeText: string | undefined;
+/** The prelude's source: next to this module (ts-jest), in grammar/ above dist/ (compiled), or under the working directory (bundled). */
+export function preludeSource(): string {
+  if (preludeText !== undefined) return preludeText;
+  const candidates = [
+    path.join(__dirname, PRELUDE_FILE),
+    path.join(__dirname, '..', '..', 'grammar', PRELUDE_FILE),
+    path.join(process.cwd(), 'grammar', PRELUDE_FILE),
+  ];
+  for (const c of candidates) {
+    if (fs.existsSync(c)) return (preludeText = fs.readFileSync(c, 'utf8'));
+  }
+  throw new Error(`the prelude is missing (looked in ${candidates.join(', ')})`);
+}
+
+interface Parsed {
+  readonly program: Program;
+  readonly src: SourceText;
+  readonly diagnostics: readonly Diagnostic[];
+  readonly hadErrors: boolean;
+}
+
+let preludeParsed: Parsed | undefined;
+function prelude(): Parsed {
+  if (preludeParsed) return preludeParsed;
+  const text = preludeSource();
+  const src = new SourceText(PRELUDE_FILE, text);
+  const bag = new DiagnosticBag(new Map([[PRELUDE_FILE, src]]));
+  const r = parse(text, PRELUDE_FILE, bag, src);
+  return (preludeParsed = { program: r.program, src, diagnostics: bag.list, hadErrors: r.hadErrors });
+}
+
+function sortDiagnostics(ds: Diagnostic[]): Diagnostic[] {
+  return ds
+    .map((d, i) => ({ d, i }))
+    .sort((a, b) => (a.d.file === b.d.file ? a.d.line - b.d.line || a.d.col - b.d.col || a.i - b.i : a.i - b.i))
+    .map((x) => x.d);
+}
+
+function setup(source: string, file: string): { bag: DiagnosticBag; el?: Elaborator } {
+  const pre = prelude();
+  const userFile = file === PRELUDE_FILE ? `./${file}` : file;
+  const src = new SourceText(userFile, source);
+  const bag = new DiagnosticBag(
+    new Map([
+      [PRELUDE_FILE, pre.src],
+      [userFile, src],
+    ]),
+  );
+  for (const d of pre.diagnostics) bag.list.push(d);
+  const r = parse(source, userFile, bag, src);
+  if (r.hadErrors || pre.hadErrors) return { bag };
+  const el = new Elaborator(bag, userFile, PRELUDE_FILE);
+  el.collect(pre.program);
+  el.collect(r.program);
+  el.check();
+  return { bag, el };
+}
+
+/** Compile a model file into an IR graph. Never throws for errors in the model file. */
+export function compileModel(source: string, file: string, opts: CompileOptions = {}): CompileResult {
+  let bag: DiagnosticBag | undefined;
+  try {
+    const s = setup(source, file);
+    bag = s.bag;
+    if (!s.el) return { diagnostics: sortDiagnostics(bag.list) };
+    const okH = s.el.evalHparams(opts);
+    const okD = s.el.bindDims(opts);
+    const graph = okH && okD && bag.errorCount === 0 ? s.el.build(opts) : undefined;
+    const diagnostics = sortDiagnostics(bag.list);
+    return graph && !diagnostics.some((d) => d.severity === 'error') ? { graph, diagnostics } : { diagnostics };
+  } catch (e) {
+    // A bug in the compiler: report it as a diagnostic rather than crash the caller.
+    const ds = bag ? bag.list : [];
+    const msg = e instanceof Error ? e.message : String(e);
+    const src = new SourceText(file, source);
+    ds.push({ severity: 'error', code: 'internal', message: `internal compiler error: ${msg}`, ...src.locate(src.span(0, 1)), notes: [] });
+    return { diagnostics: sortDiagnostics(ds) };
+  }
+}
+
+/** Compile a model file from disk. */
+export function compileFile(file: string, opts: CompileOptions = {}): CompileResult {
+  return compileModel(fs.readFileSync(file, 'utf8'), file, opts);
+}
+
+export interface ModelInfo {
+  readonly name?: string;
+  readonly variants: string[];
+  /** Hyperparameter names in definition order. */
+  readonly hparams: string[];
+  readonly dims: string[];
+  /** Blocks the model file itself defines (not the prelude's). */
+  readonly blocks: string[];
+  readonly diagnostics: Diagnostic[];
+}
+
+/** What a model file declares, without elaborating it (for --help texts and tools). */
+export function modelInfo(source: string, file: string): ModelInfo {
+  const { bag, el } = setup(source, file);
+  return {
+    ...(el?.modelName !== undefined ? { name: el.modelName } : {}),
+    variants: el ? [...el.variants.keys()] : [],
+    hparams: el ? [...el.hparamDefs.keys()] : [],
+    dims: el ? [...el.dimDecls.keys()] : [],
+    blocks: el ? [...el.blocks.entries()].filter(([, b]) => b.file !== PRELUDE_FILE).map(([k]) => k) : [],
+    diagnostics: sortDiagnostics(bag.list),
+  };
+}
+
