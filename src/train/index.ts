@@ -4,3 +4,4 @@ export * from './loss';
 export * from './optimizer';
 export * from './step';
 export * from './memory';
+export * from './dims';
