@@ -20,7 +20,7 @@ import { Graph, GraphBuilder, GraphOutput, Node, NodeId, getOp, isFloat, BYTES, 
 export type RematPolicy =
   /** Keep every forward value the backward needs (fastest, most memory). */
   | 'save-all'
-  /** Keep only the inputs/outputs of labelled layers (graph taps) and everything outside them; recompute inside layers. */
+  /** Keep only the outputs of labelled layers (the outermost graph taps: each layer's input is the previous one's output) and everything outside them; recompute inside layers. */
   | 'layer-inputs'
   /** Keep only matmul outputs (and graph inputs/params); recompute every elementwise/reduction op (JAX's `dots_saveable`). */
   | 'matmul-outputs'
@@ -58,8 +58,10 @@ function savedPredicate(policy: RematPolicy, g: Graph): (n: Node) => boolean {
     case 'matmul-outputs':
       return (n) => isSourceLike(n) || n.op === 'matmul';
     case 'layer-inputs': {
-      const tapScopes = Object.keys(g.taps);
-      const tapNodes = new Set(Object.values(g.taps));
+      // Layers = outermost labelled blocks (taps not nested in another tap's scope); their outputs are saved.
+      const all = Object.keys(g.taps);
+      const tapScopes = all.filter((t) => !all.some((o) => o !== t && t.startsWith(o + '.')));
+      const tapNodes = new Set(tapScopes.map((t) => g.taps[t]));
       const inLayer = (s: string) => tapScopes.some((t) => s === t || s.startsWith(t + '.'));
       return (n) => isSourceLike(n) || tapNodes.has(n.id) || !inLayer(n.scope);
     }
