@@ -966,6 +966,8 @@ export class Elaborator {
       args.push(v);
     }
     const span = label ? label.span : c.span;
+    // Where errors inside the callee are reported when it lives in the prelude: `label: callee` or `callee`.
+    const site = label ? this.mergeSpans(label.pathSpan, c.callee.span) : c.callee.span;
     if (!('decl' in callee)) {
       const prim = callee;
       const filled = args.map((v, i) => (bound[i] ? v : (prim.params[i].default as Value)));
@@ -988,7 +990,7 @@ export class Elaborator {
       return ERR;
     }
     if (this.stack.length > LIMITS.maxCallDepth) throw new LimitExceeded(`blocks are nested more than ${LIMITS.maxCallDepth} deep`);
-    const inner: Frame = { name, file: b.file, env: new Map(), locals: b.locals, scope, callSite: span };
+    const inner: Frame = { name, file: b.file, env: new Map(), locals: b.locals, scope, callSite: site };
     this.stack.push(inner);
     try {
       b.decl.params.forEach((p, i) => {
@@ -1064,6 +1066,11 @@ export class Elaborator {
       }
     }
     this.err(code, span, message);
+  }
+
+  private mergeSpans(a: A.Span, b: A.Span): A.Span {
+    const src = this.diags.source(a.file);
+    return src && a.file === b.file ? src.span(Math.min(a.start, b.start), Math.max(a.end, b.end)) : a;
   }
 
   private userStart(): A.Span {
