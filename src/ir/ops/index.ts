@@ -40,3 +40,5 @@ import './segment_sum';
 import './take_along_axis';
 import './scatter_add';
 import './log_softmax';
+import './softcap';
+import './fused_attention';
