@@ -1,0 +1,210 @@
+/** Diagnostics: one test per error class, several errors per run, and the printed caret format. */
+import { compileModel, formatDiagnostic, formatDiagnostics } from '../../grammar';
+import { levenshtein, suggest } from '../../grammar/diagnostics';
+import { GEMMA2, errors, model } from './helpers';
+
+const only = (ds: ReturnType<typeof errors>) => {
+  expect(ds.map((d) => d.message)).toHaveLength(1);
+  return ds[0];
+};
+
+describe('format', () => {
+  test('file:line:col, the source line without its indentation, and a caret underline', () => {
+    const src = GEMMA2.replace('head_dim = 128; query_scalar', 'head_dimm = 128; query_scalar');
+    const d = only(errors(src, 'gemma2.model', { variant: '27b' }));
+    expect(formatDiagnostic(d)).toBe(
+      [
+        "gemma2.model:28:17: error: unknown hyperparameter 'head_dimm' in variant 27b (did you mean 'head_dim'?)",
+        '    head_dimm = 128; query_scalar = d_model / n_heads }',
+        '    ^~~~~~~~~',
+      ].join('\n'),
+    );
+    expect(d).toMatchObject({ code: 'unknown-hparam', line: 28, col: 17, length: 9 });
+  });
+
+  test('errors inside prelude blocks point at the call in the model file, with a note into the prelude', () => {
+    const src = GEMMA2.replace('n_heads      = 8', 'n_heads      = 7');
+    const d = only(errors(src, 'gemma2.model'));
+    expect(d.file).toBe('gemma2.model');
+    expect(d.message).toMatch(/\(in prelude block 'repeat_kv'\)$/);
+    expect(formatDiagnostic(d).split('\n').slice(1, 3)).toEqual([
+      '    h = self_attn: attention(h, positions, heads = n_heads, kv_heads = n_kv_heads, head_dim = head_dim,',
+      '        ^' + '~'.repeat('self_attn: attention'.length - 1),
+    ]);
+    expect(d.notes[0]).toMatchObject({ file: 'prelude.model', message: "in prelude block 'repeat_kv'" });
+  });
+
+  test('formatDiagnostics joins with newlines; no stack traces', () => {
+    const ds = errors(model('  return y = nope'));
+    const text = formatDiagnostics(ds);
+    expect(text.endsWith('\n')).toBe(true);
+    expect(text).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('syntax errors', () => {
+  test('several syntax errors in one run, each at its place', () => {
+    const src = `model x
+hparams { a = 1 b = }
+block f(x) {
+  y = x + * 2
+  return y
+}
+block g(x) { return x ] }
+forward(ids: i32[4]) {
+  h = f(ids @ )
+  return logits = h
+`;
+    const ds = errors(src);
+    expect(ds.every((d) => d.code === 'syntax')).toBe(true);
+    expect(ds.map((d) => [d.line, d.col])).toEqual([
+      [2, 21],
+      [4, 11],
+      [7, 23],
+      [9, 13],
+      [10, 20],
+    ]);
+    expect(ds[1].message).toBe("expected an expression but found '*'");
+    expect(ds[2].message).toBe("expected '}' but found ']'");
+    expect(ds[3].message).toBe('unexpected character "@"');
+    expect(ds[4].message).toBe("expected '}' but found the end of the file");
+  });
+
+  test('junk between declarations is skipped and parsing resumes at the next declaration', () => {
+    const ds = errors(`model x\n) ) )\nblock f( { }\nforward(x: f32[2]) { return x }`);
+    expect(ds.map((d) => d.line)).toEqual([2, 3]);
+  });
+
+  test('a label must be a scope path', () => {
+    const d = only(errors(model('  return y = f(x): rmsnorm(x, 1e-6)')));
+    expect(d.message).toMatch(/a label must be a scope path/);
+  });
+});
+
+describe('name errors with suggestions', () => {
+  test('unknown value name', () => {
+    const d = only(errors(GEMMA2.replace('rmsnorm(x, eps)\n  h = mlp', 'rmsnorm(x, epss)\n  h = mlp'), 'gemma2.model'));
+    expect(d).toMatchObject({ code: 'unknown-name', message: "unknown name 'epss' (did you mean 'eps'?)", line: 57, col: 45 });
+  });
+
+  test('unknown block or primitive (a transposition is one edit)', () => {
+    const d = only(errors(GEMMA2.replace('mlp: geglu(', 'mlp: gelgu('), 'gemma2.model'));
+    expect(d).toMatchObject({ code: 'unknown-block', message: "unknown block or primitive 'gelgu' (did you mean 'geglu'?)" });
+  });
+
+  test('unknown primitive op', () => {
+    const d = only(errors(model('  return y = softmaxx(x, axis = -1)')));
+    expect(d.message).toBe("unknown block or primitive 'softmaxx' (did you mean 'softmax'?)");
+  });
+
+  test('unknown hyperparameter in an hparam expression', () => {
+    const d = only(errors(GEMMA2.replace('query_scalar = d_model / n_heads', 'query_scalar = d_modle / n_heads'), 'gemma2.model'));
+    expect(d.message).toBe("unknown hyperparameter 'd_modle' (did you mean 'd_model'?)");
+  });
+
+  test('unknown variant lists the variants', () => {
+    const d = only(errors(GEMMA2, 'gemma2.model', { variant: '27' }));
+    expect(d).toMatchObject({ code: 'unknown-variant', message: "unknown variant '27' (did you mean '27b'?); the variants are '2b', '9b', '27b'" });
+  });
+
+  test('config mapping to an unknown hyperparameter', () => {
+    const d = only(errors(GEMMA2.replace('-> d_ff', '-> dff'), 'gemma2.model'));
+    expect(d).toMatchObject({ code: 'unknown-hparam', message: "config maps 'intermediate_size' to unknown hyperparameter 'dff' (did you mean 'd_ff'?)" });
+  });
+
+  test('unknown dim binding', () => {
+    const d = only(errors(GEMMA2, 'gemma2.model', { dims: { sequ: 3 } }));
+    expect(d.message).toBe("unknown dim 'sequ' (did you mean 'seq'?); the model declares 'batch', 'seq'");
+  });
+
+  test('a name used before it is assigned', () => {
+    const d = only(errors(model('  a = b + x\n  b = x\n  return y = a')));
+    expect(d.message).toBe("'b' is used before it is assigned");
+  });
+
+  test('suggest() prefers the closest candidate and gives up on distant names', () => {
+    expect(levenshtein('gelgu', 'geglu')).toBe(1);
+    expect(suggest('head_dimm', ['head_dim', 'n_heads'])).toBe('head_dim');
+    expect(suggest('zzz', ['head_dim', 'n_heads'])).toBeUndefined();
+  });
+});
+
+describe('call errors', () => {
+  test('too many arguments', () => {
+    const d = only(errors(model('  return y = rmsnorm(x, 1e-6, 3)')));
+    expect(d).toMatchObject({ code: 'arity', message: "block 'rmsnorm' takes 2 arguments (x, eps), got 3" });
+  });
+
+  test('unknown named argument', () => {
+    const d = only(errors(model('  return y = softmax(x, axes = -1)')));
+    expect(d).toMatchObject({ code: 'unknown-argument', message: "primitive 'softmax' has no parameter 'axes' (did you mean 'axis'?); its parameters are (x, axis)" });
+  });
+
+  test('missing and repeated arguments', () => {
+    const ds = errors(model('  a = rmsnorm(x)\n  return y = rmsnorm(x, 1e-6, x = x)'));
+    expect(ds.map((d) => d.message)).toEqual([
+      "block 'rmsnorm' is missing argument 'eps'; its parameters are (x, eps)",
+      "argument 'x' of block 'rmsnorm' is given twice",
+    ]);
+  });
+});
+
+describe('semantic errors', () => {
+  test('shape mismatch carries the location of the expression', () => {
+    const d = only(errors(model('  w = param w[3]\n  return y = x + w')));
+    expect(d).toMatchObject({ code: 'shape', line: 7, col: 14, length: 5 });
+    expect(d.message).toBe('add: shapes [batch, seq, 8] and [3] do not broadcast (dim 8 vs 3)');
+  });
+
+  test('variant setting an unknown hyperparameter', () => {
+    const d = only(errors(GEMMA2.replace('variant "9b"  { d_model = 3584', 'variant "9b"  { dmodel = 3584'), 'gemma2.model', { variant: '2b' }));
+    expect(d.message).toBe("unknown hyperparameter 'dmodel' in variant 9b (did you mean 'd_model'?)");
+  });
+
+  test('cyclic hyperparameters, in the defaults and in one variant only', () => {
+    const ds = errors(`hparams { a = b + 1; b = a * 2; c = 1; e = 2 }\nvariant "v" { c = e; e = c }\nforward(x: f32[2]) { return x }`);
+    expect(ds.map((d) => d.message)).toEqual(['cyclic hyperparameter definition: a -> b -> a', 'cyclic hyperparameter definition in variant v: c -> e -> c']);
+  });
+
+  test('recursion between blocks, direct and mutual', () => {
+    const ds = errors(model('  return y = f(x)', 'block f(v) { return g(v) }\nblock g(v) { return f(v) }\nblock h(v) { return h(v) }'));
+    expect(ds.map((d) => d.code)).toEqual(['recursion', 'recursion']);
+    expect(ds[0].message).toBe('recursion between blocks: f -> g -> f (recursion is not allowed)');
+    expect(ds[1].message).toBe("block 'h' calls itself (recursion is not allowed)");
+  });
+
+  test('a tensor condition must be a compile-time bool', () => {
+    const d = only(errors(model('  if x > 0.0 { x = x * 2.0 }\n  return y = x')));
+    expect(d.message).toMatch(/the condition must be known at compile time.*use select/);
+  });
+
+  test('config values of the wrong kind', () => {
+    const d = only(errors(GEMMA2, 'gemma2.model', { config: { hidden_size: 'big', vocab_size: [1] } }).filter((x) => /hidden_size/.test(x.message)));
+    expect(d.message).toBe("config key 'hidden_size' gives the string \"big\" for 'd_model', which is the number 2304 by default");
+  });
+
+  test('runaway loops are stopped with a diagnostic', () => {
+    const d = only(errors(GEMMA2.replace('n_layers     = 26', 'n_layers     = 26000000'), 'gemma2.model'));
+    expect(d.code).toBe('limit');
+  });
+
+  test('a model without forward', () => {
+    expect(only(errors('hparams { a = 1 }')).message).toMatch(/no forward/);
+  });
+
+  test('many independent errors are all reported in one run', () => {
+    const src = GEMMA2.replace('head_dim = 128;', 'head_dimm = 128;')
+      .replace('-> d_ff', '-> dff')
+      .replace('rmsnorm(x, eps)\n  h = mlp', 'rmsnorm(x, epss)\n  h = mlp')
+      .replace('mlp: geglu(', 'mlp: gelgu(')
+      .replace('x = model.norm: rmsnorm(x, eps)', 'x = model.norm: rmsnorm(x, eps, 3)');
+    const ds = errors(src, 'gemma2.model');
+    expect(ds.map((d) => d.code)).toEqual(['unknown-hparam', 'unknown-hparam', 'unknown-name', 'unknown-block', 'arity']);
+    expect(ds.map((d) => d.line)).toEqual([...ds.map((d) => d.line)].sort((a, b) => a - b));
+  });
+
+  test('compileModel never throws on odd input', () => {
+    for (const s of ['', '}', 'forward(', 'block', '"unterminated', 'forward(x: f32[2]) { return x[0] }', 'hparams { a = 1 / 0 }\nforward(x: f32[a]) { return x }'])
+      expect(() => compileModel(s, 'odd.model')).not.toThrow();
+  });
+});
