@@ -1,6 +1,9 @@
 /** Every CLI command, in the order `--help` lists them. Add a command: one file here and one line below. */
 import type { Command } from 'commander';
+import * as check from './check';
+import * as stats from './stats';
+import * as ir from './ir';
 
 export type Register = (program: Command) => void;
 
-export const commands: Register[] = [];
+export const commands: Register[] = [check.register, stats.register, ir.register];

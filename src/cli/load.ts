@@ -1,0 +1,74 @@
+/** Shared CLI plumbing: read a model file (and an optional HF config.json), compile it, turn diagnostics into UserErrors. */
+import * as fs from 'fs';
+import { Command, Option } from 'commander';
+import { compileModel } from '../../grammar';
+import { formatDiagnostics } from '../../grammar/diagnostics';
+import { Graph } from '../ir';
+import { UserError } from './errors';
+
+export interface ModelOptions {
+  variant?: string;
+  config?: string;
+  batch?: number;
+  seq?: number;
+}
+
+/** --variant, --config, --batch, --seq: the options every command that builds a graph takes. */
+export function addModelOptions(cmd: Command, { dims = true } = {}): Command {
+  cmd
+    .option('--variant <name>', 'model variant (e.g. 2b, 9b, 27b)')
+    .option('--config <config.json>', 'Hugging Face config.json whose values override the variant through the model file\'s `config` mapping');
+  if (dims) {
+    cmd.addOption(new Option('--batch <n>', 'bind the symbolic dim `batch`').argParser(positiveInt('--batch')));
+    cmd.addOption(new Option('--seq <n>', 'bind the symbolic dim `seq`').argParser(positiveInt('--seq')));
+  }
+  return cmd;
+}
+
+export function positiveInt(option: string): (v: string) => number {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) throw new UserError(`option ${option} takes a positive integer, got '${v}'`);
+    return n;
+  };
+}
+
+export function readTextFile(path: string, what: string): string {
+  try {
+    return fs.readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(`cannot read ${what} '${path}': ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (e as Error).message}`);
+  }
+}
+
+export function readJsonFile(path: string, what: string): unknown {
+  const text = readTextFile(path, what);
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`${what} '${path}' is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** Compile a model file with the command's options; diagnostics become a UserError (exit 1). */
+export function loadModel(file: string, opts: ModelOptions, extraDims: Record<string, number> = {}): Graph {
+  const source = readTextFile(file, 'model file');
+  const config = opts.config ? (readJsonFile(opts.config, 'config') as object) : undefined;
+  if (config !== undefined && (typeof config !== 'object' || config === null || Array.isArray(config))) {
+    throw new UserError(`config '${opts.config}' must be a JSON object`);
+  }
+  const dims: Record<string, number> = { ...extraDims };
+  if (opts.batch !== undefined) dims.batch = opts.batch;
+  if (opts.seq !== undefined) dims.seq = opts.seq;
+  const r = compileModel(source, file, { variant: opts.variant, config, dims });
+  const errors = r.diagnostics.filter((d) => d.severity === 'error');
+  if (!r.graph || errors.length) {
+    const n = Math.max(errors.length, 1);
+    const text = formatDiagnostics(r.diagnostics);
+    throw new UserError(`${n} error(s) in ${file}`, `${text}${text.endsWith('\n') ? '' : '\n'}${n} error${n === 1 ? '' : 's'}\n`);
+  }
+  const warnings = formatDiagnostics(r.diagnostics.filter((d) => d.severity === 'warning'));
+  if (warnings) process.stderr.write(warnings.endsWith('\n') ? warnings : warnings + '\n');
+  return r.graph;
+}
