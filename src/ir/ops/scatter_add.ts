@@ -26,8 +26,9 @@ export const scatter_add = defineOp({
     const k = idx.shape[idx.rank - 1];
     const rows = idx.size / k;
     const base = tf.mul(tf.reshape(tf.range(0, rows, 1, 'int32'), [rows, 1]), tf.scalar(v, 'int32'));
-    const flat = tf.reshape(tf.add(tf.reshape(idx, [rows, k]), base), [rows * k]) as never;
-    const s = tf.unsortedSegmentSum(tf.reshape(u, [rows * k]), flat, rows * v);
+    const flat = tf.reshape(tf.add(tf.reshape(idx, [rows, k]), base), [rows * k, 1]);
+    // scatterND sums duplicate indices and has a kernel on both tfjs backends (unsortedSegmentSum lacks wasm).
+    const s = tf.scatterND(flat, tf.reshape(u, [rows * k]), [rows * v]);
     return tf.reshape(s, [...u.shape.slice(0, -1), v]);
   },
   xla: (b, [u, idx], _n, out) => {

@@ -23,7 +23,8 @@ export const segment_sum = defineOp({
     const k = ids.rank;
     const rows = ids.size;
     const flat = tf.reshape(data, [rows, ...data.shape.slice(k)]);
-    return tf.unsortedSegmentSum(flat, tf.reshape(ids, [rows]), concreteDim(n.attrs.num as Dim, env));
+    // scatterND sums duplicate ids and, unlike unsortedSegmentSum, has a kernel on the wasm backend too.
+    return tf.scatterND(tf.reshape(ids, [rows, 1]), flat, [concreteDim(n.attrs.num as Dim, env), ...data.shape.slice(k)]);
   },
   xla: (b, [data, ids], _n, out) => {
     const k = ids.type.shape.length;

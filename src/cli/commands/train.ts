@@ -1,0 +1,192 @@
+/**
+ * `lapidary train`: train a model file on CPU (tfjs) — label cross-entropy and/or distillation from teacher
+ * targets, AdamW — and write a Hugging Face-layout checkpoint that `lapidary run` loads; resumes from it.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Command, Option } from 'commander';
+import { SingleBar, Presets } from 'cli-progress';
+import { loadModel, addModelOptions, ModelOptions, readJsonFile } from '../load';
+import { UserError } from '../errors';
+import { initCpuBackend, BackendKind, ParamStore } from '../../backends/cpu';
+import { vocabSize } from '../../backends/cpu/session';
+import { loadParams } from '../../checkpoint/load';
+import { openCheckpoint } from '../../checkpoint';
+import { asUserErrors, tfjsBackendOption } from './run';
+import { ShapeError } from '../../ir';
+import { REMAT_POLICIES, RematPolicy } from '../../train/autodiff';
+import { readTokens, readTargetsMeta, TargetsReader, windowCount } from '../../train/data';
+import { Trainer, zeroState, OptimizerState, StepLog } from '../../train/trainer';
+import { initParams, saveCheckpoint, readTrainerState, loadOptimizerState, TrainerState } from '../../train/ckpt';
+
+interface TrainOptions extends ModelOptions {
+  data: string;
+  steps: number;
+  lr: number;
+  batch: number;
+  seq: number;
+  out: string;
+  checkpoint?: string;
+  targets?: string;
+  distillWeight?: number;
+  temperature: number;
+  renormalize: boolean;
+  warmup: number;
+  schedule: 'constant' | 'cosine';
+  weightDecay: number;
+  clip?: number;
+  beta1: number;
+  beta2: number;
+  remat: RematPolicy;
+  seed: number;
+  saveEvery?: number;
+  log?: string;
+  resume: boolean;
+  tfjsBackend: BackendKind;
+}
+
+export const num = (opt: string, check: (n: number) => boolean, want: string) => (v: string) => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || !check(n)) throw new UserError(`option ${opt} takes ${want}, got '${v}'`);
+  return n;
+};
+const posInt = (opt: string) => num(opt, (n) => Number.isInteger(n) && n > 0, 'a positive integer');
+
+export function register(program: Command): void {
+  addModelOptions(
+    program
+      .command('train')
+      .description('train on CPU (tfjs): next-token cross-entropy and/or distillation from teacher targets, AdamW; writes a Hugging Face checkpoint')
+      .argument('<file>', 'model file')
+      .requiredOption('--data <tokens>', 'token file: .json (array of ids, or array of arrays), .bin/.u32 (uint32 LE), .u16 (uint16 LE)')
+      .addOption(new Option('--steps <n>', 'train until this many optimizer steps in total (a resumed run continues to n)').argParser(posInt('--steps')).makeOptionMandatory())
+      .addOption(new Option('--lr <x>', 'peak learning rate').argParser(num('--lr', (n) => n > 0, 'a number > 0')).default(1e-3))
+      .addOption(new Option('--batch <n>', 'sequences per step').argParser(posInt('--batch')).makeOptionMandatory())
+      .addOption(new Option('--seq <n>', 'tokens per sequence').argParser(posInt('--seq')).makeOptionMandatory())
+      .requiredOption('--out <dir>', 'checkpoint folder to write (and to resume from when it holds trainer_state.json)')
+      .option('--checkpoint <dir>', 'initial weights (a Hugging Face checkpoint folder); default: random init (needs --config)')
+      .option('--targets <dir>', 'teacher targets from `lapidary distill-targets` (same --data and --seq)')
+      .addOption(new Option('--distill-weight <a>', 'α: loss = (1-α)·CE(labels) + α·τ²·distill (default 1 with --targets)').argParser(num('--distill-weight', (n) => n >= 0 && n <= 1, 'a number in [0, 1]')))
+      .addOption(new Option('--temperature <t>', 'distillation temperature τ (student logits / τ; teacher targets as stored)').argParser(num('--temperature', (n) => n > 0, 'a number > 0')).default(1))
+      .option('--no-renormalize', 'use the stored teacher probabilities as they are (default: renormalise the K entries to sum to 1)')
+      .addOption(new Option('--warmup <n>', 'linear learning-rate warm-up steps').argParser(num('--warmup', (n) => Number.isInteger(n) && n >= 0, 'an integer >= 0')).default(0))
+      .addOption(new Option('--schedule <s>', 'learning rate after warm-up').choices(['constant', 'cosine']).default('constant'))
+      .addOption(new Option('--weight-decay <w>', 'AdamW decoupled weight decay (matrices only)').argParser(num('--weight-decay', (n) => n >= 0, 'a number >= 0')).default(0))
+      .addOption(new Option('--clip <c>', 'clip the global gradient norm to c').argParser(num('--clip', (n) => n > 0, 'a number > 0')))
+      .addOption(new Option('--beta1 <b>', 'AdamW β1').argParser(num('--beta1', (n) => n >= 0 && n < 1, 'a number in [0, 1)')).default(0.9))
+      .addOption(new Option('--beta2 <b>', 'AdamW β2').argParser(num('--beta2', (n) => n >= 0 && n < 1, 'a number in [0, 1)')).default(0.999))
+      .addOption(new Option('--remat <policy>', 'what the backward keeps from the forward').choices([...REMAT_POLICIES]).default('save-all'))
+      .addOption(new Option('--seed <s>', 'seed of the random init').argParser(num('--seed', (n) => Number.isInteger(n), 'an integer')).default(0))
+      .addOption(new Option('--save-every <n>', 'also write the checkpoint every n steps').argParser(posInt('--save-every')))
+      .option('--log <file>', 'append one JSON line per step (default: <out>/train_log.jsonl)')
+      .option('--no-resume', 'start over even if --out holds a training state')
+      .addOption(tfjsBackendOption()),
+    { dims: false },
+  ).action((file: string, opts: TrainOptions) => asUserErrors(() => train(file, opts)));
+}
+
+async function train(file: string, opts: TrainOptions): Promise<void> {
+  await initCpuBackend(opts.tfjsBackend);
+  const prev = opts.resume ? readTrainerState(opts.out) : undefined;
+  const configPath = opts.config ?? (prev ? path.join(opts.out, 'config.json') : opts.checkpoint ? path.join(opts.checkpoint, 'config.json') : undefined);
+  if (!configPath && !opts.variant) throw new UserError('train needs the model sizes: give --config <config.json> (Hugging Face keys) or --checkpoint <dir> with a config.json');
+  const config = configPath ? (readJsonFile(configPath, 'config') as Record<string, unknown>) : {};
+  if (prev && (prev.batch !== opts.batch || prev.seq !== opts.seq)) {
+    throw new UserError(`${opts.out} holds a run with --batch ${prev.batch} --seq ${prev.seq}; resume with the same values, or pass --no-resume to start over`);
+  }
+  const graph = (() => {
+    try {
+      return loadModel(file, { variant: opts.variant, config: configPath }, { batch: opts.batch, seq: opts.seq });
+    } catch (e) {
+      if (e instanceof ShapeError) throw new UserError(e.message);
+      throw e;
+    }
+  })();
+  const data = readTokens(opts.data, vocabSize(graph));
+  const nw = windowCount(data, opts.seq);
+  if (nw < 1) throw new UserError(`--data '${opts.data}' has ${data.ids.length} tokens: fewer than one sequence of --seq ${opts.seq}`);
+  if (prev && prev.data.hash !== data.hash) throw new UserError(`${opts.out} was trained on another token file (hash ${prev.data.hash}, --data has ${data.hash}); pass --no-resume to start over`);
+
+  let targets: TargetsReader | undefined;
+  if (opts.targets) {
+    const meta = readTargetsMeta(opts.targets);
+    if (meta.seq !== opts.seq) throw new UserError(`--targets '${opts.targets}' were made with --seq ${meta.seq}, training uses --seq ${opts.seq}`);
+    if (meta.tokens.hash !== data.hash) throw new UserError(`--targets '${opts.targets}' belong to another token file (${meta.tokens.file}, hash ${meta.tokens.hash}) than --data '${opts.data}' (hash ${data.hash})`);
+    const V = vocabSize(graph);
+    if (V !== undefined && meta.vocab !== V) throw new UserError(`--targets '${opts.targets}' have a vocabulary of ${meta.vocab}, the student has ${V}`);
+    if (opts.batch * opts.steps > meta.windows && meta.windows < nw) {
+      process.stderr.write(`lapidary: note: targets cover ${meta.windows} of ${nw} sequences; training wraps around within those\n`);
+    }
+    targets = new TargetsReader(opts.targets, meta);
+  } else if (opts.distillWeight !== undefined && opts.distillWeight > 0) {
+    throw new UserError('--distill-weight needs --targets <dir> (teacher targets from `lapidary distill-targets`)');
+  }
+  const alpha = targets ? (opts.distillWeight ?? 1) : 0;
+  // Targets only cover their windows: keep the data stream to those.
+  const stream = targets && targets.meta.windows < nw ? { ...data, ids: data.ids.subarray(0, targets.meta.windows * opts.seq) } : data;
+
+  let params: ParamStore;
+  let state: OptimizerState;
+  let start = 0;
+  if (prev) {
+    params = loadParams(graph, openCheckpoint(opts.out));
+    state = loadOptimizerState(opts.out, params);
+    start = prev.step;
+    process.stderr.write(`resuming from ${opts.out} at step ${start}\n`);
+  } else {
+    params = opts.checkpoint ? loadParams(graph, openCheckpoint(opts.checkpoint)) : initParams(graph, opts.seed, typeof config.initializer_range === 'number' ? config.initializer_range : 0.02);
+    state = zeroState(params);
+  }
+  if (start >= opts.steps) {
+    process.stderr.write(`${opts.out} is already at step ${start} (>= --steps ${opts.steps}); nothing to do\n`);
+    return;
+  }
+
+  const trainer = new Trainer(graph, {
+    batch: opts.batch,
+    seq: opts.seq,
+    targets: alpha > 0 ? targets : undefined,
+    distill: alpha > 0 ? { weight: alpha, temperature: opts.temperature, renormalize: opts.renormalize } : undefined,
+    optimizer: { beta1: opts.beta1, beta2: opts.beta2, weightDecay: opts.weightDecay, clipNorm: opts.clip },
+    remat: opts.remat,
+    schedule: { lr: opts.lr, warmup: opts.warmup, schedule: opts.schedule },
+  });
+
+  fs.mkdirSync(opts.out, { recursive: true });
+  const logFile = opts.log ?? path.join(opts.out, 'train_log.jsonl');
+  const tty = !!process.stderr.isTTY;
+  const bar = tty ? new SingleBar({ format: 'train {bar} {value}/{total} | loss {loss} | {tps} tok/s | eta {eta_formatted}', stream: process.stderr, hideCursor: true }, Presets.shades_classic) : undefined;
+  bar?.start(opts.steps, start, { loss: '-', tps: '-' });
+  const every = Math.max(1, Math.floor((opts.steps - start) / 10));
+  const trainerState = (step: number, last?: StepLog): TrainerState => ({
+    step,
+    batch: opts.batch,
+    seq: opts.seq,
+    data: { file: path.basename(opts.data), hash: data.hash },
+    ...(opts.targets ? { targets: path.resolve(opts.targets), distill_weight: alpha, temperature: opts.temperature } : {}),
+    lr: opts.lr,
+    ...(last ? { loss: last.loss } : {}),
+  });
+  let last: StepLog | undefined;
+  try {
+    for (let s = start + 1; s <= opts.steps; s++) {
+      last = trainer.run(stream, s, opts.steps, params, state);
+      if (!Number.isFinite(last.loss)) throw new UserError(`the loss is ${last.loss} at step ${s} (lr ${last.lr}): training diverged; try a smaller --lr or --clip`);
+      fs.appendFileSync(logFile, JSON.stringify(roundLog(last)) + '\n');
+      bar?.update(s, { loss: last.loss.toFixed(4), tps: Math.round(last.tokens_per_s) });
+      if (!tty && ((s - start) % every === 0 || s === opts.steps)) process.stderr.write(`step ${s}/${opts.steps} loss ${last.loss.toFixed(4)} ${Math.round(last.tokens_per_s)} tok/s\n`);
+      if (opts.saveEvery && s % opts.saveEvery === 0 && s < opts.steps) saveCheckpoint(opts.out, params, config, state, trainerState(s, last));
+    }
+  } finally {
+    bar?.stop();
+  }
+  saveCheckpoint(opts.out, params, config, state, trainerState(opts.steps, last));
+  process.stderr.write(`wrote ${opts.out} (step ${opts.steps}, loss ${last!.loss.toFixed(4)})\n`);
+  params.forEach((t) => t.dispose());
+  state.m.forEach((t) => t.dispose());
+  state.v.forEach((t) => t.dispose());
+}
+
+function roundLog(l: StepLog): Record<string, number> {
+  return Object.fromEntries(Object.entries(l).map(([k, v]) => [k, k === 'step' ? v : Number(v.toPrecision(7))]));
+}

@@ -1,0 +1,138 @@
+/**
+ * Teacher targets for distillation: run the teacher on CPU over the token windows and store, per token, K
+ * vocabulary ids with their probabilities (at temperature τ):
+ *   - `topk`: the K most likely ids and their probabilities (the loss renormalises the subset by default);
+ *   - `sample`: K draws with replacement from the teacher's distribution; each distinct id is stored once with
+ *     its empirical frequency (count / K), unused slots get probability 0. This makes the stored subset an
+ *     unbiased estimate of the full distribution (E[count/K] = p), unlike top-k, which is biased to the head.
+ * Output is sharded and resumable: complete shards are kept, missing or partial ones are (re)computed.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { execute, tf, ParamStore } from '../backends/cpu';
+import { Graph } from '../ir';
+import { UserError } from '../cli/errors';
+import { TokenStream, TargetsMeta, TARGETS_META, windowCount, windowIds, shardComplete, writeShard } from './data';
+
+export interface TargetsOptions {
+  readonly out: string;
+  readonly k: number;
+  readonly strategy: 'topk' | 'sample';
+  readonly temperature?: number;
+  readonly seq: number;
+  readonly batch: number;
+  readonly windowsPerShard?: number;
+  /** Only the first `maxWindows` windows (default all). */
+  readonly maxWindows?: number;
+  readonly seed?: number;
+  readonly teacher: string;
+  readonly onProgress?: (done: number, total: number, skipped: number) => void;
+}
+
+function mulberry(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function makeTargets(graph: Graph, params: ParamStore, data: TokenStream, o: TargetsOptions): TargetsMeta {
+  const logitsOut = graph.outputs.find((x) => x.name === 'logits') ?? graph.outputs[0];
+  const lt = graph.nodes.find((n) => n.id === logitsOut.node)!.type;
+  const V = lt.shape[lt.shape.length - 1] as number;
+  const tau = o.temperature ?? 1;
+  if (!Number.isInteger(o.k) || o.k < 1 || o.k > V) throw new UserError(`--k must be an integer in [1, ${V}] (the teacher's vocabulary), got ${o.k}`);
+  if (!(tau > 0)) throw new UserError(`--temperature must be > 0, got ${tau}`);
+  const all = windowCount(data, o.seq);
+  if (all === 0) throw new UserError(`token file '${data.file}' has ${data.ids.length} tokens: fewer than one window of --seq ${o.seq}`);
+  const windows = Math.min(all, o.maxWindows ?? all);
+  const per = o.windowsPerShard ?? 256;
+  const meta: TargetsMeta = {
+    format: 'lapidary-distill-targets/1',
+    k: o.k,
+    seq: o.seq,
+    strategy: o.strategy,
+    temperature: tau,
+    vocab: V,
+    tokens: { file: path.basename(data.file), count: data.ids.length, hash: data.hash },
+    windows,
+    windowsPerShard: per,
+    teacher: o.teacher,
+  };
+  fs.mkdirSync(o.out, { recursive: true });
+  const metaFile = path.join(o.out, TARGETS_META);
+  if (fs.existsSync(metaFile)) {
+    const prev = JSON.parse(fs.readFileSync(metaFile, 'utf8'));
+    for (const key of ['k', 'seq', 'strategy', 'temperature', 'vocab', 'windowsPerShard'] as const) {
+      if (prev[key] !== meta[key]) throw new UserError(`${metaFile}: these targets were made with ${key} = ${JSON.stringify(prev[key])}, now ${JSON.stringify(meta[key])}; use another --out folder (or delete it) to start over`);
+    }
+    if (prev.tokens?.hash !== meta.tokens.hash) throw new UserError(`${metaFile}: these targets belong to another token file (hash ${prev.tokens?.hash}, now ${meta.tokens.hash}); use another --out folder`);
+  }
+  fs.writeFileSync(metaFile, JSON.stringify(meta, null, 2) + '\n');
+
+  const shards = Math.ceil(windows / per);
+  let done = 0;
+  let skipped = 0;
+  for (let i = 0; i < shards; i++) {
+    const first = i * per;
+    const n = Math.min(per, windows - first);
+    if (shardComplete(o.out, i, n, o.seq, o.k)) {
+      done += n;
+      skipped += n;
+      o.onProgress?.(done, windows, skipped);
+      continue;
+    }
+    const rnd = mulberry((o.seed ?? 0) * 1000003 + i);
+    const ids = new Int32Array(n * o.seq * o.k);
+    const probs = new Float32Array(n * o.seq * o.k);
+    for (let w = 0; w < n; w += o.batch) {
+      const nb = Math.min(o.batch, n - w);
+      // The graph has a fixed batch: a short last batch is padded with (wrapped-around) windows, then dropped.
+      const { ids: tok } = windowIds(data, o.seq, first + w, o.batch);
+      const x = tf.tensor(tok, [o.batch, o.seq], 'int32');
+      const r = execute(graph, { input_ids: x }, params);
+      x.dispose();
+      const logits = r.outputs[logitsOut.name];
+      for (const [name, t] of Object.entries(r.outputs)) if (name !== logitsOut.name) t.dispose();
+      const p = tf.tidy(() => tf.softmax(tf.slice(tf.reshape(tau === 1 ? logits : tf.div(logits, tau), [o.batch * o.seq, V]), [0, 0], [nb * o.seq, V])));
+      logits.dispose();
+      const base = w * o.seq * o.k;
+      if (o.strategy === 'topk') {
+        const { values, indices } = tf.topk(p, o.k);
+        ids.set(indices.dataSync() as Int32Array, base);
+        probs.set(values.dataSync() as Float32Array, base);
+        values.dispose();
+        indices.dispose();
+      } else {
+        const pd = p.dataSync() as Float32Array;
+        for (let row = 0; row < nb * o.seq; row++) {
+          const counts = new Map<number, number>();
+          for (let d = 0; d < o.k; d++) {
+            let u = rnd();
+            let v = 0;
+            for (; v < V - 1; v++) {
+              u -= pd[row * V + v];
+              if (u < 0) break;
+            }
+            counts.set(v, (counts.get(v) ?? 0) + 1);
+          }
+          let j = 0;
+          for (const [v, c] of [...counts].sort((a, b) => b[1] - a[1] || a[0] - b[0])) {
+            ids[base + row * o.k + j] = v;
+            probs[base + row * o.k + j] = c / o.k;
+            j++;
+          }
+        }
+      }
+      p.dispose();
+      done += nb;
+      o.onProgress?.(done, windows, skipped);
+    }
+    writeShard(o.out, i, ids, probs, n, o.seq, o.k);
+  }
+  return meta;
+}
