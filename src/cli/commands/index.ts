@@ -1,5 +1,7 @@
 /** Every CLI command, in the order `--help` lists them. Add a command: one file here and one line below. */
 import type { Command } from 'commander';
+import * as train from './train';
+import * as distillTargets from './distill-targets';
 import * as check from './check';
 import * as stats from './stats';
 import * as ir from './ir';
