@@ -8,4 +8,4 @@ import * as ir from './ir';
 
 export type Register = (program: Command) => void;
 
-export const commands: Register[] = [check.register, stats.register, ir.register];
+export const commands: Register[] = [check.register, stats.register, ir.register, distillTargets.register, train.register];
