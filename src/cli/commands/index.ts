@@ -5,7 +5,8 @@ import * as distillTargets from './distill-targets';
 import * as check from './check';
 import * as stats from './stats';
 import * as ir from './ir';
+import * as compile from './compile';
 
 export type Register = (program: Command) => void;
 
-export const commands: Register[] = [check.register, stats.register, ir.register, distillTargets.register, train.register];
+export const commands: Register[] = [check.register, stats.register, ir.register, compile.register, distillTargets.register, train.register];

@@ -1,0 +1,198 @@
+/**
+ * `lapidary compile FILE`: build the graph, run the pass pipeline, print per-pass statistics.
+ * The pipeline is target-independent; what a target adds (emitting code) is one entry in TARGETS.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Command, Option } from 'commander';
+import { Graph, countOps, printGraph, graphToJSONText } from '../../ir';
+import { Pass, PassError, PassStat, PipelineError, PluginError, TraceEntry, loadPlugin, resolvePipeline, runPipeline, BUILTIN_PASSES } from '../../passes';
+import { loadModel, addModelOptions, ModelOptions } from '../load';
+import { UserError } from '../errors';
+
+export interface CompileOptions extends ModelOptions {
+  target: string;
+  passes?: string;
+  pass?: string[] | boolean;
+  plugin?: string[];
+  passAfter?: string;
+  printAfter?: string[];
+  dumpDir?: string;
+  timings?: boolean;
+  json?: boolean;
+  trace?: string;
+  output?: string;
+  listPasses?: boolean;
+}
+
+export interface CompileResultInfo {
+  graph: Graph;
+  stats: readonly PassStat[];
+  trace: readonly TraceEntry[];
+  /** What the target adds to the --json output. */
+  target?: Record<string, unknown>;
+}
+
+/** A compilation target: what it does with the optimised graph. Add one by adding an entry. */
+export interface Target {
+  readonly description: string;
+  /** Emit / report for the optimised graph; returns extra fields for --json and lines for the text output. */
+  emit?(graph: Graph, opts: CompileOptions): { json?: Record<string, unknown>; lines?: string[] } | void;
+}
+
+export const TARGETS: Record<string, Target> = {
+  cpu: { description: 'the tfjs CPU backend (run it with `lapidary run`): the optimised graph is the program' },
+};
+
+const collect = (v: string, prev: unknown) => [...(Array.isArray(prev) ? prev : []), v];
+
+function writeFileAtomic(file: string, text: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
+}
+
+function ensureDir(dir: string): void {
+  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new UserError(`--dump-dir '${dir}' exists and is not a directory`);
+  fs.mkdirSync(dir, { recursive: true });
+}
+
+function refuseOverwrite(out: string, inputs: string[], option: string): void {
+  const o = path.resolve(out);
+  for (const i of inputs) if (path.resolve(i) === o) throw new UserError(`${option} '${out}' is an input file; refusing to overwrite it`);
+}
+
+const pad = (s: string, n: number) => s + ' '.repeat(Math.max(0, n - s.length));
+const lpad = (s: string, n: number) => ' '.repeat(Math.max(0, n - s.length)) + s;
+
+export function statsTable(stats: readonly PassStat[], timings: boolean): string[] {
+  const w = Math.max(4, ...stats.map((s) => s.name.length));
+  const head = `${pad('pass', w)}  ${lpad('nodes', 13)}  ${lpad('rewrites', 8)}${timings ? `  ${lpad('ms', 8)}  ${lpad('verify ms', 9)}` : ''}`;
+  const rows = stats.map(
+    (s) =>
+      `${pad(s.name, w)}  ${lpad(`${s.nodes_before} → ${s.nodes_after}`, 13)}  ${lpad(s.changed ? String(s.rewrites) : '-', 8)}${
+        timings ? `  ${lpad(s.ms.toFixed(1), 8)}  ${lpad(s.verify_ms.toFixed(1), 9)}` : ''
+      }`,
+  );
+  const total = stats.reduce((a, s) => a + s.ms, 0);
+  const vt = stats.reduce((a, s) => a + s.verify_ms, 0);
+  if (timings) rows.push(`${pad('total', w)}  ${lpad('', 13)}  ${lpad('', 8)}  ${lpad(total.toFixed(1), 8)}  ${lpad(vt.toFixed(1), 9)}`);
+  return [head, ...rows];
+}
+
+/** Everything `compile` does short of printing: exported for tests and for other commands. */
+export function compileFile(file: string, opts: CompileOptions, api: () => object): CompileResultInfo {
+  const target = TARGETS[opts.target];
+  if (!target) throw new UserError(`--target: unknown target '${opts.target}' (targets: ${Object.keys(TARGETS).join(', ')})`);
+  const plugins: Pass[] = [];
+  for (const p of opts.plugin ?? []) {
+    try {
+      plugins.push(...loadPlugin(p, api()));
+    } catch (e) {
+      if (e instanceof PluginError) throw new UserError(e.message);
+      throw e;
+    }
+  }
+  let passes: Pass[];
+  try {
+    passes = resolvePipeline({
+      passes: opts.passes !== undefined ? opts.passes.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
+      without: Array.isArray(opts.pass) ? opts.pass : [],
+      plugins,
+      pluginsAfter: opts.passAfter,
+    });
+  } catch (e) {
+    if (e instanceof PipelineError) throw new UserError(e.message);
+    throw e;
+  }
+  const names = new Set([...BUILTIN_PASSES.map((p) => p.name), ...plugins.map((p) => p.name)]);
+  for (const n of opts.printAfter ?? []) if (n !== 'all' && !names.has(n)) throw new UserError(`--print-after: unknown pass '${n}' (passes: ${[...names].join(', ')})`);
+  const inputs = [file, ...(opts.plugin ?? []), ...(opts.config ? [opts.config] : [])];
+  if (opts.output) refuseOverwrite(opts.output, inputs, '--output');
+  if (opts.trace) refuseOverwrite(opts.trace, inputs, '--trace');
+  if (opts.dumpDir) ensureDir(opts.dumpDir);
+  const graph = loadModel(file, opts);
+  if (opts.dumpDir) fs.writeFileSync(path.join(opts.dumpDir, '00-input.ir.txt'), printGraph(graph));
+  const printAll = (opts.printAfter ?? []).includes('all');
+  const printSet = new Set(opts.printAfter ?? []);
+  let r;
+  try {
+    r = runPipeline(graph, passes, {
+      after: (pass, g, _stat, i) => {
+        if (printAll || printSet.has(pass.name)) process.stderr.write(`// ----- IR after ${pass.name} -----\n${printGraph(g)}`);
+        if (opts.dumpDir) fs.writeFileSync(path.join(opts.dumpDir, `${String(i + 1).padStart(2, '0')}-${pass.name}.ir.txt`), printGraph(g));
+      },
+    });
+  } catch (e) {
+    if (e instanceof PassError) throw new UserError(e.message);
+    throw e;
+  }
+  if (opts.dumpDir) fs.writeFileSync(path.join(opts.dumpDir, 'trace.json'), JSON.stringify(r.trace) + '\n');
+  if (opts.trace) writeFileAtomic(opts.trace, JSON.stringify({ passes: r.stats, trace: r.trace }) + '\n');
+  if (opts.output) writeFileAtomic(opts.output, graphToJSONText(r.graph));
+  const emitted = target.emit?.(r.graph, opts) ?? undefined;
+  return { graph: r.graph, stats: r.stats, trace: r.trace, target: emitted ? { ...(emitted.json ?? {}), lines: emitted.lines ?? [] } : undefined };
+}
+
+export function register(program: Command): void {
+  addModelOptions(
+    program
+      .command('compile')
+      .description('build the graph and run the pass pipeline (default: every built-in pass), printing per-pass statistics')
+      .argument('<file>', 'model file')
+      .addOption(new Option('--target <target>', 'compilation target').choices(Object.keys(TARGETS)).default('cpu'))
+      .option('--passes <list>', `comma-separated pipeline (default: ${BUILTIN_PASSES.map((p) => p.name).join(',')})`)
+      .addOption(new Option('--no-pass <name>', 'drop a pass from the pipeline (repeatable)').argParser(collect))
+      .addOption(new Option('--plugin <file>', 'load passes from a .js/.mjs/.ts module (repeatable); see docs/passes.md').argParser(collect))
+      .option('--pass-after <name>', 'run plugin passes right after this pass (default: at the end)')
+      .addOption(new Option('--print-after <name>', "print the IR to stderr after this pass ('all': after every pass; repeatable)").argParser(collect))
+      .option('--dump-dir <dir>', 'write the IR before and after every pass, and the rewrite trace, into this directory')
+      .option('--trace <file>', 'write per-pass statistics and the rewrite trace (JSON, for the visualizer)')
+      .option('-o, --output <file>', 'write the optimised graph as IR JSON')
+      .option('--timings', 'show per-pass wall times')
+      .option('--json', 'print one JSON object: {"passes":[{name, ms, nodes_before, nodes_after, changed}], "ops": {op: count}}')
+      .option('--list-passes', 'list the built-in passes (and those of --plugin files) and exit'),
+  ).action((file: string, opts: CompileOptions) => {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const api = () => require('../../index');
+    if (opts.listPasses) {
+      const plugins = (opts.plugin ?? []).flatMap((p) => {
+        try {
+          return loadPlugin(p, api());
+        } catch (e) {
+          if (e instanceof PluginError) throw new UserError(e.message);
+          throw e;
+        }
+      });
+      for (const p of [...BUILTIN_PASSES, ...plugins]) process.stdout.write(`${pad(p.name, 20)} ${p.description}${p.origin && p.origin !== 'builtin' ? `  [${p.origin}]` : ''}\n`);
+      return;
+    }
+    const t0 = performance.now();
+    const r = compileFile(file, opts, api);
+    const total = performance.now() - t0;
+    const ops = countOps(r.graph);
+    if (opts.json) {
+      const out: Record<string, unknown> = {
+        passes: r.stats.map((s) => ({ name: s.name, ms: Math.round(s.ms * 100) / 100, nodes_before: s.nodes_before, nodes_after: s.nodes_after, changed: s.changed, rewrites: s.rewrites, verify_ms: Math.round(s.verify_ms * 100) / 100 })),
+        ops,
+        nodes: r.graph.nodes.length,
+        target: opts.target,
+      };
+      if (r.target) {
+        const { lines: _l, ...rest } = r.target;
+        Object.assign(out, rest);
+      }
+      process.stdout.write(JSON.stringify(out) + '\n');
+      return;
+    }
+    const lines = [
+      `${r.graph.name}${r.graph.variant ? ` (variant ${r.graph.variant})` : ''} → target ${opts.target}`,
+      ...statsTable(r.stats, !!opts.timings),
+      '',
+      `ops after the pipeline (${r.graph.nodes.length} nodes): ${Object.entries(ops).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+      ...((r.target?.lines as string[] | undefined) ?? []),
+    ];
+    if (opts.timings) lines.push(`total ${total.toFixed(0)} ms (front end, passes, verification)`);
+    process.stdout.write(lines.join('\n') + '\n');
+  });
+}

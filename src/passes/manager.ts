@@ -1,0 +1,108 @@
+/**
+ * The pass manager: runs a pipeline, verifies the IR after every pass that changed it (an error names the
+ * pass and the broken invariant), times each pass, counts nodes, collects the rewrite trace, and hands the
+ * graph after each pass to an `after` hook (the CLI's --print-after / --dump-dir).
+ */
+import { freeze } from 'immer';
+import { Graph } from '../ir/types';
+import { verifyProblems, VerifyError } from '../ir/verify';
+import { fmtType, typeEq } from '../ir/shape';
+import { Pass, PassContext, TraceEntry } from './types';
+
+export interface PassStat {
+  readonly name: string;
+  /** Wall time of the pass itself (verification excluded). */
+  readonly ms: number;
+  readonly nodes_before: number;
+  readonly nodes_after: number;
+  readonly changed: boolean;
+  /** Rewrites the pass recorded in the trace. */
+  readonly rewrites: number;
+  /** Time spent verifying the pass's result. */
+  readonly verify_ms: number;
+}
+
+export interface PipelineResult {
+  readonly graph: Graph;
+  readonly stats: readonly PassStat[];
+  readonly trace: readonly TraceEntry[];
+  readonly log: readonly string[];
+}
+
+export interface PipelineOptions {
+  /** Verify after each pass that changed the graph (default true). */
+  readonly verify?: boolean;
+  /** Called after each pass with its result. */
+  readonly after?: (pass: Pass, graph: Graph, stat: PassStat, index: number) => void;
+}
+
+/** A pass failed: it threw, returned something that is not a graph, or broke an IR invariant. */
+export class PassError extends Error {
+  constructor(
+    readonly pass: string,
+    readonly origin: string | undefined,
+    message: string,
+    override readonly cause?: unknown,
+  ) {
+    super(`pass '${pass}'${origin && origin !== 'builtin' ? ` (from ${origin})` : ''} ${message}`);
+    this.name = 'PassError';
+  }
+}
+
+function looksLikeGraph(x: unknown): x is Graph {
+  const g = x as Graph;
+  return !!g && typeof g === 'object' && Array.isArray(g.nodes) && Array.isArray(g.outputs) && typeof g.taps === 'object' && typeof g.nextId === 'number';
+}
+
+/** Run `passes` in order on `graph`. Throws PassError naming the pass on any failure. */
+export function runPipeline(graph: Graph, passes: readonly Pass[], opts: PipelineOptions = {}): PipelineResult {
+  const stats: PassStat[] = [];
+  const trace: TraceEntry[] = [];
+  const log: string[] = [];
+  let g = graph;
+  passes.forEach((pass, index) => {
+    const mine: TraceEntry[] = [];
+    const ctx: PassContext = {
+      pass: pass.name,
+      record: (e) => void mine.push({ pass: pass.name, rule: e.rule, replaced: [...e.replaced], created: [...e.created], scope: e.scope }),
+      log: (m) => void log.push(`${pass.name}: ${m}`),
+    };
+    const before = g.nodes.length;
+    const t0 = performance.now();
+    let out: unknown;
+    try {
+      out = pass.run(g, ctx);
+    } catch (e) {
+      throw new PassError(pass.name, pass.origin, `failed: ${(e as Error)?.message ?? String(e)}`, e);
+    }
+    const ms = performance.now() - t0;
+    if (!looksLikeGraph(out)) throw new PassError(pass.name, pass.origin, `returned ${out === undefined ? 'undefined' : typeof out}, not a graph (a pass returns the input graph when it changes nothing)`);
+    const changed = out !== g;
+    let verifyMs = 0;
+    if (changed && opts.verify !== false) {
+      const v0 = performance.now();
+      const problems = verifyProblems(out);
+      const want = new Map(g.outputs.map((o) => [o.name, o.node]));
+      const gm = new Map(g.nodes.map((n) => [n.id, n]));
+      const om = new Map(out.nodes.map((n) => [n.id, n]));
+      for (const [name, id] of want) {
+        const o = out.outputs.find((x) => x.name === name);
+        if (!o) problems.push({ message: `output '${name}' disappeared` });
+        else if (om.has(o.node) && !typeEq(om.get(o.node)!.type, gm.get(id)!.type)) {
+          problems.push({ message: `output '${name}' changed type from ${fmtType(gm.get(id)!.type)} to ${fmtType(om.get(o.node)!.type)}` });
+        }
+      }
+      for (const o of out.outputs) if (!want.has(o.name)) problems.push({ message: `new output '${o.name}' appeared` });
+      for (const s of Object.keys(g.taps)) if (!(s in out.taps)) problems.push({ message: `tap '${s}' disappeared` });
+      verifyMs = performance.now() - v0;
+      if (problems.length) throw new PassError(pass.name, pass.origin, `broke the IR: ${new VerifyError(problems).message}`);
+    }
+    if (changed && !Object.isFrozen(out)) out = freeze(out as Graph, true);
+    g = out as Graph;
+    trace.push(...mine);
+    const stat: PassStat = { name: pass.name, ms, nodes_before: before, nodes_after: g.nodes.length, changed, rewrites: mine.length, verify_ms: verifyMs };
+    stats.push(stat);
+    opts.after?.(pass, g, stat, index);
+  });
+  return { graph: g, stats, trace, log };
+}
