@@ -966,19 +966,15 @@ export class Elaborator {
       args.push(v);
     }
     const span = label ? label.span : c.span;
-    // Where errors inside the callee are reported when it lives in the prelude: `label: callee` or `callee`.
-    const site = label ? this.mergeSpans(label.pathSpan, c.callee.span) : c.callee.span;
     if (!('decl' in callee)) {
       const prim = callee;
       const filled = args.map((v, i) => (bound[i] ? v : (prim.params[i].default as Value)));
-      const ctx: PrimCtx = {
-        ...this.opCtx({ ...frame, scope }, span),
-        name,
-        args: filled,
-        argSpans: bound.map((a) => (a ? a.value.span : c.span)),
-      };
+      const ctx = this.opCtx(scope === frame.scope ? frame : { ...frame, scope }, span) as OpCtx & { name: string; args: Value[]; argSpans: A.Span[] };
+      ctx.name = name;
+      ctx.args = filled;
+      ctx.argSpans = bound.map((a) => (a ? a.value.span : c.span));
       try {
-        return prim.run(ctx);
+        return prim.run(ctx as PrimCtx);
       } catch (x) {
         if (x instanceof Poison) return ERR;
         throw x;
@@ -990,6 +986,8 @@ export class Elaborator {
       return ERR;
     }
     if (this.stack.length > LIMITS.maxCallDepth) throw new LimitExceeded(`blocks are nested more than ${LIMITS.maxCallDepth} deep`);
+    // Where errors inside the callee are reported when it lives in the prelude: `label: callee` or `callee`.
+    const site = label ? this.mergeSpans(label.pathSpan, c.callee.span) : c.callee.span;
     const inner: Frame = { name, file: b.file, env: new Map(), locals: b.locals, scope, callSite: site };
     this.stack.push(inner);
     try {
