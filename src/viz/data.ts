@@ -15,7 +15,7 @@ export interface PipelineStep {
   readonly trace?: readonly { readonly rule: string; readonly created: readonly NodeId[]; readonly replaced: readonly NodeId[] }[];
 }
 
-/** A chip for the roofline time estimate: time = max(flops / peak, bytes / bandwidth). */
+/** A chip for the roofline time estimate, time = max(flops / peak, bytes / bandwidth): the CLI passes the TPU backend's chip spec. */
 export interface Chip {
   readonly name: string;
   /** Peak dense bf16 FLOP/s. */
@@ -24,32 +24,28 @@ export interface Chip {
   readonly hbmBandwidth: number;
 }
 
-/** TPU chips (FIGURES.md §3: scaling book `tpus.md`, Google Cloud TPU docs). */
-export const CHIPS: { readonly [name: string]: Chip } = {
-  v4: { name: 'TPU v4', peakFlops: 2.75e14, hbmBandwidth: 1.2e12 },
-  v5e: { name: 'TPU v5e', peakFlops: 1.97e14, hbmBandwidth: 8.1e11 },
-  v5p: { name: 'TPU v5p', peakFlops: 4.59e14, hbmBandwidth: 2.76e12 },
-  v6e: { name: 'TPU v6e', peakFlops: 9.18e14, hbmBandwidth: 1.64e12 },
-};
-
 export interface VizOptions {
   readonly title?: string;
   readonly info?: { readonly [k: string]: string };
   /** Sizes of symbolic dims for the cost overlay; nodes whose shapes stay symbolic get no costs. */
   readonly costEnv?: DimEnv;
+  /** Adds the roofline time estimate. */
   readonly chip?: Chip;
   /** Sharding text of a node's output in a step, when a mesh was given. */
   readonly sharding?: (step: number, node: Node) => string | undefined;
   readonly live?: boolean;
 }
 
-export const METRICS: readonly VizMetric[] = [
-  { key: 'flops', label: 'FLOPs', unit: 'count', additive: true },
-  { key: 'transcendentals', label: 'transcendentals', unit: 'count', additive: true },
-  { key: 'bytes', label: 'bytes accessed', unit: 'bytes', additive: true },
-  { key: 'time', label: 'est. time (roofline)', unit: 'seconds', additive: true },
-  { key: 'intensity', label: 'FLOPs / byte', unit: 'ratio', additive: false },
-];
+const FLOPS: VizMetric = { key: 'flops', label: 'FLOPs', unit: 'count', additive: true };
+const TRANS: VizMetric = { key: 'transcendentals', label: 'transcendentals', unit: 'count', additive: true };
+const BYTES_M: VizMetric = { key: 'bytes', label: 'bytes accessed', unit: 'bytes', additive: true };
+const INTENSITY: VizMetric = { key: 'intensity', label: 'FLOPs / byte', unit: 'ratio', additive: false };
+const TIME: VizMetric = { key: 'time', label: 'est. time (roofline)', unit: 'seconds', additive: true };
+
+/** The metrics of the overlay, in the order of VizNode.m. */
+export function metricsFor(chip: Chip | undefined): VizMetric[] {
+  return chip ? [FLOPS, TRANS, BYTES_M, INTENSITY, TIME] : [FLOPS, TRANS, BYTES_M, INTENSITY];
+}
 
 const SOURCE_HIDDEN = new Set(['dtype', 'shape']);
 
@@ -74,7 +70,7 @@ function vizNode(n: Node, scopeIndex: (s: string) => number, metrics: (n: Node) 
 }
 
 /** Cost of a node at the given dim sizes, or undefined when a shape stays symbolic or the op has no cost rule. */
-export function nodeMetrics(g: Graph, n: Node, env: DimEnv, chip: Chip): (number | null)[] | undefined {
+export function nodeMetrics(g: Graph, n: Node, env: DimEnv, chip?: Chip): (number | null)[] | undefined {
   const byId = nodeMap(g);
   const conc = (t: Node['type']): XlaType | undefined => {
     if (!t.shape.every((d) => typeof d === 'number' || env[d] !== undefined)) return undefined;
@@ -89,8 +85,9 @@ export function nodeMetrics(g: Graph, n: Node, env: DimEnv, chip: Chip): (number
   } catch {
     return undefined;
   }
-  const time = Math.max((c.flops + c.transcendentals) / chip.peakFlops, c.bytes / chip.hbmBandwidth);
-  return [c.flops, c.transcendentals, c.bytes, time, c.bytes > 0 ? c.flops / c.bytes : null];
+  const m = [c.flops, c.transcendentals, c.bytes, c.bytes > 0 ? c.flops / c.bytes : null];
+  if (chip) m.push(Math.max((c.flops + c.transcendentals) / chip.peakFlops, c.bytes / chip.hbmBandwidth));
+  return m;
 }
 
 function sameNode(a: Node, b: Node): boolean {
@@ -111,7 +108,7 @@ export function buildVizData(steps: readonly PipelineStep[], opts: VizOptions = 
     }
     return i;
   };
-  const chip = opts.chip ?? CHIPS.v5e;
+  const chip = opts.chip;
   const ops: { [op: string]: { doc: string; source?: boolean } } = {};
   const out: VizStep[] = [];
   let prev: Map<NodeId, Node> | undefined;
@@ -152,8 +149,8 @@ export function buildVizData(steps: readonly PipelineStep[], opts: VizOptions = 
     info: opts.info ?? {},
     scopes,
     ops,
-    metrics: env ? METRICS : [],
-    ...(env ? { metricNote: `costs at ${envText}XLA HloCostAnalysis conventions; time = roofline on one ${chip.name} (${fmtSI(chip.peakFlops, 'FLOP/s')}, ${fmtSI(chip.hbmBandwidth, 'B/s')})` } : {}),
+    metrics: env ? metricsFor(chip) : [],
+    ...(env ? { metricNote: `costs at ${envText}XLA HloCostAnalysis conventions${chip ? `; time = roofline on one ${chip.name} (${fmtSI(chip.peakFlops, 'FLOP/s')}, ${fmtSI(chip.hbmBandwidth, 'B/s')})` : ''}` } : {}),
     steps: out,
     ...(opts.live ? { live: true } : {}),
   };

@@ -1,0 +1,159 @@
+/**
+ * `lapidary viz FILE`: the IR in a web page — one self-contained HTML file (`-o graph.html`), a live page on
+ * 127.0.0.1 that follows the model file (`--serve`), or Model Explorer's JSON graph format (`--format json`).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Command, Option } from 'commander';
+import { Graph } from '../../ir';
+import { Pass, PassError, PipelineError, resolvePipeline, runPipeline, BUILTIN_PASSES } from '../../passes';
+import { getChip } from '../../backends/tpu/chips';
+import { TpuError } from '../../backends/tpu/errors';
+import { PipelineStep, buildVizData, Chip } from '../../viz/data';
+import { renderHtml } from '../../viz/html';
+import { toModelExplorer, modelExplorerNodeData } from '../../viz/modelExplorer';
+import { PortInUseError, startVizServer } from '../../viz/server';
+import { loadModel, addModelOptions, ModelOptions, positiveInt } from '../load';
+import { UserError } from '../errors';
+
+export interface VizOptions extends ModelOptions {
+  output?: string;
+  format: 'html' | 'json' | 'node-data';
+  passes?: string | false;
+  chip: string;
+  metric: string;
+  serve?: boolean;
+  port: number;
+}
+
+/** Sizes the cost overlay assumes for symbolic dims the user left unbound. */
+export const COST_DEFAULTS: Readonly<Record<string, number>> = { batch: 1, seq: 4096 };
+
+function pipelineOf(opts: VizOptions): Pass[] {
+  if (opts.passes === false) return [];
+  try {
+    return resolvePipeline({ passes: opts.passes !== undefined ? opts.passes.split(',').map((s) => s.trim()).filter(Boolean) : undefined });
+  } catch (e) {
+    if (e instanceof PipelineError) throw new UserError(e.message);
+    throw e;
+  }
+}
+
+/** The graph as compiled, then after each pass, with each pass's rewrite trace. */
+export function pipelineSteps(graph: Graph, passes: readonly Pass[]): PipelineStep[] {
+  if (!passes.length) return [{ name: 'input', graph }];
+  const graphs: Graph[] = [];
+  let r;
+  try {
+    r = runPipeline(graph, passes, { after: (_p, g) => void graphs.push(g) });
+  } catch (e) {
+    if (e instanceof PassError) throw new UserError(e.message);
+    throw e;
+  }
+  const steps: PipelineStep[] = [{ name: 'input', graph }];
+  let at = 0;
+  r.stats.forEach((s, i) => {
+    const trace = r.trace.slice(at, at + s.rewrites);
+    at += s.rewrites;
+    steps.push({ name: s.name, graph: graphs[i], trace });
+  });
+  return steps;
+}
+
+function chipOf(name: string): Chip {
+  try {
+    return getChip(name);
+  } catch (e) {
+    if (e instanceof TpuError) throw new UserError(e.message);
+    throw e;
+  }
+}
+
+function costEnv(g: Graph): Record<string, number> {
+  const env: Record<string, number> = {};
+  for (const d of g.dims) env[d] = COST_DEFAULTS[d] ?? 1;
+  return env;
+}
+
+/** Build what `viz` writes (HTML page, Model Explorer graph JSON, or Model Explorer node data). */
+export function vizOutput(file: string, opts: VizOptions, live = false): string {
+  const chip = chipOf(opts.chip);
+  const graph = loadModel(file, opts);
+  const env = costEnv(graph);
+  if (opts.format === 'node-data') {
+    try {
+      return JSON.stringify(modelExplorerNodeData(graph, opts.metric, env, chip)) + '\n';
+    } catch (e) {
+      throw new UserError(`--metric: ${(e as Error).message}`);
+    }
+  }
+  const steps = pipelineSteps(graph, pipelineOf(opts));
+  const title = `${graph.name}${graph.variant ? ` ${graph.variant}` : ''}`;
+  if (opts.format === 'json') return JSON.stringify(toModelExplorer(steps.map((s, i) => ({ id: i === 0 ? title : `${title} after ${s.name}`, graph: s.graph })), title)) + '\n';
+  const info: Record<string, string> = { file: path.basename(file) };
+  if (graph.variant) info.variant = graph.variant;
+  if (opts.config) info.config = path.basename(opts.config);
+  const bound = [opts.batch !== undefined ? `batch=${opts.batch}` : '', opts.seq !== undefined ? `seq=${opts.seq}` : ''].filter(Boolean);
+  if (bound.length) info.dims = bound.join(', ');
+  const data = buildVizData(steps, { title, info, costEnv: env, chip, live });
+  return renderHtml(data);
+}
+
+function writeOutput(out: string, text: string, inputs: string[]): void {
+  const o = path.resolve(out);
+  for (const i of inputs) if (path.resolve(i) === o) throw new UserError(`-o '${out}' is an input file; refusing to overwrite it`);
+  if (fs.existsSync(o) && fs.statSync(o).isDirectory()) throw new UserError(`-o '${out}' is a directory`);
+  const dir = path.dirname(o);
+  if (!fs.existsSync(dir)) throw new UserError(`-o '${out}': directory '${path.dirname(out)}' does not exist`);
+  const tmp = `${o}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, o);
+}
+
+export function register(program: Command): void {
+  addModelOptions(
+    program
+      .command('viz')
+      .description('visualize the IR: a self-contained HTML page (-o), a live page that follows the model file (--serve), or Model Explorer JSON (--format json)')
+      .argument('<file>', 'model file')
+      .option('-o, --output <file>', 'write the page (or JSON) here')
+      .addOption(new Option('--format <format>', "html: the page; json: Model Explorer's graph JSON; node-data: a Model Explorer overlay of --metric").choices(['html', 'json', 'node-data']).default('html'))
+      .option('--passes <list>', `comma-separated pipeline to show step by step (default: ${BUILTIN_PASSES.map((p) => p.name).join(',')})`)
+      .option('--no-passes', 'show only the graph as compiled')
+      .option('--chip <name>', 'chip for the roofline time estimate (v4, v5e, v5p, v6e, h100)', 'v5e')
+      .addOption(new Option('--metric <name>', 'metric for --format node-data').choices(['flops', 'transcendentals', 'bytes', 'intensity', 'time']).default('flops'))
+      .option('--serve', 'serve the page on 127.0.0.1 and reload it when the model file changes')
+      .addOption(new Option('--port <n>', 'port for --serve (0: any free port)').default(8765).argParser((v: string) => (v === '0' ? 0 : positiveInt('--port')(v)))),
+  ).action(async (file: string, opts: VizOptions) => {
+    const inputs = [file, ...(opts.config ? [opts.config] : [])];
+    if (opts.serve) {
+      if (opts.format !== 'html') throw new UserError('--serve shows the page; it cannot be combined with --format json or node-data');
+      if (opts.port > 65535) throw new UserError(`option --port takes a port number up to 65535, got ${opts.port}`);
+      let server;
+      try {
+        server = await startVizServer({
+          port: opts.port,
+          build: () => vizOutput(file, opts, true),
+          watch: inputs,
+          log: (l) => process.stderr.write(`lapidary viz: ${l}\n`),
+        });
+      } catch (e) {
+        if (e instanceof PortInUseError) throw new UserError(e.message);
+        throw e;
+      }
+      if (opts.output) writeOutput(opts.output, vizOutput(file, opts), inputs);
+      process.stderr.write(`lapidary viz: serving ${server.url} (only on this machine); watching ${inputs.join(', ')}; Ctrl-C stops\n`);
+      await new Promise<void>((resolve) => {
+        const stop = () => void server.close().then(resolve);
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      return;
+    }
+    const text = vizOutput(file, opts);
+    if (opts.output) writeOutput(opts.output, text, inputs);
+    else if (opts.format === 'html') throw new UserError('viz writes a page: give -o FILE.html (or --serve to open it live, or --format json for stdout)');
+    else process.stdout.write(text);
+    if (opts.output) process.stderr.write(`lapidary viz: wrote ${opts.output} (${(text.length / 1e6).toFixed(2)} MB)\n`);
+  });
+}
