@@ -26,6 +26,7 @@ export class ExecError extends Error {
 }
 
 let registered = false;
+let active: BackendKind | undefined;
 async function registerBackends(): Promise<void> {
   if (registered) return;
   await import('@tensorflow/tfjs-backend-cpu');
@@ -39,11 +40,15 @@ async function registerBackends(): Promise<void> {
  */
 export async function initCpuBackend(kind: BackendKind = 'wasm'): Promise<void> {
   if (kind !== 'wasm' && kind !== 'cpu') throw new ExecError(`unknown tfjs backend '${String(kind)}' (expected wasm or cpu)`);
+  if (active === kind) return;
   await registerBackends();
-  if (tf.getBackend() === kind) return;
+  // Not tf.getBackend(): asked before any setBackend it picks a backend itself, and may settle on the plain-JS
+  // kernels while the wasm module is still loading.
   const ok = await tf.setBackend(kind);
   if (!ok) throw new ExecError(`the tfjs '${kind}' backend failed to initialise`);
   await tf.ready();
+  if (tf.getBackend() !== kind) throw new ExecError(`the tfjs '${kind}' backend failed to initialise (got '${tf.getBackend()}')`);
+  active = kind;
   // The plain-JS backend prints a "install tfjs-node" banner on first use; choosing it here is deliberate.
   if (kind === 'cpu') (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
 }

@@ -1,0 +1,177 @@
+/**
+ * CPU backend benchmark: the small Gemma 2 shaped model (bench/fixtures/gemma2-small/config.json, 35.7M
+ * params, random weights), side by side in one run with onnxruntime-node on the ONNX export of the same
+ * architecture. Run: `npm run bench:cpu` (builds, then `node dist/bench/cpu.js [--quick] [--no-tfjs-cpu]`).
+ * Generated data (random safetensors, ONNX external data) goes to bench/.data/ (git-ignored).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { execFileSync } from 'child_process';
+import { compileModel } from '../grammar';
+import { Graph, nodeCost, getNode, concreteShape, DimEnv } from '../src/ir';
+import { initCpuBackend, execute, tf, OpProfile, ParamStore, BackendKind } from '../src/backends/cpu';
+import { generate } from '../src/backends/cpu/generate';
+import { writeSafetensors, TensorData } from '../src/checkpoint';
+import { loadParams } from '../src/checkpoint/load';
+import { gemma2Graph, Gemma2Config } from '../tests/cpu/gemma2-graph';
+
+const ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
+const FIX = path.join(ROOT, 'bench/fixtures/gemma2-small');
+const DATA = path.join(ROOT, 'bench/.data');
+const CK = path.join(DATA, 'gemma2-small');
+const ONNX = path.join(DATA, 'onnx');
+const quick = process.argv.includes('--quick');
+const withTfjsCpu = !process.argv.includes('--no-tfjs-cpu');
+const T = 128;
+
+function log(s: string) {
+  process.stdout.write(s + '\n');
+}
+
+/** Random N(0, 0.02)-ish weights (norm weights 0, i.e. scale 1) in safetensors, for the graph's params. */
+function ensureCheckpoint(g: Graph): void {
+  if (fs.existsSync(path.join(CK, 'model.safetensors'))) return;
+  fs.mkdirSync(CK, { recursive: true });
+  fs.copyFileSync(path.join(FIX, 'config.json'), path.join(CK, 'config.json'));
+  let s = 1;
+  const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) / 4294967296 - 0.5) * 0.07;
+  const tensors: Record<string, TensorData> = {};
+  for (const n of g.nodes) {
+    if (n.op !== 'param') continue;
+    const shape = n.type.shape as number[];
+    const data = new Float32Array(shape.reduce((a, d) => a * d, 1));
+    if (shape.length > 1) for (let i = 0; i < data.length; i++) data[i] = rnd();
+    tensors[String(n.attrs.name)] = { dtype: 'F32', shape, data };
+  }
+  writeSafetensors(path.join(CK, 'model.safetensors'), tensors);
+}
+
+function ensureOnnx(): void {
+  if (fs.existsSync(path.join(ONNX, 'model.onnx.data'))) return;
+  fs.mkdirSync(ONNX, { recursive: true });
+  for (const f of ['model.onnx', 'initializers.json']) fs.copyFileSync(path.join(FIX, f), path.join(ONNX, f));
+  execFileSync(process.execPath, [path.join(FIX, 'make-data.js'), ONNX], { stdio: 'inherit' });
+}
+
+/** Forward FLOPs of a graph at concrete dims, by the IR cost model (XLA conventions: dense attention). */
+function graphFlops(g: Graph, env: DimEnv): number {
+  let f = 0;
+  for (const n of g.nodes) {
+    const t = (id: number) => ({ dtype: getNode(g, id).type.dtype, shape: concreteShape(getNode(g, id).type.shape, env) });
+    f += nodeCost(n, n.inputs.map(t), t(n.id)).flops;
+  }
+  return f;
+}
+
+function timeIt(runs: number, warm: number, fn: () => void): number {
+  for (let i = 0; i < warm; i++) fn();
+  const t0 = performance.now();
+  for (let i = 0; i < runs; i++) fn();
+  return (performance.now() - t0) / runs;
+}
+
+function forwardMs(g: Graph, params: ParamStore, batch: number, runs: number, warm: number, profile?: OpProfile): number {
+  const ids = tf.tidy(() => tf.cast(tf.mul(tf.randomUniform([batch, T], 0, 8000), 1), 'int32'));
+  const ms = timeIt(runs, warm, () => {
+    const r = execute(g, { input_ids: ids }, params, { profile });
+    r.outputs.logits.dataSync();
+    r.outputs.logits.dispose();
+  });
+  ids.dispose();
+  return ms;
+}
+
+function matmulPeak(): number {
+  const a = tf.randomNormal([512, 512]);
+  const b = tf.randomNormal([512, 2048]);
+  const ms = timeIt(quick ? 3 : 10, 2, () => tf.tidy(() => tf.matMul(a, b).dataSync()));
+  a.dispose();
+  b.dispose();
+  return (2 * 512 * 512 * 2048) / (ms / 1000);
+}
+
+async function onnxForwardMs(threads: number): Promise<number | string> {
+  let ort: typeof import('onnxruntime-node');
+  try {
+    ort = await import('onnxruntime-node');
+  } catch (e) {
+    return `onnxruntime-node not installed (${(e as Error).message.split('\n')[0]})`;
+  }
+  const sess = await ort.InferenceSession.create(path.join(ONNX, 'model.onnx'), { intraOpNumThreads: threads, graphOptimizationLevel: 'all' });
+  const ids = new ort.Tensor('int64', BigInt64Array.from({ length: T }, (_, i) => BigInt((i * 37) % 8192)), [1, T]);
+  const run = async () => {
+    await sess.run({ [sess.inputNames[0]]: ids });
+  };
+  for (let i = 0; i < 3; i++) await run();
+  const n = quick ? 5 : 20;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) await run();
+  const ms = (performance.now() - t0) / n;
+  await sess.release();
+  return ms;
+}
+
+async function main() {
+  const config = JSON.parse(fs.readFileSync(path.join(FIX, 'config.json'), 'utf8'));
+  const src = fs.readFileSync(path.join(ROOT, 'gemma2.model'), 'utf8');
+  const c = compileModel(src, 'gemma2.model', { config });
+  if (!c.graph) throw new Error(c.diagnostics.map((d) => d.message).join('\n'));
+  const g = c.graph;
+  const fused = gemma2Graph(config as Gemma2Config, { fused: true }).graph;
+  ensureCheckpoint(g);
+  ensureOnnx();
+  const flops1 = graphFlops(g, { batch: 1, seq: T });
+  const fusedFlops1 = graphFlops(fused, { batch: 1, seq: T });
+  const results: Record<string, unknown> = { machine: `${require('os').cpus().length}-core ${process.arch}, Node ${process.version}`, T, flops_forward_b1: flops1, flops_forward_b1_fused_band: fusedFlops1 };
+  log(`model: gemma2-small (${config.num_hidden_layers} layers, d ${config.hidden_size}, vocab ${config.vocab_size}); forward FLOPs at B=1, T=${T}: ${(flops1 / 1e9).toFixed(2)} G (dense attention)`);
+
+  for (const kind of (withTfjsCpu ? ['wasm', 'cpu'] : ['wasm']) as BackendKind[]) {
+    await initCpuBackend(kind);
+    const params = loadParams(g, CK);
+    const peak = matmulPeak();
+    const slow = kind === 'cpu';
+    const runs = quick || slow ? 1 : 5;
+    const prof: OpProfile = new Map();
+    const b1 = forwardMs(g, params, 1, runs, 1);
+    forwardMs(g, params, 1, 1, 0, prof);
+    const b4 = slow ? NaN : forwardMs(g, params, 4, quick ? 1 : 3, 1);
+    const bf1 = slow ? NaN : forwardMs(fused, params, 1, runs, 1);
+    const r: Record<string, unknown> = { matmul_peak_gflops: peak / 1e9, forward_b1_ms: b1, forward_b4_ms: b4, forward_b1_fused_ms: bf1 };
+    log(`\ntfjs ${kind}: matMul 512x512·512x2048 ${(peak / 1e9).toFixed(1)} GFLOP/s`);
+    log(`  forward B=1 T=${T}: ${b1.toFixed(1)} ms (${((flops1 / b1) * 1e-6).toFixed(1)} GFLOP/s, ${((T / b1) * 1000).toFixed(0)} tokens/s)`);
+    if (!slow) {
+      log(`  forward B=4 T=${T}: ${b4.toFixed(1)} ms (${((4 * flops1) / b4 * 1e-6).toFixed(1)} GFLOP/s, ${((4 * T) / b4 * 1000).toFixed(0)} tokens/s)`);
+      log(`  forward B=1, fused_attention graph: ${bf1.toFixed(1)} ms`);
+      const prompt = Array.from({ length: 64 }, (_, i) => (i * 37) % 8192);
+      const n = quick ? 8 : 32;
+      const cached = generate(fused, params, prompt, { maxNewTokens: n + 1 });
+      const full = generate(g, params, prompt, { maxNewTokens: quick ? 3 : 9 });
+      const cacheMs = cached.decodeMs / n;
+      const fullMs = full.decodeMs / (full.newIds.length - 1);
+      r.decode = { prompt: 64, cached_ms_per_token: cacheMs, recompute_ms_per_token: fullMs, speedup: fullMs / cacheMs, same_tokens: cached.newIds.slice(0, full.newIds.length).join() === full.newIds.join() };
+      log(`  decode after a 64-token prompt: KV cache ${cacheMs.toFixed(1)} ms/token (${(1000 / cacheMs).toFixed(0)} tokens/s), recompute ${fullMs.toFixed(1)} ms/token: ${(fullMs / cacheMs).toFixed(1)}× faster; same greedy tokens: ${(r.decode as { same_tokens: boolean }).same_tokens}`);
+    }
+    const total = [...prof.values()].reduce((s, e) => s + e.ms, 0);
+    r.profile = Object.fromEntries([...prof.entries()].sort((a, b) => b[1].ms - a[1].ms).map(([k, e]) => [k, { ms: +e.ms.toFixed(2), calls: e.calls, share: +(e.ms / total).toFixed(3) }]));
+    log(`  time per op kind (B=1 forward): ` + [...prof.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 8).map(([k, e]) => `${k} ${((100 * e.ms) / total).toFixed(0)}%`).join(', '));
+    results[`tfjs_${kind}`] = r;
+    params.forEach((t) => t.dispose());
+  }
+  // onnxruntime last: its intra-op threads spin-wait and slowed the tfjs runs that followed it.
+  const ort2 = await onnxForwardMs(2);
+  const ort1 = await onnxForwardMs(1);
+  results.onnxruntime = { threads2_ms: ort2, threads1_ms: ort1 };
+  for (const kind of ['wasm', 'cpu']) {
+    const r = results[`tfjs_${kind}`] as { forward_b1_ms: number } | undefined;
+    if (r && typeof ort2 === 'number') log(`tfjs ${kind} forward B=1 / onnxruntime (2 threads): ${(r.forward_b1_ms / ort2).toFixed(2)}×`);
+  }
+  log(`onnxruntime-node 1.30, B=1: ${typeof ort2 === 'number' ? `${ort2.toFixed(1)} ms (2 threads, ${((flops1 / ort2) * 1e-6).toFixed(1)} GFLOP/s), ${(ort1 as number).toFixed(1)} ms (1 thread)` : ort2}`);
+
+  fs.writeFileSync(path.join(DATA, 'cpu-results.json'), JSON.stringify(results, null, 2));
+  log(`\nresults: ${path.relative(ROOT, path.join(DATA, 'cpu-results.json'))}`);
+}
+
+main().catch((e) => {
+  process.stderr.write(`${e.stack ?? e}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,101 @@
+/** `lapidary generate`: autoregressive decoding on the CPU backend (KV cache when the graph's attention is fused). */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Command, Option } from 'commander';
+import { loadModel, addModelOptions, ModelOptions } from '../load';
+import { UserError } from '../errors';
+import { initCpuBackend, BackendKind } from '../../backends/cpu';
+import { generate } from '../../backends/cpu/generate';
+import { checkIdRows, eosIds, vocabSize } from '../../backends/cpu/session';
+import { loadParams } from '../../checkpoint/load';
+import { openCheckpoint } from '../../checkpoint';
+import { asUserErrors, tfjsBackendOption } from './run';
+import { loadTokenizer } from '../../backends/cpu/tokenizer';
+
+interface GenerateOptions extends ModelOptions {
+  checkpoint: string;
+  promptIds?: string;
+  prompt?: string;
+  maxNewTokens: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  json?: boolean;
+  cache?: boolean;
+  tfjsBackend: BackendKind;
+}
+
+const num = (opt: string, check: (n: number) => boolean, want: string) => (v: string) => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || !check(n)) throw new UserError(`option ${opt} takes ${want}, got '${v}'`);
+  return n;
+};
+
+export function checkpointDir(ck: string): string {
+  return fs.existsSync(ck) && fs.statSync(ck).isFile() ? path.dirname(ck) : ck;
+}
+
+export function register(program: Command): void {
+  addModelOptions(
+    program
+      .command('generate')
+      .description('generate tokens from a prompt on a Hugging Face checkpoint (CPU, tfjs): greedy or sampled')
+      .argument('<file>', 'model file')
+      .requiredOption('--checkpoint <dir>', 'checkpoint folder (config.json + safetensors; tokenizer.json for --prompt)')
+      .option('--prompt-ids <ids>', 'prompt token ids, comma-separated: 2,651,6037')
+      .option('--prompt <text>', 'prompt text (needs tokenizer.json in the checkpoint folder)')
+      .addOption(new Option('--max-new-tokens <n>', 'stop after n new tokens').argParser(num('--max-new-tokens', (n) => Number.isInteger(n) && n > 0, 'a positive integer')).makeOptionMandatory())
+      .addOption(new Option('--temperature <t>', 'sampling temperature; 0 = greedy').argParser(num('--temperature', (n) => n >= 0, 'a number >= 0')))
+      .addOption(new Option('--top-k <k>', 'sample among the k most likely tokens').argParser(num('--top-k', (n) => Number.isInteger(n) && n > 0, 'a positive integer')))
+      .addOption(new Option('--top-p <p>', 'sample among the most likely tokens whose probabilities sum to p').argParser(num('--top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]')))
+      .addOption(new Option('--seed <s>', 'random seed for sampling').argParser(num('--seed', (n) => Number.isInteger(n), 'an integer')).default(0))
+      .option('--no-cache', 'recompute the whole prefix at every step instead of using the KV cache')
+      .option('--json', 'print {"ids": [...], "tokens_per_s": ..}')
+      .addOption(tfjsBackendOption()),
+    { dims: false },
+  ).action((file: string, opts: GenerateOptions) =>
+    asUserErrors(async () => {
+      if (!!opts.prompt === !!opts.promptIds) throw new UserError('give exactly one of --prompt-ids and --prompt');
+      if ((opts.topK !== undefined || opts.topP !== undefined) && !(opts.temperature && opts.temperature > 0)) {
+        throw new UserError('--top-k and --top-p apply to sampling: also give --temperature > 0');
+      }
+      const dir = checkpointDir(opts.checkpoint);
+      await initCpuBackend(opts.tfjsBackend);
+      const ck = openCheckpoint(opts.checkpoint);
+      const g = loadModel(file, { ...opts, config: opts.config ?? path.join(dir, 'config.json') });
+      const tok = opts.prompt !== undefined ? await loadTokenizer(dir, '--prompt') : undefined;
+      let prompt: number[];
+      if (tok) prompt = tok.encode(opts.prompt!);
+      else {
+        const parts = opts.promptIds!.split(',').map((s) => s.trim());
+        const ids = parts.map((s) => (/^\d+$/.test(s) ? Number(s) : NaN));
+        const bad = ids.findIndex((x) => Number.isNaN(x));
+        if (bad >= 0) throw new UserError(`--prompt-ids: '${parts[bad]}' (item ${bad}) is not a token id; expected comma-separated integers like 2,651,6037`);
+        prompt = checkIdRows([ids], '--prompt-ids', vocabSize(g))[0];
+      }
+      const params = loadParams(g, ck);
+      try {
+        const r = generate(g, params, prompt, {
+          maxNewTokens: opts.maxNewTokens,
+          temperature: opts.temperature,
+          topK: opts.topK,
+          topP: opts.topP,
+          seed: opts.seed,
+          eos: eosIds(dir),
+          cache: opts.cache === false ? false : undefined,
+          onToken: opts.json || tok ? undefined : (id) => process.stdout.write(`${id} `),
+        });
+        const tokens_per_s = Math.round((r.newIds.length / ((r.prefillMs + r.decodeMs) / 1000)) * 10) / 10;
+        if (opts.json) {
+          process.stdout.write(JSON.stringify({ ids: r.ids, tokens_per_s, ...(tok ? { text: tok.decode(r.newIds) } : {}) }) + '\n');
+        } else if (tok) {
+          process.stdout.write(`${opts.prompt}${tok.decode(r.newIds)}\n`);
+        } else process.stdout.write('\n');
+        process.stderr.write(`${r.newIds.length} tokens, ${tokens_per_s} tokens/s (${r.usedCache ? 'KV cache' : 'full recomputation'})\n`);
+      } finally {
+        params.forEach((t) => t.dispose());
+      }
+    }),
+  );
+}

@@ -1,0 +1,100 @@
+/** `lapidary run`: one forward pass of a model file on a Hugging Face checkpoint, on the CPU backend. */
+import { Command, Option } from 'commander';
+import { loadModel, addModelOptions, ModelOptions, readJsonFile } from '../load';
+import { UserError } from '../errors';
+import { execute, ExecError, initCpuBackend, OpProfile, tf, BackendKind } from '../../backends/cpu';
+import { checkIdRows, vocabSize, writeLogitsJson } from '../../backends/cpu/session';
+import { loadParams } from '../../checkpoint/load';
+import { openCheckpoint } from '../../checkpoint';
+import * as path from 'path';
+
+interface RunOptions extends ModelOptions {
+  checkpoint: string;
+  inputIds: string;
+  logitsOut?: string;
+  timing?: boolean;
+  profile?: boolean;
+  tfjsBackend: BackendKind;
+}
+
+export function tfjsBackendOption(): Option {
+  return new Option('--tfjs-backend <kind>', 'tfjs kernels: wasm (SIMD) or cpu (plain JS)').choices(['wasm', 'cpu']).default('wasm');
+}
+
+/** Run `fn`, turning the backend's input errors into user errors (message, exit 1, no stack trace). */
+export async function asUserErrors<T>(fn: () => Promise<T> | T): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof ExecError) throw new UserError(e.message);
+    throw e;
+  }
+}
+
+export function printProfile(prof: OpProfile): void {
+  const total = [...prof.values()].reduce((s, e) => s + e.ms, 0);
+  const rows = [...prof.entries()].sort((a, b) => b[1].ms - a[1].ms);
+  process.stderr.write(`op              calls      ms     share\n`);
+  for (const [op, e] of rows) process.stderr.write(`${op.padEnd(14)} ${String(e.calls).padStart(6)} ${e.ms.toFixed(1).padStart(8)} ${((100 * e.ms) / total).toFixed(1).padStart(7)}%\n`);
+}
+
+export function register(program: Command): void {
+  addModelOptions(
+    program
+      .command('run')
+      .description('run a forward pass on a Hugging Face checkpoint (CPU, tfjs) and print or save the logits')
+      .argument('<file>', 'model file')
+      .requiredOption('--checkpoint <dir>', 'checkpoint folder (config.json + model.safetensors or a sharded index)')
+      .requiredOption('--input-ids <ids.json>', 'token ids: [[id, ...], ...], a batch of equal-length rows')
+      .option('--logits-out <out.json>', 'write {"logits": [B][T][V]}')
+      .option('--timing', 'print {"load_ms", "forward_ms", "tokens_per_s"} as one JSON line')
+      .option('--profile', 'print time per op kind to stderr')
+      .addOption(tfjsBackendOption()),
+    { dims: false },
+  ).action((file: string, opts: RunOptions) =>
+    asUserErrors(async () => {
+      const t0 = performance.now();
+      await initCpuBackend(opts.tfjsBackend);
+      const ck = openCheckpoint(opts.checkpoint);
+      const g = loadModel(file, { ...opts, config: opts.config ?? path.join(opts.checkpoint, 'config.json') });
+      const rows = checkIdRows(readJsonFile(opts.inputIds, 'input ids'), opts.inputIds, vocabSize(g));
+      const params = loadParams(g, ck);
+      const load_ms = performance.now() - t0;
+      const ids = tf.tensor2d(rows, undefined, 'int32');
+      const prof: OpProfile | undefined = opts.profile ? new Map() : undefined;
+      const t1 = performance.now();
+      const r = execute(g, { input_ids: ids }, params, { profile: prof });
+      const out = r.outputs.logits ?? Object.values(r.outputs)[0];
+      const data = out.dataSync() as Float32Array; // forces the computation
+      const forward_ms = performance.now() - t1;
+      const shape = out.shape;
+      ids.dispose();
+      Object.values(r.outputs).forEach((t) => t.dispose());
+      params.forEach((t) => t.dispose());
+      if (prof) printProfile(prof);
+      if (opts.logitsOut) {
+        if (shape.length !== 3) throw new UserError(`--logits-out needs logits of rank 3 [B, T, V], the model gives [${shape.join(', ')}]`);
+        writeLogitsJson(opts.logitsOut, data, shape);
+      }
+      if (opts.timing) {
+        const tokens = rows.length * rows[0].length;
+        process.stdout.write(JSON.stringify({ load_ms: round(load_ms), forward_ms: round(forward_ms), tokens_per_s: round((tokens / forward_ms) * 1000) }) + '\n');
+      } else if (!opts.logitsOut) {
+        const V = shape[shape.length - 1];
+        const top: number[][] = [];
+        for (let b = 0; b < rows.length; b++) {
+          top.push([]);
+          for (let t = 0; t < rows[0].length; t++) {
+            const o = (b * rows[0].length + t) * V;
+            let best = 0;
+            for (let v = 1; v < V; v++) if (data[o + v] > data[o + best]) best = v;
+            top[b].push(best);
+          }
+        }
+        process.stdout.write(`logits f32[${shape.join(', ')}]; most likely next id at each position:\n${top.map((r) => r.join(' ')).join('\n')}\n`);
+      }
+    }),
+  );
+}
+
+const round = (x: number) => Math.round(x * 10) / 10;

@@ -1,0 +1,14 @@
+import * as path from 'path';
+import { loadTokenizer } from '../../src/backends/cpu/tokenizer';
+
+const DIR = path.join(__dirname, '../fixtures/word-tokenizer');
+
+test('tokenizer.json: encode adds the template specials, decode skips them', async () => {
+  const t = await loadTokenizer(DIR, '--prompt');
+  expect(t.encode('the cat sat')).toEqual([2, 3, 4, 5]);
+  expect(t.decode([3, 4, 1])).toBe('the cat');
+});
+
+test('a missing tokenizer.json names the file and the way out', async () => {
+  await expect(loadTokenizer(__dirname, '--prompt')).rejects.toThrow(/--prompt needs a tokenizer: .*tokenizer\.json does not exist \(give token ids with --prompt-ids instead\)/);
+});
