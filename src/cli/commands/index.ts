@@ -6,7 +6,8 @@ import * as check from './check';
 import * as stats from './stats';
 import * as ir from './ir';
 import * as compile from './compile';
+import * as viz from './viz';
 
 export type Register = (program: Command) => void;
 
-export const commands: Register[] = [check.register, stats.register, ir.register, compile.register, distillTargets.register, train.register];
+export const commands: Register[] = [check.register, stats.register, ir.register, compile.register, distillTargets.register, train.register, viz.register];
