@@ -1,0 +1,62 @@
+/** `lapidary run` and `lapidary generate` as a user runs them (the built CLI; npm test builds dist/ first). */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { lapidary, expectCleanFailure } from '../cli/helpers';
+
+const TINY = 'tests/fixtures/gemma2-tiny';
+const ref = JSON.parse(fs.readFileSync(path.join(__dirname, '../fixtures/gemma2-tiny/reference.json'), 'utf8'));
+let tmp: string;
+beforeAll(() => (tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-run-'))));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+test('run: logits of the real model file on the HF checkpoint match transformers within 1e-4; --timing is one JSON line', () => {
+  const ids = path.join(tmp, 'ids.json');
+  const out = path.join(tmp, 'out.json');
+  fs.writeFileSync(ids, JSON.stringify(ref.input_ids));
+  const r = lapidary(['run', 'gemma2.model', '--checkpoint', TINY, '--input-ids', ids, '--logits-out', out, '--timing']);
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  expect(Object.keys(JSON.parse(r.stdout)).sort()).toEqual(['forward_ms', 'load_ms', 'tokens_per_s']);
+  const got = JSON.parse(fs.readFileSync(out, 'utf8')).logits.flat(2) as number[];
+  const want = ref.logits.flat(2) as number[];
+  expect(got.length).toBe(want.length);
+  expect(Math.max(...got.map((v, i) => Math.abs(v - want[i])))).toBeLessThan(1e-4);
+});
+
+test('generate: greedy reproduces the reference tokens; --json', () => {
+  const r = lapidary(['generate', 'gemma2.model', '--checkpoint', TINY, '--prompt-ids', ref.generate.prompt[0].join(','), '--max-new-tokens', '12', '--json']);
+  expect(r.code).toBe(0);
+  expect(JSON.parse(r.stdout).ids).toEqual(ref.generate.hf_generate[0]);
+});
+
+test('generate: sampling is reproducible by seed', () => {
+  const args = ['generate', 'gemma2.model', '--checkpoint', TINY, '--prompt-ids', '500,122', '--max-new-tokens', '6', '--temperature', '1.5', '--top-k', '50', '--top-p', '0.95', '--json'];
+  const a = JSON.parse(lapidary([...args, '--seed', '7']).stdout).ids;
+  expect(JSON.parse(lapidary([...args, '--seed', '7']).stdout).ids).toEqual(a);
+  expect(a).toHaveLength(8);
+});
+
+test('bad input: clear messages, exit 1, no stack trace, the output file left alone', () => {
+  const out = path.join(tmp, 'keep.json');
+  fs.writeFileSync(out, 'precious');
+  const bad = path.join(tmp, 'bad.json');
+  fs.writeFileSync(bad, '[[1, 2], [3]]');
+  let r = lapidary(['run', 'gemma2.model', '--checkpoint', TINY, '--input-ids', bad, '--logits-out', out]);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/bad\.json: row 1 has 1 ids but row 0 has 2/);
+  expect(fs.readFileSync(out, 'utf8')).toBe('precious');
+  fs.writeFileSync(bad, '[[1, 512]]');
+  r = lapidary(['run', 'gemma2.model', '--checkpoint', TINY, '--input-ids', bad]);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/row 0, position 1: id 512 is outside the vocabulary \(size 512\)/);
+  r = lapidary(['run', 'gemma2.model', '--checkpoint', path.join(tmp, 'missing'), '--input-ids', bad]);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/checkpoint '.*missing' does not exist/);
+  r = lapidary(['generate', 'gemma2.model', '--checkpoint', TINY, '--prompt', 'hi', '--max-new-tokens', '2']);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/--prompt needs a tokenizer/);
+  r = lapidary(['generate', 'gemma2.model', '--checkpoint', TINY, '--prompt-ids', '1,2', '--max-new-tokens', '0']);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/--max-new-tokens takes a positive integer, got '0'/);
+});
