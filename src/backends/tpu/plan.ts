@@ -1,0 +1,540 @@
+/**
+ * Plans: a graph, a chip, a topology, a logical mesh and a sharding strategy → the partitioned program's
+ * cost. Per op: HloCostAnalysis FLOPs/transcendentals and fusion-aware bytes of the local program, roofline
+ * time (matmul FLOPs at the MXU peak × an achievable fraction, other FLOPs at the vector rate, bytes at HBM
+ * bandwidth); collectives from the torus formulas; FSDP weight gathers overlapped with each layer's compute;
+ * memory per chip (parameters, gradients, optimizer state, activations by remat policy, KV cache for
+ * decode); totals (step time, tokens/s/chip, MFU, days for token budgets).
+ */
+import { Graph, Node } from '../../ir/types';
+import { ChipSpec, getChip } from './chips';
+import { Mesh, Spec, Topology, defaultTopology, makeMesh, meshText, parseTopology, axisSize } from './mesh';
+import { CollectiveEvent, ParamPolicy } from './partition';
+import { partitionGraph, emitWholeProgram, PartitionResult } from './program';
+import { CostRecorder, fusedBytes } from './record';
+import { collectiveTime } from './collectives';
+import { TpuError } from './errors';
+
+export type Mode = 'forward' | 'train' | 'decode';
+/** The autodiff engineer's policy names (src/train): save everything, save layer inputs only, save matmul outputs. */
+export type Remat = 'save-all' | 'layer-inputs' | 'matmul-outputs';
+export const REMATS: readonly Remat[] = ['save-all', 'layer-inputs', 'matmul-outputs'];
+
+export interface PlanOptions {
+  readonly chip: string;
+  readonly topology?: string;
+  /** Chip count when no topology is given. */
+  readonly chips?: number;
+  readonly mesh?: string;
+  readonly strategy?: string;
+  readonly mode?: Mode;
+  readonly remat?: Remat;
+  /** Bytes of optimizer-related state per parameter: 'mixed' = bf16 weights + bf16 grads + fp32 master, m, v (16 B); 'bf16' = 2 + 2 + 8 (12 B). */
+  readonly precision?: 'mixed' | 'bf16';
+  /** Overlap FSDP weight gathers (and gradient reduce-scatters) with compute. */
+  readonly overlap?: boolean;
+  /** Fraction of the MXU peak dense matmuls reach (calibration, docs/tpu.md). */
+  readonly matmulEfficiency?: number;
+  /** Decode: context length the KV cache holds. */
+  readonly context?: number;
+  /** Token budgets to convert into days (training). */
+  readonly tokenBudgets?: readonly number[];
+}
+
+export const DEFAULT_MATMUL_EFFICIENCY = 0.85;
+
+export interface Strategy {
+  readonly name: string;
+  readonly policy: ParamPolicy;
+}
+
+/** Mesh axes named model / tensor / tp carry tensor parallelism; every other axis is a data axis. */
+export const TP_AXIS_NAMES = ['model', 'tensor', 'tp', 'mp'];
+
+export function parseStrategy(text: string | undefined, mesh: Mesh): Strategy {
+  const tpAxes = mesh.axes.filter((a) => TP_AXIS_NAMES.includes(a.name));
+  if (tpAxes.length > 1) throw new TpuError(`--mesh: at most one tensor-parallel axis (${TP_AXIS_NAMES.join('/')}), got ${tpAxes.map((a) => a.name).join(', ')}`);
+  const tp = tpAxes[0]?.size && tpAxes[0].size > 1 ? tpAxes[0].name : undefined;
+  const dataAxes = mesh.axes.filter((a) => !TP_AXIS_NAMES.includes(a.name)).map((a) => a.name);
+  const name = text ?? (tp ? 'fsdp+tp' : 'fsdp');
+  const parts = name.split('+').map((s) => s.trim().toLowerCase());
+  const known = ['dp', 'fsdp', 'zero3', 'tp'];
+  for (const p of parts) if (!known.includes(p)) throw new TpuError(`--strategy: unknown part '${p}' in '${name}' (use dp, fsdp, tp or a combination such as fsdp+tp)`);
+  const fsdp = parts.includes('fsdp') || parts.includes('zero3');
+  if (fsdp && parts.includes('dp')) throw new TpuError(`--strategy ${name}: dp (replicated parameters) and fsdp (sharded parameters) exclude each other`);
+  const wantsTp = parts.includes('tp');
+  if (wantsTp && !tp) throw new TpuError(`--strategy ${name}: tensor parallelism needs a mesh axis named model (or tensor/tp) of size > 1, e.g. --mesh data=64,model=4`);
+  if (!wantsTp && tp) throw new TpuError(`--strategy ${name} leaves mesh axis '${tp}' (${axisSize(mesh, tp)}) unused; add +tp`);
+  return { name: parts.join('+'), policy: { dataAxes, fsdp, ...(wantsTp ? { tpAxis: tp } : {}) } };
+}
+
+export function resolveTopology(chip: ChipSpec, o: PlanOptions): Topology {
+  if (o.topology) return parseTopology(chip, o.topology);
+  if (o.chips) return defaultTopology(chip, o.chips);
+  if (o.mesh && o.mesh !== 'auto') {
+    const n = o.mesh.split(',').reduce((p, s) => p * (Number(s.split('=')[1]) || 1), 1);
+    if (n > 0) return defaultTopology(chip, n);
+  }
+  throw new TpuError('give --topology (e.g. 8x24x32) or --chips N');
+}
+
+export interface OpClassCost {
+  flops: number;
+  transcendentals: number;
+  bytes: number;
+  time_s: number;
+}
+
+export interface LayerCost {
+  compute_s: number;
+  flops: number;
+  bytes: number;
+  weight_comm_s: number;
+  activation_comm_s: number;
+  time_s: number;
+}
+
+export interface CollectiveSummary {
+  kind: string;
+  axes: string;
+  count: number;
+  bytes: number;
+  time_s: number;
+  weights: boolean;
+}
+
+export interface MemoryBreakdown {
+  parameters: number;
+  gradients: number;
+  optimizer_state: number;
+  activations: number;
+  kv_cache: number;
+  total: number;
+}
+
+export interface PlanResult {
+  model: string;
+  chip: string;
+  topology: string;
+  chips: number;
+  mesh: string;
+  mesh_mapping: string;
+  strategy: string;
+  mode: Mode;
+  remat?: Remat;
+  batch: number;
+  seq: number;
+  context?: number;
+  tokens_per_step: number;
+  params: number;
+  model_flops_per_step: number;
+  hardware_flops_per_chip: number;
+  compute_s: number;
+  exposed_comm_s: number;
+  step_time_s: number;
+  tokens_per_s_per_chip: number;
+  mfu: number;
+  bound: 'compute' | 'memory' | 'communication';
+  memory_per_chip_bytes: number;
+  memory: MemoryBreakdown;
+  hbm_bytes: number;
+  fits: boolean;
+  why?: string;
+  days?: { tokens: number; days: number }[];
+  per_layer: Record<string, LayerCost>;
+  per_op_class: Record<string, OpClassCost>;
+  collectives: CollectiveSummary[];
+  settings: { matmul_efficiency: number; overlap: boolean; precision: string; float_bytes: number; train_cost: string };
+  param_specs: Record<string, string>;
+  input_specs: Record<string, string>;
+}
+
+const fmtSpec = (s: Spec) => `[${s.map((a) => (a.length ? a.join('*') : '-')).join(', ')}]`;
+
+/** The layer a node belongs to: the longest tap scope (labelled block call) that prefixes its scope. */
+export function layerOf(g: Graph): (n: Node) => string {
+  // The outermost labelled block call (model.layers.3, not model.layers.3.self_attn).
+  const taps = Object.keys(g.taps).sort((a, b) => a.length - b.length);
+  const cache = new Map<string, string>();
+  return (n: Node) => {
+    let r = cache.get(n.scope);
+    if (r === undefined) {
+      r = taps.find((t) => n.scope === t || n.scope.startsWith(t + '.')) ?? (n.scope.split('.')[0] || '<root>');
+      cache.set(n.scope, r);
+    }
+    return r;
+  };
+}
+
+/** Evaluate one plan on a graph whose dims are bound (forward: [batch, seq]; decode: seq = 1). */
+export function evaluatePlan(g: Graph, o: PlanOptions, dims: { batch: number; seq: number }): PlanResult {
+  const chip = getChip(o.chip);
+  const topo = resolveTopology(chip, o);
+  if (!o.mesh || o.mesh === 'auto') throw new TpuError('evaluatePlan needs an explicit --mesh');
+  const mesh = makeMesh(topo, o.mesh);
+  const strategy = parseStrategy(o.strategy, mesh);
+  return evaluateOn(g, o, dims, mesh, strategy);
+}
+
+export interface Partitioned {
+  readonly result: PartitionResult;
+  readonly recorder: CostRecorder;
+  readonly events: (CollectiveEvent & { node: number })[];
+}
+
+export function partitionForCost(g: Graph, mesh: Mesh, policy: ParamPolicy, floatBytes = 2): Partitioned {
+  const recorder = new CostRecorder(floatBytes);
+  const events: (CollectiveEvent & { node: number })[] = [];
+  let node = -1;
+  const origin = recorder.setOrigin.bind(recorder);
+  recorder.setOrigin = (x) => {
+    node = x ? x.id : -1;
+    origin(x);
+  };
+  const result = partitionGraph(g, mesh, policy, recorder, { env: {}, floatDtype: floatBytes === 2 ? 'bf16' : undefined }, undefined, (e) => events.push({ ...e, node }));
+  return { result, recorder, events };
+}
+
+export function evaluateOn(g: Graph, o: PlanOptions, dims: { batch: number; seq: number }, mesh: Mesh, strategy: Strategy): PlanResult {
+  const chip = mesh.topology.chip;
+  const mode: Mode = o.mode ?? 'forward';
+  const remat: Remat = o.remat ?? 'layer-inputs';
+  const eff = o.matmulEfficiency ?? DEFAULT_MATMUL_EFFICIENCY;
+  const overlap = o.overlap ?? true;
+  const precision = o.precision ?? 'mixed';
+  const layer = layerOf(g);
+  const byId = new Map(g.nodes.map((n) => [n.id, n]));
+
+  const { result, recorder, events } = partitionForCost(g, mesh, strategy.policy);
+  const instrs = recorder.instrs;
+  const outIdx = result.outputs.map((x) => Number(x.local.ref.slice(2)));
+  const bytes = fusedBytes(instrs, outIdx);
+
+  // Per node: local flops and bytes → roofline time.
+  interface Acc { mxu: number; vpu: number; tr: number; bytes: number; dotOut: number; materialized: number }
+  const perNode = new Map<number, Acc>();
+  instrs.forEach((ins, i) => {
+    if (ins.cls === 'arg' || ins.node < 0) return;
+    let a = perNode.get(ins.node);
+    if (!a) perNode.set(ins.node, (a = { mxu: 0, vpu: 0, tr: 0, bytes: 0, dotOut: 0, materialized: 0 }));
+    a.mxu += ins.mxuFlops;
+    a.vpu += ins.cls === 'collective' ? 0 : ins.vpuFlops;
+    a.tr += ins.transcendentals;
+    a.bytes += bytes[i];
+    if (ins.cls === 'dot') a.dotOut += ins.outBytes;
+    if (ins.cls !== 'elementwise' && ins.cls !== 'layout' && ins.cls !== 'collective') a.materialized += ins.outBytes;
+  });
+  const nodeTime = (a: Acc) => {
+    const c = a.mxu / (chip.peakFlops * eff) + (a.vpu + a.tr) / chip.vectorFlops;
+    const m = a.bytes / chip.hbmBandwidth;
+    return { t: Math.max(c, m), c, m };
+  };
+
+  // Decode: the key/value length of attention is the context, not the one new token.
+  const ctx = mode === 'decode' ? o.context ?? dims.seq : 1;
+  const kvProj = mode === 'decode' ? kvProjections(g) : new Set<number>();
+  const actMatmuls = mode === 'decode' ? activationMatmuls(g) : new Set<number>();
+
+  const perLayer: Record<string, LayerCost> = {};
+  const perOp: Record<string, OpClassCost> = {};
+  let computeFwd = 0;
+  let computeOnlyMem = 0;
+  let nonDotFwd = 0;
+  let kvBytes = 0;
+  for (const [id, a0] of perNode) {
+    const n = byId.get(id)!;
+    const a = { ...a0 };
+    if (actMatmuls.has(id)) {
+      // Scores and values over the cached context: flops and reads scale with it.
+      a.mxu *= ctx;
+      a.bytes *= ctx;
+      a.vpu *= ctx;
+    }
+    const { t, c, m } = nodeTime(a);
+    computeFwd += t;
+    if (m > c) computeOnlyMem += t;
+    if (!a.mxu) nonDotFwd += t;
+    const L = (perLayer[layer(n)] ??= { compute_s: 0, flops: 0, bytes: 0, weight_comm_s: 0, activation_comm_s: 0, time_s: 0 });
+    L.compute_s += t;
+    L.flops += a.mxu + a.vpu;
+    L.bytes += a.bytes;
+    const P = (perOp[n.op] ??= { flops: 0, transcendentals: 0, bytes: 0, time_s: 0 });
+    P.flops += a.mxu + a.vpu;
+    P.transcendentals += a.tr;
+    P.bytes += a.bytes;
+    P.time_s += t;
+    if (kvProj.has(id)) kvBytes += a0.dotOut * ctx;
+  }
+
+  // Training (analytic): backward = 2 × forward per op; layer-inputs remat recomputes the forward once more,
+  // matmul-outputs recomputes the non-matmul ops.
+  const isTrain = mode === 'train';
+  const computeMult = isTrain ? 3 + (remat === 'layer-inputs' ? 1 : 0) : 1;
+  const extraRecompute = isTrain && remat === 'matmul-outputs' ? 1 : 0;
+  for (const L of Object.values(perLayer)) L.compute_s *= computeMult;
+
+  // Collectives: forward events; training repeats weight gathers in the backward pass and reduce-scatters
+  // (FSDP) or all-reduces (replicated data parallel) the gradients; activation collectives run once per
+  // pass (a third time when the forward is recomputed).
+  const coll = new Map<string, CollectiveSummary>();
+  const addColl = (kind: string, axes: readonly string[], b: number, count: number, weights: boolean, lay: string) => {
+    if (!axes.length || !b) return;
+    const t = collectiveTime(mesh, kind as never, axes, b).seconds * count;
+    const key = `${kind}|${axes.join(',')}|${weights}`;
+    const s = coll.get(key) ?? { kind, axes: axes.join(','), count: 0, bytes: 0, time_s: 0, weights };
+    s.count += count;
+    s.bytes += b * count;
+    s.time_s += t;
+    coll.set(key, s);
+    const L = (perLayer[lay] ??= { compute_s: 0, flops: 0, bytes: 0, weight_comm_s: 0, activation_comm_s: 0, time_s: 0 });
+    if (weights) L.weight_comm_s += t;
+    else L.activation_comm_s += t;
+  };
+  const actPasses = isTrain ? 2 + (remat === 'layer-inputs' ? 1 : 0) : 1;
+  for (const e of events) {
+    const n = byId.get(e.node);
+    const lay = n ? layer(n) : '<root>';
+    if (e.param && e.kind === 'all-gather') {
+      addColl('all-gather', e.axes, e.bytes, isTrain ? 2 : 1, true, lay);
+      if (isTrain) addColl('reduce-scatter', e.axes, e.bytes, 1, true, lay);
+    } else addColl(e.kind, e.axes, e.bytes, actPasses, false, lay);
+  }
+  // Gradients of parameters replicated over data axes are all-reduced over them.
+  const paramNodes = g.nodes.filter((n) => n.op === 'param');
+  let localParamElems = 0;
+  let params = 0;
+  for (const p of paramNodes) {
+    const spec = result.paramSpecs.get(String(p.attrs.name))!;
+    const shape = p.type.shape as number[];
+    const total = shape.reduce((x, y) => x * y, 1);
+    params += total;
+    const shards = spec.flat().reduce((k, a) => k * axisSize(mesh, a), 1);
+    localParamElems += total / shards;
+    if (isTrain) {
+      const unsharded = strategy.policy.dataAxes.filter((a) => !spec.flat().includes(a) && axisSize(mesh, a) > 1);
+      addColl('all-reduce', unsharded, (total / shards) * 2, 1, true, layer(p));
+    }
+  }
+
+  // Step time: per layer, weight traffic overlaps with compute (if enabled); activation collectives are exposed.
+  let step = 0;
+  let exposed = 0;
+  let compute = 0;
+  for (const L of Object.values(perLayer)) {
+    const c = L.compute_s;
+    const w = L.weight_comm_s;
+    const t = overlap ? Math.max(c, w) : c + w;
+    L.time_s = t + L.activation_comm_s;
+    step += L.time_s;
+    compute += c;
+    exposed += L.time_s - c;
+  }
+  const extra = extraRecompute * nonDotFwd;
+  step += extra;
+  compute += extra;
+  // Optimizer update: read and write the per-parameter state once (memory-bound elementwise).
+  const stateBytes = precision === 'mixed' ? 16 : 12;
+  if (isTrain) {
+    const opt = (localParamElems * stateBytes * 2) / chip.hbmBandwidth;
+    step += opt;
+    compute += opt;
+  }
+
+  // Memory per chip.
+  const floatB = 2;
+  const parameters = localParamElems * floatB;
+  const gradients = isTrain ? localParamElems * 2 : 0;
+  const optimizer_state = isTrain ? localParamElems * (stateBytes - 4) : 0;
+  let activations = 0;
+  const layerAct = new Map<string, { all: number; dots: number; input: number }>();
+  for (const [id, a] of perNode) {
+    const n = byId.get(id)!;
+    const k = layer(n);
+    const s = layerAct.get(k) ?? { all: 0, dots: 0, input: 0 };
+    s.all += a.materialized;
+    s.dots += a.dotOut;
+    layerAct.set(k, s);
+  }
+  for (const [tap, id] of Object.entries(g.taps)) {
+    const s = layerAct.get(tap);
+    const a = perNode.get(id);
+    if (s && a) s.input = a.materialized || a.bytes / 2;
+  }
+  const sets = [...layerAct.values()];
+  const maxAll = Math.max(0, ...sets.map((s) => s.all));
+  if (isTrain) {
+    if (remat === 'save-all') activations = sets.reduce((x, s) => x + s.all, 0);
+    else if (remat === 'matmul-outputs') activations = sets.reduce((x, s) => x + s.dots + s.input, 0) + maxAll;
+    else activations = sets.reduce((x, s) => x + s.input, 0) + maxAll;
+  } else activations = maxAll * 2;
+  const kv_cache = kvBytes;
+  const total = parameters + gradients + optimizer_state + activations + kv_cache;
+  const memory: MemoryBreakdown = { parameters, gradients, optimizer_state, activations, kv_cache, total };
+  const fits = total <= chip.hbmBytes;
+  let why: string | undefined;
+  if (!fits) {
+    const parts = Object.entries(memory).filter(([k]) => k !== 'total').sort((a, b) => b[1] - a[1]);
+    const gb = (x: number) => `${(x / 1e9).toFixed(1)} GB`;
+    why =
+      `needs ${gb(total)} per chip but a ${chip.name} has ${gb(chip.hbmBytes)} of HBM; largest: ` +
+      parts.slice(0, 3).map(([k, v]) => `${k.replace('_', ' ')} ${gb(v)}`).join(', ') +
+      (strategy.policy.fsdp ? '' : ` (parameters${isTrain ? ', gradients and optimizer state' : ''} are replicated on every chip under '${strategy.name}'; try fsdp)`);
+  }
+
+  // Totals.
+  const whole = new CostRecorder(2);
+  emitWholeProgram(g, whole, { env: {}, floatDtype: 'bf16' });
+  const fwdModelFlops = whole.instrs.reduce((s, i) => s + i.mxuFlops, 0);
+  const decodeScale = mode === 'decode' ? decodeModelFlops(g, whole, ctx) : 0;
+  const modelFlops = isTrain ? 3 * fwdModelFlops : mode === 'decode' ? decodeScale : fwdModelFlops;
+  const tokens = mode === 'decode' ? dims.batch : dims.batch * dims.seq;
+  const chips = mesh.devices;
+  const tps = tokens / step / chips;
+  const mfu = modelFlops / (step * chips * chip.peakFlops);
+  const hwFlops = [...perNode.values()].reduce((s, a) => s + a.mxu, 0) * (isTrain ? computeMult : 1);
+  const memBoundShare = computeOnlyMem * computeMult;
+  const bound: PlanResult['bound'] = exposed > Math.max(compute - memBoundShare, memBoundShare) ? 'communication' : memBoundShare > compute / 2 ? 'memory' : 'compute';
+  const budgets = o.tokenBudgets ?? [];
+  const days = isTrain && budgets.length ? budgets.map((t) => ({ tokens: t, days: t / (tps * chips) / 86400 })) : undefined;
+
+  const paramSpecs: Record<string, string> = {};
+  for (const [k, v] of [...result.paramSpecs].sort(([a], [b]) => a.localeCompare(b))) paramSpecs[k] = fmtSpec(v);
+  const inputSpecs: Record<string, string> = {};
+  for (const [k, v] of result.inputSpecs) inputSpecs[k] = fmtSpec(v);
+  return {
+    model: `${g.name}${g.variant ? ' ' + g.variant : ''}`,
+    chip: chip.name,
+    topology: mesh.topology.text,
+    chips,
+    mesh: meshText(mesh),
+    mesh_mapping: mesh.axes
+      .map((a) => `${a.name}→${a.pieces.map((p) => `${p.dcn ? 'dcn' : 'ici' + p.phys}:${p.size}${p.dcn ? '' : p.wrap ? '(wrap)' : '(no wrap)'}`).join('×') || 'none'}`)
+      .join(', '),
+    strategy: strategy.name,
+    mode,
+    ...(isTrain ? { remat } : {}),
+    batch: dims.batch,
+    seq: dims.seq,
+    ...(mode === 'decode' ? { context: ctx } : {}),
+    tokens_per_step: tokens,
+    params,
+    model_flops_per_step: modelFlops,
+    hardware_flops_per_chip: hwFlops,
+    compute_s: compute,
+    exposed_comm_s: exposed,
+    step_time_s: step,
+    tokens_per_s_per_chip: tps,
+    mfu,
+    bound,
+    memory_per_chip_bytes: total,
+    memory,
+    hbm_bytes: chip.hbmBytes,
+    fits,
+    ...(why ? { why } : {}),
+    ...(days ? { days } : {}),
+    per_layer: perLayer,
+    per_op_class: perOp,
+    collectives: [...coll.values()].sort((a, b) => b.time_s - a.time_s),
+    settings: {
+      matmul_efficiency: eff,
+      overlap,
+      precision,
+      float_bytes: floatB,
+      train_cost: isTrain ? `analytic from the partitioned forward: backward = 2x forward per op${remat === 'layer-inputs' ? ', +1x forward recompute' : remat === 'matmul-outputs' ? ', + non-matmul recompute' : ''}` : 'partitioned program',
+    },
+    param_specs: paramSpecs,
+    input_specs: inputSpecs,
+  };
+}
+
+/** Matmuls between two activations (attention scores and values): in decode they run over the whole context. */
+function activationMatmuls(g: Graph): Set<number> {
+  const byId = new Map(g.nodes.map((n) => [n.id, n]));
+  const fromParam = (id: number): boolean => {
+    const n = byId.get(id)!;
+    if (n.op === 'param') return true;
+    if (n.op === 'input' || n.op === 'constant' || n.op === 'iota') return false;
+    // Layout chains of a weight still count as a weight.
+    return n.inputs.length === 1 && ['reshape', 'transpose', 'broadcast', 'cast'].includes(n.op) && fromParam(n.inputs[0]);
+  };
+  const s = new Set<number>();
+  for (const n of g.nodes) if (n.op === 'matmul' && !n.inputs.some(fromParam)) s.add(n.id);
+  return s;
+}
+
+/** Projections whose outputs are cached in decode: weight matmuls feeding the right operand of an activation matmul. */
+function kvProjections(g: Graph): Set<number> {
+  const byId = new Map(g.nodes.map((n) => [n.id, n]));
+  const act = activationMatmuls(g);
+  const out = new Set<number>();
+  const walk = (id: number, seen: Set<number>) => {
+    if (seen.has(id)) return;
+    seen.add(id);
+    const n = byId.get(id)!;
+    if (n.op === 'matmul') {
+      if (!act.has(id)) out.add(id);
+      return;
+    }
+    for (const i of n.inputs) walk(i, seen);
+  };
+  for (const id of act) walk(byId.get(id)!.inputs[1], new Set());
+  return out;
+}
+
+function decodeModelFlops(g: Graph, whole: CostRecorder, ctx: number): number {
+  const act = activationMatmuls(g);
+  return whole.instrs.reduce((s, i) => s + i.mxuFlops * (act.has(i.node) ? ctx : 1), 0);
+}
+
+export interface RankedPlan {
+  readonly mesh: string;
+  readonly strategy: string;
+  readonly result?: PlanResult;
+  readonly rejected?: string;
+  readonly reason: string;
+}
+
+/**
+ * `--mesh auto`: try every `data × model` split of the chips (model a power of two up to 64 that divides the
+ * chips) with each strategy, and rank the plans that fit by step time; each with why it is compute-, memory-
+ * or communication-bound, and each rejected plan with why.
+ */
+export function autoPlans(build: () => Graph, o: PlanOptions, dims: { batch: number; seq: number }): RankedPlan[] {
+  const chip = getChip(o.chip);
+  const topo = resolveTopology(chip, o);
+  const n = topo.chips;
+  const g = build();
+  const out: RankedPlan[] = [];
+  for (let m = 1; m <= Math.min(64, n); m *= 2) {
+    if (n % m) continue;
+    const meshStr = m === 1 ? `data=${n}` : `data=${n / m},model=${m}`;
+    let mesh: Mesh;
+    try {
+      mesh = makeMesh(topo, meshStr);
+    } catch (e) {
+      out.push({ mesh: meshStr, strategy: '-', rejected: (e as Error).message, reason: 'does not map onto the torus' });
+      continue;
+    }
+    for (const s of m === 1 ? ['fsdp', 'dp'] : ['fsdp+tp', 'tp']) {
+      const strategy = parseStrategy(s, mesh);
+      try {
+        const r = evaluateOn(g, { ...o, mesh: meshStr, strategy: s }, dims, mesh, strategy);
+        out.push({ mesh: meshStr, strategy: s, result: r, ...(r.fits ? {} : { rejected: r.why }), reason: reasonOf(r) });
+      } catch (e) {
+        out.push({ mesh: meshStr, strategy: s, rejected: (e as Error).message, reason: 'cannot be partitioned' });
+      }
+    }
+  }
+  const score = (p: RankedPlan) => (p.result && p.result.fits ? p.result.step_time_s : Infinity);
+  return out.sort((a, b) => score(a) - score(b) || (a.result?.memory_per_chip_bytes ?? Infinity) - (b.result?.memory_per_chip_bytes ?? Infinity));
+}
+
+export function reasonOf(r: PlanResult): string {
+  const pct = (x: number) => `${((100 * x) / r.step_time_s).toFixed(0)}%`;
+  if (r.bound === 'communication') {
+    const top = r.collectives[0];
+    return `communication-bound: ${pct(r.exposed_comm_s)} of the step waits on collectives${top ? ` (largest: ${top.kind} over ${top.axes}, ${top.weights ? 'weights' : 'activations'})` : ''}`;
+  }
+  if (r.bound === 'memory') return `memory-bound: most op time is HBM traffic (small per-chip batch or decode)`;
+  return `compute-bound: ${pct(r.compute_s)} of the step is compute, ${pct(r.exposed_comm_s)} exposed communication`;
+}

@@ -1,0 +1,146 @@
+/**
+ * Drives a graph through XLA builders by calling each node's own `xla` lowering (no switch on op names):
+ * - `partitionGraph`: through the SPMD partitioner into any emitter (printer or cost recorder), giving the
+ *   per-device program with explicit collectives;
+ * - `emitWholeProgram`: straight into a printer with global shapes and `mhlo.sharding` on arguments and
+ *   results, for XLA's own SPMD partitioner.
+ */
+import { Graph, Node, NodeId } from '../../ir/types';
+import { DimEnv, concreteShape, isFloat } from '../../ir/shape';
+import { getOp } from '../../ir/op';
+import { XlaBuilder, XlaType, XlaValue } from '../../ir/xla';
+import { Mesh, Spec, axisSize, hloSharding } from './mesh';
+import { CollectiveEvent, MutableSpec, ParamPolicy, Partitioner } from './partition';
+import { SpmdEmitter } from './spmd';
+import { TpuError } from './errors';
+
+export interface ProgramOptions {
+  readonly env: DimEnv;
+  /** Override the dtype of every float tensor (e.g. bf16 for TPU planning); default: the graph's own. */
+  readonly floatDtype?: 'f32' | 'bf16';
+}
+
+export function nodeType(n: Node, o: ProgramOptions): XlaType {
+  const dtype = o.floatDtype && isFloat(n.type.dtype) ? o.floatDtype : n.type.dtype;
+  return { dtype, shape: concreteShape(n.type.shape, o.env) };
+}
+
+/** Program arguments in a fixed order: graph inputs, then parameters, each in graph order. */
+export function sourceNodes(g: Graph): Node[] {
+  return [...g.nodes.filter((n) => n.op === 'input'), ...g.nodes.filter((n) => n.op === 'param')];
+}
+
+function originOf(n: Node) {
+  const name = n.op === 'param' || n.op === 'input' ? String(n.attrs.name) : undefined;
+  return { id: n.id, op: n.op, scope: n.scope, ...(name ? { name } : {}) };
+}
+
+/** Batch-like dims of an input (the symbolic dim `batch`; else dim 0 of a rank ≥ 2 input) split over the data axes. */
+export function inputSpec(n: Node, shape: readonly number[], mesh: Mesh, dataAxes: readonly string[]): MutableSpec {
+  const spec: MutableSpec = shape.map(() => []);
+  let d = n.type.shape.findIndex((x) => x === 'batch');
+  if (d < 0 && n.type.shape.every((x) => typeof x === 'number') && shape.length >= 2) d = 0;
+  if (d < 0) return spec;
+  let k = 1;
+  for (const a of dataAxes) {
+    const s = axisSize(mesh, a);
+    if (shape[d] % (k * s) === 0) {
+      spec[d].push(a);
+      k *= s;
+    }
+  }
+  return spec;
+}
+
+export interface PartitionResult {
+  readonly partitioner: Partitioner;
+  readonly outputs: { readonly name: string; readonly node: NodeId; readonly local: XlaValue; readonly spec: Spec; readonly global: XlaType }[];
+  readonly paramSpecs: ReadonlyMap<string, Spec>;
+  readonly inputSpecs: ReadonlyMap<string, Spec>;
+}
+
+function lower(def: ReturnType<typeof getOp>, n: Node): NonNullable<ReturnType<typeof getOp>['xla']> {
+  if (!def.xla) throw new TpuError(`op '${n.op}' (node %${n.id}${n.scope ? ' in ' + n.scope : ''}) has no XLA lowering`);
+  return def.xla;
+}
+
+/**
+ * Partition `g` over `mesh`. Parameters take the specs in `paramSpecs` when given; otherwise the policy places
+ * each one at its first use (Megatron column/row split by the tensor-parallel axis, FSDP over the data axes).
+ */
+export function partitionGraph(
+  g: Graph,
+  mesh: Mesh,
+  policy: ParamPolicy,
+  emitter: SpmdEmitter,
+  o: ProgramOptions,
+  paramSpecs?: ReadonlyMap<string, Spec>,
+  onCollective?: (e: CollectiveEvent) => void,
+): PartitionResult {
+  const p = new Partitioner(mesh, emitter, policy, onCollective);
+  const vals = new Map<NodeId, XlaValue>();
+  const inputSpecs = new Map<string, Spec>();
+  for (const n of sourceNodes(g)) {
+    emitter.setOrigin(originOf(n));
+    const t = nodeType(n, o);
+    const name = String(n.attrs.name);
+    if (n.op === 'input') {
+      const spec = inputSpec(n, t.shape, mesh, policy.dataAxes);
+      inputSpecs.set(name, spec);
+      vals.set(n.id, p.arg(t, name, spec, false));
+    } else vals.set(n.id, p.arg(t, name, paramSpecs?.get(name), true));
+  }
+  for (const n of g.nodes) {
+    const def = getOp(n.op);
+    if (def.source) continue;
+    emitter.setOrigin(originOf(n));
+    const out = nodeType(n, o);
+    const v = lower(def, n)(p, n.inputs.map((i) => vals.get(i)!), n, out);
+    vals.set(n.id, v);
+  }
+  const outputs = g.outputs.map((out) => {
+    const n = g.nodes.find((x) => x.id === out.node)!;
+    emitter.setOrigin(originOf(n));
+    const v = vals.get(out.node)!;
+    const spec = p.spec(v);
+    return { name: out.name, node: out.node, local: p.local(v, spec), spec, global: v.type };
+  });
+  emitter.setOrigin(undefined);
+  const paramSpecsOut = new Map<string, Spec>(paramSpecs ? [...paramSpecs] : []);
+  for (const [k, v] of p.decided) paramSpecsOut.set(k, v);
+  // Parameters never used still get the policy's default placement.
+  for (const n of g.nodes) if (n.op === 'param' && !paramSpecsOut.has(String(n.attrs.name))) paramSpecsOut.set(String(n.attrs.name), p.spec(vals.get(n.id)!));
+  return { partitioner: p, outputs, paramSpecs: paramSpecsOut, inputSpecs };
+}
+
+export interface WholeProgramEmitter extends XlaBuilder {
+  arg(type: XlaType, info: { name: string; sharding?: string }): XlaValue;
+  setOrigin(o: { id: number; op: string; scope: string; name?: string } | undefined): void;
+}
+
+/** The unpartitioned program: global shapes, with `mhlo.sharding` on arguments and results when given specs. */
+export function emitWholeProgram(
+  g: Graph,
+  b: WholeProgramEmitter,
+  o: ProgramOptions,
+  shardings?: { mesh: Mesh; params: ReadonlyMap<string, Spec>; inputs: ReadonlyMap<string, Spec>; outputs: ReadonlyMap<string, Spec> },
+): { name: string; value: XlaValue; sharding?: string }[] {
+  const vals = new Map<NodeId, XlaValue>();
+  for (const n of sourceNodes(g)) {
+    b.setOrigin(originOf(n));
+    const name = String(n.attrs.name);
+    const spec = shardings ? (n.op === 'input' ? shardings.inputs : shardings.params).get(name) : undefined;
+    vals.set(n.id, b.arg(nodeType(n, o), { name, ...(spec && shardings ? { sharding: hloSharding(shardings.mesh, spec) } : {}) }));
+  }
+  for (const n of g.nodes) {
+    const def = getOp(n.op);
+    if (def.source) continue;
+    b.setOrigin(originOf(n));
+    vals.set(n.id, lower(def, n)(b, n.inputs.map((i) => vals.get(i)!), n, nodeType(n, o)));
+  }
+  b.setOrigin(undefined);
+  return g.outputs.map((out) => {
+    const spec = shardings?.outputs.get(out.name);
+    return { name: out.name, value: vals.get(out.node)!, ...(spec && shardings ? { sharding: hloSharding(shardings.mesh, spec) } : {}) };
+  });
+}

@@ -1,0 +1,54 @@
+/** The readable `lapidary cost` report. */
+import { PlanResult, RankedPlan } from './plan';
+
+const gb = (x: number) => `${(x / 1e9).toFixed(2)} GB`;
+const ms = (x: number) => `${(x * 1e3).toFixed(2)} ms`;
+const sci = (x: number) => x.toExponential(3);
+const pad = (s: string, n: number) => s + ' '.repeat(Math.max(0, n - s.length));
+const lpad = (s: string, n: number) => ' '.repeat(Math.max(0, n - s.length)) + s;
+
+export function formatPlan(r: PlanResult, opts: { layers?: number } = {}): string {
+  const L: string[] = [];
+  L.push(`${r.model} on ${r.chips} ${r.chip} chips (topology ${r.topology}), mesh ${r.mesh} [${r.mesh_mapping}]`);
+  L.push(`strategy ${r.strategy}, mode ${r.mode}${r.remat ? `, remat ${r.remat}` : ''}, batch ${r.batch} × seq ${r.seq}${r.context ? `, context ${r.context}` : ''} (${r.tokens_per_step} tokens/step)`);
+  L.push('');
+  L.push(`step time          ${ms(r.step_time_s)}  (compute ${ms(r.compute_s)}, exposed communication ${ms(r.exposed_comm_s)}; ${r.bound}-bound)`);
+  L.push(`tokens/s/chip      ${r.tokens_per_s_per_chip.toFixed(1)}`);
+  L.push(`MFU                ${(100 * r.mfu).toFixed(1)}%  (model FLOPs/step ${sci(r.model_flops_per_step)}, peak ${r.chip})`);
+  L.push(`memory per chip    ${gb(r.memory_per_chip_bytes)} of ${gb(r.hbm_bytes)}: ${r.fits ? 'fits' : 'DOES NOT FIT'}`);
+  const m = r.memory;
+  L.push(`  parameters ${gb(m.parameters)}, gradients ${gb(m.gradients)}, optimizer state ${gb(m.optimizer_state)}, activations ${gb(m.activations)}, KV cache ${gb(m.kv_cache)}`);
+  if (r.why) L.push(`  why: ${r.why}`);
+  if (r.days) L.push(`days               ${r.days.map((d) => `${(d.tokens / 1e12).toFixed(0)}T tokens: ${d.days.toFixed(1)}`).join(', ')}`);
+  L.push('');
+  L.push('per op class (forward, per chip)');
+  const ops = Object.entries(r.per_op_class).sort((a, b) => b[1].time_s - a[1].time_s);
+  L.push(`  ${pad('op', 16)} ${lpad('time', 12)} ${lpad('FLOPs', 11)} ${lpad('transc.', 11)} ${lpad('bytes', 11)}`);
+  for (const [k, v] of ops.slice(0, 14)) L.push(`  ${pad(k, 16)} ${lpad(ms(v.time_s), 12)} ${lpad(sci(v.flops), 11)} ${lpad(sci(v.transcendentals), 11)} ${lpad(sci(v.bytes), 11)}`);
+  L.push('');
+  L.push(`per layer (${r.mode === 'train' ? 'forward + backward' : r.mode})`);
+  L.push(`  ${pad('layer', 22)} ${lpad('time', 11)} ${lpad('compute', 11)} ${lpad('weights comm', 13)} ${lpad('act. comm', 11)}`);
+  const layers = Object.entries(r.per_layer);
+  const show = opts.layers ?? 6;
+  const rows = layers.length > show ? [...layers.slice(0, show - 2), ...layers.slice(-2)] : layers;
+  for (const [k, v] of rows) L.push(`  ${pad(k, 22)} ${lpad(ms(v.time_s), 11)} ${lpad(ms(v.compute_s), 11)} ${lpad(ms(v.weight_comm_s), 13)} ${lpad(ms(v.activation_comm_s), 11)}`);
+  if (layers.length > show) L.push(`  … ${layers.length - rows.length} more (--json for all)`);
+  L.push('');
+  L.push('collectives (per step)');
+  if (!r.collectives.length) L.push('  none');
+  for (const c of r.collectives) L.push(`  ${pad(c.kind, 15)} over ${pad(c.axes, 12)} ${lpad(String(c.count), 5)}×  ${lpad(gb(c.bytes), 10)}  ${lpad(ms(c.time_s), 11)}  ${c.weights ? 'weights/gradients' : 'activations'}`);
+  L.push('');
+  L.push(`settings: matmul efficiency ${r.settings.matmul_efficiency}, overlap ${r.settings.overlap}, precision ${r.settings.precision}; ${r.settings.train_cost}`);
+  return L.join('\n') + '\n';
+}
+
+export function formatRanked(plans: readonly RankedPlan[]): string {
+  const L = [`${pad('#', 3)} ${pad('mesh', 22)} ${pad('strategy', 9)} ${lpad('step', 11)} ${lpad('tok/s/chip', 11)} ${lpad('MFU', 6)} ${lpad('mem/chip', 10)}  why`];
+  plans.forEach((p, i) => {
+    const r = p.result;
+    L.push(
+      `${pad(String(i + 1), 3)} ${pad(p.mesh, 22)} ${pad(p.strategy, 9)} ${lpad(r ? ms(r.step_time_s) : '-', 11)} ${lpad(r ? r.tokens_per_s_per_chip.toFixed(0) : '-', 11)} ${lpad(r ? (100 * r.mfu).toFixed(1) + '%' : '-', 6)} ${lpad(r ? gb(r.memory_per_chip_bytes) : '-', 10)}  ${p.rejected ? 'rejected: ' + p.rejected : p.reason}`,
+    );
+  });
+  return L.join('\n') + '\n';
+}

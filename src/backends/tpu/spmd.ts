@@ -1,0 +1,98 @@
+/**
+ * What the TPU backend's emitters add to the IR's `XlaBuilder`: program arguments and results, and the
+ * operations an SPMD-partitioned program needs (collectives with replica groups, partition ids, dynamic
+ * slices). The StableHLO printer, the HLO printer and the cost recorder all implement it.
+ */
+import { DType } from '../../ir/types';
+import { DotDims, XlaBuilder, XlaReducer, XlaType, XlaValue } from '../../ir/xla';
+
+export interface ReplicaGroupSet {
+  /** Mesh axes the collective runs over (major to minor). */
+  readonly axes: readonly string[];
+  /** Explicit groups of flattened device ids. */
+  readonly groups: readonly (readonly number[])[];
+  /** XLA's iota form of the same groups, e.g. `[768,8]<=[6144]`. */
+  readonly iota: string;
+}
+
+export interface ArgInfo {
+  readonly name: string;
+  /** HLO sharding string for the whole-program form (`mhlo.sharding`), if any. */
+  readonly sharding?: string;
+}
+
+export interface SpmdEmitter extends XlaBuilder {
+  arg(type: XlaType, info: ArgInfo): XlaValue;
+  allGather(x: XlaValue, dim: number, g: ReplicaGroupSet): XlaValue;
+  allReduce(x: XlaValue, g: ReplicaGroupSet, reducer: XlaReducer): XlaValue;
+  reduceScatter(x: XlaValue, dim: number, g: ReplicaGroupSet): XlaValue;
+  allToAll(x: XlaValue, splitDim: number, concatDim: number, g: ReplicaGroupSet): XlaValue;
+  /** The partition (device) id as an i32 scalar. */
+  partitionId(): XlaValue;
+  dynamicSlice(x: XlaValue, starts: readonly XlaValue[], sizes: readonly number[]): XlaValue;
+  /** Attribute the following instructions to an IR node (names, scopes, cost attribution). */
+  setOrigin(origin: { id: number; op: string; scope: string; name?: string } | undefined): void;
+}
+
+export interface ModuleOptions {
+  readonly name: string;
+  readonly numPartitions: number;
+  /** `HIGHEST` makes matmuls exact fp32 on GPUs (TF32 otherwise). */
+  readonly precision?: 'DEFAULT' | 'HIGHEST';
+}
+
+export interface Output {
+  readonly value: XlaValue;
+  readonly name: string;
+  readonly sharding?: string;
+}
+
+/** Result types of the XLA ops, shared by every emitter. */
+export const resultType = {
+  dot(a: XlaType, b: XlaType, d: DotDims): XlaType {
+    const batch = d.lhsBatch.map((i) => a.shape[i]);
+    const lf = a.shape.filter((_, i) => !d.lhsBatch.includes(i) && !d.lhsContract.includes(i));
+    const rf = b.shape.filter((_, i) => !d.rhsBatch.includes(i) && !d.rhsContract.includes(i));
+    return { dtype: a.dtype, shape: [...batch, ...lf, ...rf] };
+  },
+  reduce(x: XlaType, dims: readonly number[]): XlaType {
+    return { dtype: x.dtype, shape: x.shape.filter((_, i) => !dims.includes(i)) };
+  },
+  slice(x: XlaType, start: readonly number[], limit: readonly number[], strides?: readonly number[]): XlaType {
+    return { dtype: x.dtype, shape: start.map((s, i) => Math.ceil((limit[i] - s) / (strides?.[i] ?? 1))) };
+  },
+  concat(xs: readonly XlaType[], dim: number): XlaType {
+    const shape = [...xs[0].shape];
+    shape[dim] = xs.reduce((a, x) => a + x.shape[dim], 0);
+    return { dtype: xs[0].dtype, shape };
+  },
+  gathered(x: XlaType, dim: number, k: number): XlaType {
+    const shape = [...x.shape];
+    shape[dim] *= k;
+    return { dtype: x.dtype, shape };
+  },
+  scattered(x: XlaType, dim: number, k: number): XlaType {
+    const shape = [...x.shape];
+    if (shape[dim] % k !== 0) throw new Error(`reduce-scatter: dim ${dim} of [${shape}] is not divisible by ${k}`);
+    shape[dim] /= k;
+    return { dtype: x.dtype, shape };
+  },
+  allToAll(x: XlaType, split: number, concat: number, k: number): XlaType {
+    const shape = [...x.shape];
+    shape[split] /= k;
+    shape[concat] *= k;
+    return { dtype: x.dtype, shape };
+  },
+  withDtype(x: XlaType, dtype: DType): XlaType {
+    return { dtype, shape: x.shape };
+  },
+};
+
+/** Neutral element of a reducer (the init value of reduce / all-reduce computations). */
+export function reducerInit(r: XlaReducer, dtype: DType): number {
+  const int = dtype === 'i32' || dtype === 'i64';
+  if (r === 'add') return 0;
+  if (r === 'mul') return 1;
+  if (r === 'max') return int ? -2147483648 : -Infinity;
+  return int ? 2147483647 : Infinity;
+}

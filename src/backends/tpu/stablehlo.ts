@@ -1,0 +1,234 @@
+/**
+ * StableHLO MLIR text printer: implements the IR's XlaBuilder (plus the SPMD additions) by writing one
+ * instruction per call, in MLIR's generic operation form, which every StableHLO/MLIR parser accepts.
+ */
+import { DType } from '../../ir/types';
+
+import { DotDims, GatherDims, XlaBinary, XlaCompare, XlaReducer, XlaType, XlaUnary, XlaValue } from '../../ir/xla';
+import { ArgInfo, ModuleOptions, Output, ReplicaGroupSet, SpmdEmitter, reducerInit, resultType } from './spmd';
+
+const ELT: Record<DType, string> = { f32: 'f32', bf16: 'bf16', f16: 'f16', i32: 'i32', i64: 'i64', bool: 'i1' };
+
+export function tensorType(t: XlaType): string {
+  return `tensor<${[...t.shape.map(String), ELT[t.dtype]].join('x')}>`;
+}
+
+const HEX_INF: Partial<Record<DType, [string, string, string]>> = {
+  f32: ['0x7F800000', '0xFF800000', '0x7FC00000'],
+  bf16: ['0x7F80', '0xFF80', '0x7FC0'],
+  f16: ['0x7C00', '0xFC00', '0x7E00'],
+};
+
+/** An MLIR literal for `v` as an element of `dtype` (floats always carry a '.', non-finite ones are hex). */
+export function mlirLiteral(v: number, dtype: DType): string {
+  if (dtype === 'bool') return v ? 'true' : 'false';
+  if (dtype === 'i32' || dtype === 'i64') return String(Math.trunc(v));
+  if (!Number.isFinite(v)) {
+    const h = HEX_INF[dtype]!;
+    return Number.isNaN(v) ? h[2] : v > 0 ? h[0] : h[1];
+  }
+  return floatText(dtype === 'f32' ? Math.fround(v) : v);
+}
+
+export function floatText(v: number): string {
+  let s = String(v);
+  if (!/[.]/.test(s)) s = s.includes('e') ? s.replace('e', '.0e') : `${s}.0`;
+  return s;
+}
+
+const UNARY: Record<XlaUnary, string> = {
+  negate: 'negate', exponential: 'exponential', log: 'log', tanh: 'tanh', rsqrt: 'rsqrt', sqrt: 'sqrt',
+  sine: 'sine', cosine: 'cosine', abs: 'abs', logistic: 'logistic', not: 'not',
+};
+const BINARY: Record<XlaBinary, string> = {
+  add: 'add', subtract: 'subtract', multiply: 'multiply', divide: 'divide', maximum: 'maximum', minimum: 'minimum',
+  power: 'power', and: 'and', or: 'or', remainder: 'remainder',
+};
+const REDUCER: Record<XlaReducer, string> = { add: 'add', max: 'maximum', min: 'minimum', mul: 'multiply' };
+
+const arr = (xs: readonly number[]) => `array<i64${xs.length ? ': ' + xs.join(', ') : ''}>`;
+const list = (xs: readonly number[]) => `[${xs.join(', ')}]`;
+
+export class StableHloPrinter implements SpmdEmitter {
+  private readonly lines: string[] = [];
+  private readonly args: { v: XlaValue; info: ArgInfo }[] = [];
+  private n = 0;
+  private channel = 0;
+  private origin: { id: number; op: string; scope: string; name?: string } | undefined;
+  /** Replica-group attributes, printed once as aliases at the top of the module. */
+  private readonly groupAliases = new Map<string, { alias: string; text: string }>();
+
+  constructor(readonly opts: ModuleOptions) {}
+
+  setOrigin(o: { id: number; op: string; scope: string; name?: string } | undefined): void {
+    this.origin = o;
+  }
+
+  private loc(): string {
+    if (!this.origin) return '';
+    const name = this.origin.name ?? `${this.origin.scope ? this.origin.scope + '/' : ''}${this.origin.op}`;
+    return ` loc(${JSON.stringify(name)})`;
+  }
+
+  private emit(opText: string, operands: readonly XlaValue[], attrs: string, out: XlaType, region?: string): XlaValue {
+    const ref = `%${this.n++}`;
+    const a = attrs ? ` {${attrs}}` : '';
+    const r = region ? ` (${region})` : '';
+    this.lines.push(
+      `    ${ref} = "stablehlo.${opText}"(${operands.map((o) => o.ref).join(', ')})${r}${a} : (${operands.map((o) => tensorType(o.type)).join(', ')}) -> ${tensorType(out)}${this.loc()}`,
+    );
+    return { ref, type: out };
+  }
+
+  arg(type: XlaType, info: ArgInfo): XlaValue {
+    const v = { ref: `%arg${this.args.length}`, type };
+    this.args.push({ v, info });
+    return v;
+  }
+
+  constant(value: number, type: XlaType): XlaValue {
+    return this.emit('constant', [], `value = dense<${mlirLiteral(value, type.dtype)}> : ${tensorType(type)}`, type);
+  }
+  iota(type: XlaType, dim: number): XlaValue {
+    return this.emit('iota', [], `iota_dimension = ${dim} : i64`, type);
+  }
+  unary(op: XlaUnary, x: XlaValue): XlaValue {
+    return this.emit(UNARY[op], [x], '', x.type);
+  }
+  binary(op: XlaBinary, a: XlaValue, b: XlaValue): XlaValue {
+    return this.emit(BINARY[op], [a, b], '', a.type);
+  }
+  compare(dir: XlaCompare, a: XlaValue, b: XlaValue): XlaValue {
+    const kind = a.type.dtype === 'bool' ? 'UNSIGNED' : a.type.dtype === 'i32' || a.type.dtype === 'i64' ? 'SIGNED' : 'FLOAT';
+    return this.emit(
+      'compare',
+      [a, b],
+      `comparison_direction = #stablehlo<comparison_direction ${dir}>, compare_type = #stablehlo<comparison_type ${kind}>`,
+      { dtype: 'bool', shape: a.type.shape },
+    );
+  }
+  select(p: XlaValue, a: XlaValue, b: XlaValue): XlaValue {
+    return this.emit('select', [p, a, b], '', a.type);
+  }
+  convert(x: XlaValue, dtype: DType): XlaValue {
+    return this.emit('convert', [x], '', resultType.withDtype(x.type, dtype));
+  }
+  dot(a: XlaValue, b: XlaValue, d: DotDims): XlaValue {
+    const f: string[] = [];
+    if (d.lhsBatch.length) f.push(`lhs_batching_dimensions = ${list(d.lhsBatch)}`, `rhs_batching_dimensions = ${list(d.rhsBatch)}`);
+    f.push(`lhs_contracting_dimensions = ${list(d.lhsContract)}`, `rhs_contracting_dimensions = ${list(d.rhsContract)}`);
+    const p = this.opts.precision ?? 'DEFAULT';
+    return this.emit(
+      'dot_general',
+      [a, b],
+      `dot_dimension_numbers = #stablehlo.dot<${f.join(', ')}>, precision_config = [#stablehlo<precision ${p}>, #stablehlo<precision ${p}>]`,
+      resultType.dot(a.type, b.type, d),
+    );
+  }
+  private scalarRegion(reducer: XlaReducer, dtype: DType): string {
+    const k = this.n++;
+    const st = tensorType({ dtype, shape: [] });
+    return (
+      `{\n    ^bb0(%lhs${k}: ${st}, %rhs${k}: ${st}):\n` +
+      `      %red${k} = "stablehlo.${REDUCER[reducer]}"(%lhs${k}, %rhs${k}) : (${st}, ${st}) -> ${st}\n` +
+      `      "stablehlo.return"(%red${k}) : (${st}) -> ()\n    }`
+    );
+  }
+  reduce(x: XlaValue, dims: readonly number[], reducer: XlaReducer): XlaValue {
+    const init = this.constant(reducerInit(reducer, x.type.dtype), { dtype: x.type.dtype, shape: [] });
+    return this.emit('reduce', [x, init], `dimensions = ${arr(dims)}`, resultType.reduce(x.type, dims), this.scalarRegion(reducer, x.type.dtype));
+  }
+  reshape(x: XlaValue, shape: readonly number[]): XlaValue {
+    return this.emit('reshape', [x], '', { dtype: x.type.dtype, shape });
+  }
+  transpose(x: XlaValue, perm: readonly number[]): XlaValue {
+    return this.emit('transpose', [x], `permutation = ${arr(perm)}`, { dtype: x.type.dtype, shape: perm.map((p) => x.type.shape[p]) });
+  }
+  broadcastInDim(x: XlaValue, shape: readonly number[], dims: readonly number[]): XlaValue {
+    return this.emit('broadcast_in_dim', [x], `broadcast_dimensions = ${arr(dims)}`, { dtype: x.type.dtype, shape });
+  }
+  slice(x: XlaValue, start: readonly number[], limit: readonly number[], strides?: readonly number[]): XlaValue {
+    const st = strides ?? start.map(() => 1);
+    return this.emit('slice', [x], `start_indices = ${arr(start)}, limit_indices = ${arr(limit)}, strides = ${arr(st)}`, resultType.slice(x.type, start, limit, strides));
+  }
+  concatenate(xs: readonly XlaValue[], dim: number): XlaValue {
+    return this.emit('concatenate', xs, `dimension = ${dim} : i64`, resultType.concat(xs.map((x) => x.type), dim));
+  }
+  gather(operand: XlaValue, indices: XlaValue, d: GatherDims, outShape: readonly number[]): XlaValue {
+    return this.emit(
+      'gather',
+      [operand, indices],
+      `dimension_numbers = #stablehlo.gather<offset_dims = ${list(d.offsetDims)}, collapsed_slice_dims = ${list(d.collapsedSliceDims)}, ` +
+        `start_index_map = ${list(d.startIndexMap)}, index_vector_dim = ${d.indexVectorDim}>, indices_are_sorted = false, slice_sizes = ${arr(d.sliceSizes)}`,
+      { dtype: operand.type.dtype, shape: outShape },
+    );
+  }
+
+  private groups(g: ReplicaGroupSet): string {
+    const key = JSON.stringify(g.groups);
+    let a = this.groupAliases.get(key);
+    if (!a) {
+      const text = `dense<${JSON.stringify(g.groups).replace(/,/g, ', ')}> : tensor<${g.groups.length}x${g.groups[0].length}xi64>`;
+      a = { alias: `#groups${this.groupAliases.size}`, text };
+      this.groupAliases.set(key, a);
+    }
+    return `replica_groups = ${a.alias}, channel_handle = #stablehlo.channel_handle<handle = ${++this.channel}, type = 1>, use_global_device_ids`;
+  }
+  allGather(x: XlaValue, dim: number, g: ReplicaGroupSet): XlaValue {
+    return this.emit('all_gather', [x], `all_gather_dim = ${dim} : i64, ${this.groups(g)}`, resultType.gathered(x.type, dim, g.groups[0].length));
+  }
+  allReduce(x: XlaValue, g: ReplicaGroupSet, reducer: XlaReducer): XlaValue {
+    return this.emit('all_reduce', [x], this.groups(g), x.type, this.scalarRegion(reducer, x.type.dtype));
+  }
+  reduceScatter(x: XlaValue, dim: number, g: ReplicaGroupSet): XlaValue {
+    return this.emit('reduce_scatter', [x], `scatter_dimension = ${dim} : i64, ${this.groups(g)}`, resultType.scattered(x.type, dim, g.groups[0].length), this.scalarRegion('add', x.type.dtype));
+  }
+  allToAll(x: XlaValue, split: number, concat: number, g: ReplicaGroupSet): XlaValue {
+    const k = g.groups[0].length;
+    return this.emit('all_to_all', [x], `split_dimension = ${split} : i64, concat_dimension = ${concat} : i64, split_count = ${k} : i64, ${this.groups(g)}`, resultType.allToAll(x.type, split, concat, k));
+  }
+  partitionId(): XlaValue {
+    const u = this.emit('partition_id', [], '', { dtype: 'i32', shape: [] });
+    // partition_id is ui32; reinterpret the printed type (the value is small, so convert is exact).
+    this.lines[this.lines.length - 1] = this.lines[this.lines.length - 1].replace('-> tensor<i32>', '-> tensor<ui32>');
+    const ref = `%${this.n++}`;
+    this.lines.push(`    ${ref} = "stablehlo.convert"(${u.ref}) : (tensor<ui32>) -> tensor<i32>${this.loc()}`);
+    return { ref, type: { dtype: 'i32', shape: [] } };
+  }
+  dynamicSlice(x: XlaValue, starts: readonly XlaValue[], sizes: readonly number[]): XlaValue {
+    return this.emit('dynamic_slice', [x, ...starts], `slice_sizes = ${arr(sizes)}`, { dtype: x.type.dtype, shape: sizes });
+  }
+
+  /** The whole module text. */
+  finish(outputs: readonly Output[]): string {
+    const sig = this.args
+      .map(({ v, info }) => {
+        const attrs = [`jax.arg_info = ${JSON.stringify(info.name)}`];
+        if (info.sharding) attrs.push(`mhlo.sharding = ${JSON.stringify(info.sharding)}`);
+        return `%${v.ref.slice(1)}: ${tensorType(v.type)} {${attrs.join(', ')}}`;
+      })
+      .join(',\n      ');
+    const res = outputs
+      .map((o) => {
+        const attrs = [`jax.result_info = ${JSON.stringify(o.name)}`];
+        if (o.sharding) attrs.push(`mhlo.sharding = ${JSON.stringify(o.sharding)}`);
+        return `${tensorType(o.value.type)} {${attrs.join(', ')}}`;
+      })
+      .join(', ');
+    const aliases = [...this.groupAliases.values()].map((a) => `${a.alias} = ${a.text}\n`).join('');
+    const name = this.opts.name.replace(/[^A-Za-z0-9_]/g, '_');
+    return (
+      aliases +
+      `module @${name} attributes {mhlo.num_partitions = ${this.opts.numPartitions} : i32, mhlo.num_replicas = 1 : i32} {\n` +
+      `  func.func public @main(${sig}) -> (${res}) {\n` +
+      this.lines.join('\n') +
+      `\n    "func.return"(${outputs.map((o) => o.value.ref).join(', ')}) : (${outputs.map((o) => tensorType(o.value.type)).join(', ')}) -> ()\n` +
+      `  }\n}\n`
+    );
+  }
+
+  get instructionCount(): number {
+    return this.lines.length;
+  }
+}
+

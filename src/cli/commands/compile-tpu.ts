@@ -1,0 +1,163 @@
+/**
+ * The TPU side of the CLI: the options `lapidary cost` and `lapidary compile --target tpu` share, and the
+ * tpu compilation target (programs + cost.json into a directory).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Command, Option } from 'commander';
+import { Graph } from '../../ir';
+import {
+  CHIPS, Mode, PlanOptions, PlanResult, REMATS, Remat, TpuError, autoPlans, emitPrograms, evaluatePlan, getChip, makeMesh,
+  parseStrategy, resolveTopology, RankedPlan,
+} from '../../backends/tpu';
+import { UserError } from '../errors';
+import { loadModel, ModelOptions, positiveInt } from '../load';
+
+export interface TpuCliOptions extends ModelOptions {
+  chip?: string;
+  topology?: string;
+  chips?: number;
+  mesh?: string;
+  strategy?: string;
+  mode?: Mode;
+  remat?: Remat;
+  precision?: 'mixed' | 'bf16';
+  context?: number;
+  tokens?: string;
+  overlap?: boolean;
+  matmulEfficiency?: number;
+  dtype?: 'f32' | 'bf16';
+  output?: string;
+}
+
+const fraction = (v: string) => {
+  const n = Number(v);
+  if (!(n > 0 && n <= 1)) throw new UserError(`option --matmul-efficiency takes a number in (0, 1], got '${v}'`);
+  return n;
+};
+
+/** The plan options (chip, topology, mesh, strategy, mode …) on a command. */
+export function addTpuOptions(cmd: Command, { forCompile = false } = {}): Command {
+  const req = forCompile ? '' : ' (required)';
+  cmd
+    .option('--chip <chip>', `accelerator: ${Object.keys(CHIPS).join(', ')}${forCompile ? ' (--target tpu; default v5p)' : req}`)
+    .option('--topology <AxBxC>', 'physical topology, e.g. 8x24x32 (v5p), 16x16 (v5e), 2x16x16 = 2 slices of 16x16 over DCN')
+    .addOption(new Option('--chips <n>', 'chip count when no --topology is given (a default torus shape is chosen)').argParser(positiveInt('--chips')))
+    .option('--mesh <axes>', "logical mesh, e.g. data=768,model=8 ('-1' = the rest; 'auto' = search and rank plans)")
+    .option('--strategy <s>', 'dp, fsdp, tp or a combination (fsdp+tp, dp+tp); default fsdp, or fsdp+tp when the mesh has a model axis')
+    .addOption(new Option('--mode <mode>', 'what one step is').choices(['forward', 'train', 'decode']).default('forward'))
+    .addOption(new Option('--remat <policy>', 'training activation policy').choices([...REMATS]).default('layer-inputs'))
+    .addOption(new Option('--precision <p>', 'training state per parameter: mixed = 16 B (bf16 weights/grads + fp32 master, m, v), bf16 = 12 B').choices(['mixed', 'bf16']).default('mixed'))
+    .addOption(new Option('--context <n>', 'decode: tokens in the KV cache (default: --seq)').argParser(positiveInt('--context')))
+    .option('--tokens <list>', 'training token budgets for the days estimate, e.g. 2e12,8e12,13e12')
+    .option('--no-overlap', 'do not overlap FSDP weight gathers with compute')
+    .addOption(new Option('--matmul-efficiency <f>', 'achievable fraction of the MXU peak (calibrated default 0.85)').argParser(fraction));
+  return cmd;
+}
+
+export function toUserError<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof TpuError) throw new UserError(e.message);
+    throw e;
+  }
+}
+
+export function planOptions(o: TpuCliOptions, { defaultChip }: { defaultChip?: string } = {}): PlanOptions {
+  const chip = o.chip ?? defaultChip;
+  if (!chip) throw new UserError('option --chip is required (one of ' + Object.keys(CHIPS).join(', ') + ')');
+  toUserError(() => getChip(chip));
+  let tokenBudgets: number[] | undefined;
+  if (o.tokens !== undefined) {
+    tokenBudgets = o.tokens.split(',').map((s) => {
+      const n = Number(s.trim());
+      if (!(n > 0)) throw new UserError(`option --tokens: '${s}' is not a positive number (e.g. --tokens 2e12,8e12)`);
+      return n;
+    });
+  }
+  if (o.context !== undefined && o.mode !== 'decode') throw new UserError('option --context only applies to --mode decode');
+  return {
+    chip,
+    ...(o.topology ? { topology: o.topology } : {}),
+    ...(o.chips ? { chips: o.chips } : {}),
+    ...(o.mesh ? { mesh: o.mesh } : {}),
+    ...(o.strategy ? { strategy: o.strategy } : {}),
+    mode: o.mode ?? 'forward',
+    remat: o.remat ?? 'layer-inputs',
+    precision: o.precision ?? 'mixed',
+    overlap: o.overlap !== false,
+    ...(o.matmulEfficiency ? { matmulEfficiency: o.matmulEfficiency } : {}),
+    ...(o.context ? { context: o.context } : {}),
+    ...(tokenBudgets ? { tokenBudgets } : {}),
+  };
+}
+
+function dimsOf(o: TpuCliOptions): { batch: number; seq: number } {
+  if (o.batch === undefined) throw new UserError('option --batch is required (the global batch, in sequences)');
+  if (o.seq === undefined) throw new UserError('option --seq is required (tokens per sequence; for --mode decode, the context length)');
+  return { batch: o.batch, seq: o.seq };
+}
+
+/** Build the graph a plan needs (decode: one new token per sequence). */
+export function planGraph(file: string, o: TpuCliOptions): Graph {
+  const { batch, seq } = dimsOf(o);
+  return loadModel(file, { ...o, batch, seq: o.mode === 'decode' ? 1 : seq });
+}
+
+export function runCost(file: string, o: TpuCliOptions): { plan?: PlanResult; ranked?: RankedPlan[] } {
+  const po = planOptions(o);
+  const dims = dimsOf(o);
+  if (!po.mesh) throw new UserError("option --mesh is required (e.g. --mesh data=768,model=8, or --mesh auto)");
+  const decodeDims = po.mode === 'decode' ? { batch: dims.batch, seq: 1 } : dims;
+  const planOpts = po.mode === 'decode' ? { ...po, context: po.context ?? dims.seq } : po;
+  if (po.mesh === 'auto') {
+    if (!po.topology && !po.chips) throw new UserError('--mesh auto needs --topology or --chips');
+    const g = planGraph(file, o);
+    return { ranked: toUserError(() => autoPlans(() => g, planOpts, decodeDims)) };
+  }
+  // Check the mesh before building the graph: mesh errors are cheap and common.
+  toUserError(() => {
+    const topo = resolveTopology(getChip(po.chip), po);
+    parseStrategy(po.strategy, makeMesh(topo, po.mesh!));
+  });
+  const g = planGraph(file, o);
+  return { plan: toUserError(() => evaluatePlan(g, planOpts, decodeDims)) };
+}
+
+/** `compile --target tpu`: write the programs and cost.json into the output directory. */
+export function emitTpu(graph: Graph, o: TpuCliOptions): { json: Record<string, unknown>; lines: string[] } {
+  const po = planOptions(o, { defaultChip: 'v5p' });
+  const dims = dimsOf(o);
+  if (!po.mesh || po.mesh === 'auto') throw new UserError("--target tpu needs an explicit --mesh (use 'lapidary cost --mesh auto' to search)");
+  if (po.mode === 'decode') throw new UserError("--target tpu emits forward programs; plan decode with 'lapidary cost --mode decode'");
+  const topo = toUserError(() => resolveTopology(getChip(po.chip), po));
+  const mesh = toUserError(() => makeMesh(topo, po.mesh!));
+  const strategy = toUserError(() => parseStrategy(po.strategy, mesh));
+  const t0 = performance.now();
+  const progs = toUserError(() => emitPrograms(graph, mesh, strategy.policy, { floatDtype: o.dtype }));
+  const emit_ms = performance.now() - t0;
+  const plan = toUserError(() => evaluatePlan(graph, po, dims));
+  const dir = o.output ?? `${graph.name}${graph.variant ? '-' + graph.variant : ''}-tpu`;
+  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new UserError(`-o '${dir}' exists and is not a directory (--target tpu writes a directory)`);
+  fs.mkdirSync(dir, { recursive: true });
+  const files: Record<string, string> = {
+    'program.mlir': progs.wholeMlir,
+    'program.hlo': progs.wholeHlo,
+    'partitioned.mlir': progs.partitionedMlir,
+    'partitioned.hlo': progs.partitionedHlo,
+    'cost.json': JSON.stringify(plan, null, 1) + '\n',
+  };
+  for (const [f, text] of Object.entries(files)) {
+    const p = path.join(dir, f);
+    fs.writeFileSync(p + '.tmp', text);
+    fs.renameSync(p + '.tmp', p);
+  }
+  return {
+    json: { out_dir: dir, files: Object.keys(files), emit_ms: Math.round(emit_ms), step_time_s: plan.step_time_s, mfu: plan.mfu, tokens_per_s_per_chip: plan.tokens_per_s_per_chip, memory_per_chip_bytes: plan.memory_per_chip_bytes, fits: plan.fits },
+    lines: [
+      `tpu: ${plan.chips} ${plan.chip} chips, mesh ${plan.mesh}, ${plan.strategy}: wrote ${Object.keys(files).join(', ')} to ${dir}/ (emitted in ${emit_ms.toFixed(0)} ms)`,
+      `tpu: step ${(plan.step_time_s * 1e3).toFixed(2)} ms, MFU ${(100 * plan.mfu).toFixed(1)}%, ${plan.tokens_per_s_per_chip.toFixed(0)} tokens/s/chip, ${(plan.memory_per_chip_bytes / 1e9).toFixed(2)} GB/chip (${plan.fits ? 'fits' : 'does not fit'})`,
+    ],
+  };
+}

@@ -1,0 +1,24 @@
+/** `lapidary cost FILE …`: plan a run on a TPU mesh and print step time, MFU, memory per chip and the breakdowns. */
+import { Command } from 'commander';
+import { formatPlan, formatRanked } from '../../backends/tpu';
+import { addModelOptions } from '../load';
+import { addTpuOptions, runCost, TpuCliOptions } from './compile-tpu';
+
+export function register(program: Command): void {
+  addTpuOptions(
+    addModelOptions(
+      program
+        .command('cost')
+        .description('predict step time, MFU, tokens/s/chip and memory per chip of a model on a TPU mesh (--mesh auto ranks plans)')
+        .argument('<file>', 'model file')
+        .option('--json', 'print one JSON object (step_time_s, mfu, tokens_per_s_per_chip, memory_per_chip_bytes, fits, breakdowns)'),
+    ),
+  ).action((file: string, opts: TpuCliOptions & { json?: boolean }) => {
+    const r = runCost(file, opts);
+    if (opts.json) {
+      process.stdout.write(JSON.stringify(r.plan ?? { plans: r.ranked!.map((p) => ({ mesh: p.mesh, strategy: p.strategy, reason: p.reason, rejected: p.rejected ?? null, ...(p.result ?? {}) })) }) + '\n');
+      return;
+    }
+    process.stdout.write(r.plan ? formatPlan(r.plan) : formatRanked(r.ranked!));
+  });
+}
