@@ -9,6 +9,7 @@ import { Graph, countOps, printGraph, graphToJSONText } from '../../ir';
 import { Pass, PassError, PassStat, PipelineError, PluginError, TraceEntry, loadPlugin, resolvePipeline, runPipeline, BUILTIN_PASSES } from '../../passes';
 import { loadModel, addModelOptions, ModelOptions } from '../load';
 import { UserError } from '../errors';
+import { addTpuOptions, emitTpu } from './compile-tpu';
 
 export interface CompileOptions extends ModelOptions {
   target: string;
@@ -42,6 +43,7 @@ export interface Target {
 
 export const TARGETS: Record<string, Target> = {
   cpu: { description: 'the tfjs CPU backend (run it with `lapidary run`): the optimised graph is the program' },
+  tpu: { description: 'mesh-partitioned StableHLO/HLO and cost.json into the -o directory (see docs/tpu.md)', emit: (g, o) => emitTpu(g, o) },
 };
 
 const collect = (v: string, prev: unknown) => [...(Array.isArray(prev) ? prev : []), v];
@@ -129,13 +131,13 @@ export function compileFile(file: string, opts: CompileOptions, api: () => objec
   }
   if (opts.dumpDir) fs.writeFileSync(path.join(opts.dumpDir, 'trace.json'), JSON.stringify(r.trace) + '\n');
   if (opts.trace) writeFileAtomic(opts.trace, JSON.stringify({ passes: r.stats, trace: r.trace }) + '\n');
-  if (opts.output) writeFileAtomic(opts.output, graphToJSONText(r.graph));
+  if (opts.output && opts.target !== 'tpu') writeFileAtomic(opts.output, graphToJSONText(r.graph));
   const emitted = target.emit?.(r.graph, opts) ?? undefined;
   return { graph: r.graph, stats: r.stats, trace: r.trace, target: emitted ? { ...(emitted.json ?? {}), lines: emitted.lines ?? [] } : undefined };
 }
 
 export function register(program: Command): void {
-  addModelOptions(
+  const cmd = addModelOptions(
     program
       .command('compile')
       .description('build the graph and run the pass pipeline (default: every built-in pass), printing per-pass statistics')
@@ -152,7 +154,9 @@ export function register(program: Command): void {
       .option('--timings', 'show per-pass wall times')
       .option('--json', 'print one JSON object: {"passes":[{name, ms, nodes_before, nodes_after, changed}], "ops": {op: count}}')
       .option('--list-passes', 'list the built-in passes (and those of --plugin files) and exit'),
-  ).action((file: string, opts: CompileOptions) => {
+  );
+  addTpuOptions(cmd, { forCompile: true });
+  cmd.action((file: string, opts: CompileOptions) => {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const api = () => require('../../index');
     if (opts.listPasses) {

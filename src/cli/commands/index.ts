@@ -6,8 +6,9 @@ import * as check from './check';
 import * as stats from './stats';
 import * as ir from './ir';
 import * as compile from './compile';
+import * as cost from './cost';
 import * as viz from './viz';
 
 export type Register = (program: Command) => void;
 
-export const commands: Register[] = [check.register, stats.register, ir.register, compile.register, distillTargets.register, train.register, viz.register];
+export const commands: Register[] = [check.register, stats.register, ir.register, compile.register, distillTargets.register, train.register, viz.register, cost.register];
