@@ -74,7 +74,7 @@ test('the default pipeline preserves random attention graphs and fuses what it c
         q: tf.randomNormal([c.b, h, c.t, c.d], 0, 1, 'float32', seed),
         k: tf.randomNormal([c.b, c.kv, c.t, c.d], 0, 1, 'float32', seed + 1),
         v: tf.randomNormal([c.b, c.kv, c.t, c.d], 0, 1, 'float32', seed + 2),
-        m: tf.tidy(() => tf.logicalOr(tf.greater(tf.randomUniform([c.t, c.t], 0, 1, 'float32', seed + 3), 0.5), tf.eye(c.t).cast('bool'))),
+        m: tf.tidy(() => tf.logicalOr(tf.greater(tf.randomUniform([c.t, c.t], 0, 1, 'float32', seed + 3), 0.5), tf.cast(tf.eye(c.t), 'bool'))),
       };
       try {
         const a = runAll(g0, feeds);
