@@ -32,16 +32,16 @@ export interface EmitOptions {
 export function emitPrograms(g: Graph, mesh: Mesh, policy: ParamPolicy, o: EmitOptions = {}): EmittedPrograms {
   const env = {};
   const name = `${g.name}${g.variant ? '_' + g.variant : ''}`;
-  const mo = (): ModuleOptions => ({ name, numPartitions: mesh.devices, ...(o.precision ? { precision: o.precision } : {}) });
+  const mo = (manual = false): ModuleOptions => ({ name, numPartitions: mesh.devices, ...(o.precision ? { precision: o.precision } : {}), ...(manual ? { manual } : {}) });
   const po = { env, ...(o.floatDtype ? { floatDtype: o.floatDtype } : {}) };
   // First pass decides parameter placements; the others reuse them so arguments appear in graph order.
   const first = partitionGraph(g, mesh, policy, new CostRecorder(), po);
-  const spOut = new StableHloPrinter(mo());
+  const spOut = new StableHloPrinter(mo(true));
   const r1 = partitionGraph(g, mesh, policy, spOut, po, first.paramSpecs);
   const partitionedMlir = o.wholeOnly ? '' : spOut.finish(r1.outputs.map((x) => ({ value: x.local, name: x.name })));
   let partitionedHlo = '';
   if (!o.wholeOnly) {
-    const hp = new HloPrinter(mo());
+    const hp = new HloPrinter(mo(true));
     const r2 = partitionGraph(g, mesh, policy, hp, po, first.paramSpecs);
     partitionedHlo = hp.finish(r2.outputs.map((x) => ({ value: x.local, name: x.name })));
   }

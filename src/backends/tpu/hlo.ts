@@ -62,7 +62,8 @@ export class HloPrinter implements SpmdEmitter {
   arg(type: XlaType, info: ArgInfo): XlaValue {
     const i = this.params.length;
     const ref = `p${i}`;
-    const sh = info.sharding ? `, sharding=${info.sharding}` : '';
+    const shs = info.sharding ?? (this.opts.manual ? '{manual}' : undefined);
+    const sh = shs ? `, sharding=${shs}` : '';
     this.params.push(`  ${ref} = ${hloType(type)} parameter(${i})${sh}, metadata={op_name=${JSON.stringify(info.name)}}`);
     return { ref, type };
   }
@@ -144,7 +145,7 @@ export class HloPrinter implements SpmdEmitter {
     return this.emit('all-to-all', [x], `${this.groups(g)}, dimensions={${split}}`, resultType.allToAll(x.type, split, split, 1));
   }
   partitionId(): XlaValue {
-    const u = this.emit('partition-id', [], '', { dtype: 'i32', shape: [] });
+    const u = this.emit('partition-id', [], this.opts.manual ? 'sharding={manual}' : '', { dtype: 'i32', shape: [] });
     this.lines[this.lines.length - 1] = this.lines[this.lines.length - 1].replace(' = s32[] partition-id', ' = u32[] partition-id');
     return this.emit('convert', [u], '', { dtype: 'i32', shape: [] });
   }
@@ -154,15 +155,14 @@ export class HloPrinter implements SpmdEmitter {
 
   finish(outputs: readonly Output[]): string {
     const body = [...this.params, ...this.lines];
-    let root: string;
+    const shardingOf = (o: Output) => o.sharding ?? (this.opts.manual ? '{manual}' : undefined);
     if (outputs.length === 1) {
-      root = outputs[0].value.ref;
-      // Mark the last definition of the output as ROOT by emitting a copy-free tuple-less root.
-      const idx = body.findIndex((l) => l.startsWith(`  ${root} = `));
-      if (idx === body.length - 1) body[idx] = body[idx].replace(`  ${root} = `, `  ROOT ${root} = `);
-      else body.push(`  ROOT out = ${hloType(outputs[0].value.type)} copy(${root})`);
+      const sh = shardingOf(outputs[0]);
+      body.push(`  ROOT out = ${hloType(outputs[0].value.type)} copy(${outputs[0].value.ref})${sh ? `, sharding=${sh}` : ''}`);
     } else {
-      body.push(`  ROOT out = (${outputs.map((o) => hloType(o.value.type)).join(', ')}) tuple(${outputs.map((o) => o.value.ref).join(', ')})`);
+      const shs = outputs.map(shardingOf);
+      const sh = shs.every((x) => x) ? `, sharding={${shs.join(', ')}}` : '';
+      body.push(`  ROOT out = (${outputs.map((o) => hloType(o.value.type)).join(', ')}) tuple(${outputs.map((o) => o.value.ref).join(', ')})${sh}`);
     }
     const name = this.opts.name.replace(/[^A-Za-z0-9_.]/g, '_');
     return (

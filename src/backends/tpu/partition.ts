@@ -21,7 +21,8 @@ export interface Partial {
   readonly reducer: XlaReducer;
 }
 
-interface Info {
+/** A global value as the op lowerings see it (ref, global type) with its sharding state. */
+interface Info extends XlaValue {
   readonly global: XlaType;
   spec: MutableSpec;
   partial: Partial | null;
@@ -35,7 +36,7 @@ interface Info {
   readonly param?: string;
   /** A parameter whose sharding the strategy decides at its first use. */
   undecided?: boolean;
-  readonly cache: Map<string, XlaValue>;
+  cache: Map<string, XlaValue> | undefined;
 }
 
 export type CollectiveKind = 'all-gather' | 'all-reduce' | 'reduce-scatter' | 'all-to-all';
@@ -55,16 +56,27 @@ export interface ParamPolicy {
   readonly dataAxes: readonly string[];
   /** Shard parameters (and so gradients and optimizer state) over the data axes: FSDP / ZeRO-3. */
   readonly fsdp: boolean;
+  /** The data axes FSDP shards over (default: all data axes); the others replicate parameters (e.g. across slices). */
+  readonly fsdpAxes?: readonly string[];
   /** Megatron-style tensor parallelism over this axis. */
   readonly tpAxis?: string;
 }
 
 const specKey = (s: Spec) => s.map((a) => a.join('.')).join('|');
+function sameSpec(a: Spec, b: Spec): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i] ?? [];
+    if (x.length !== y.length) return false;
+    for (let j = 0; j < x.length; j++) if (x[j] !== y[j]) return false;
+  }
+  return true;
+}
 const cloneSpec = (s: Spec): MutableSpec => s.map((a) => [...a]);
 const bytesOf = (t: XlaType) => numel(t.shape) * ({ f32: 4, bf16: 2, f16: 2, i32: 4, i64: 8, bool: 1 } as Record<DType, number>)[t.dtype];
 
 export class Partitioner implements XlaBuilder {
-  private readonly infos = new Map<string, Info>();
   private n = 0;
   private pid: XlaValue | undefined;
   private readonly indexCache = new Map<string, XlaValue>();
@@ -81,26 +93,19 @@ export class Partitioner implements XlaBuilder {
 
   // ---------- values ----------
 
-  private wrap(info: Info): XlaValue {
-    const ref = `%g${this.n++}`;
-    this.infos.set(ref, info);
-    return { ref, type: info.global };
-  }
-
   info(v: XlaValue): Info {
-    const i = this.infos.get(v.ref);
-    if (!i) throw new Error(`partitioner: unknown value ${v.ref}`);
-    return i;
+    if (!(v as Info).global) throw new Error(`partitioner: unknown value ${v.ref}`);
+    return v as Info;
   }
 
   private mk(global: XlaType, spec: MutableSpec, local: XlaValue | undefined, partial: Partial | null = null, extra: Partial_<Info> = {}): XlaValue {
-    const info: Info = { global, spec, partial, local, cache: new Map(), ...extra };
+    const info: Info = { ref: `%g${this.n++}`, type: global, global, spec, partial, local, cache: undefined, ...extra };
     if (extra.bcast) {
       // A broadcast's pending partial sum is its source's (which may get all-reduced later).
       const src = extra.bcast.src;
       Object.defineProperty(info, 'partial', { get: () => this.info(src).partial, set: () => undefined });
     }
-    return this.wrap(info);
+    return info;
   }
 
   /** A program argument with a fixed spec (`undefined`: a parameter decided by the policy at first use). */
@@ -169,7 +174,7 @@ export class Partitioner implements XlaBuilder {
     // Shard over as many data axes as divide one dim, largest dim first.
     // Prefer dims no other axis splits (FSDP and tensor parallelism on different dims), then the largest.
     const order = global.shape.map((d, i) => [spec[i].length ? 0 : 1, d / this.shards(spec[i]), i]).sort((a, b) => b[0] - a[0] || b[1] - a[1] || a[2] - b[2]);
-    for (const ax of this.policy.dataAxes) {
+    for (const ax of this.policy.fsdpAxes ?? this.policy.dataAxes) {
       if (spec.some((s) => s.includes(ax))) continue;
       for (const [, , i] of order) {
         if (this.canAdd(global, spec, i, ax)) {
@@ -217,12 +222,12 @@ export class Partitioner implements XlaBuilder {
     if (info.bcast) {
       const { src, dims } = info.bcast;
       const key = specKey(target) + (keepPartial ? '+p' : '');
-      const hit = info.cache.get(key);
+      const hit = info.cache?.get(key);
       if (hit) return hit;
       const srcT = this.info(src).global;
       const srcSpec = dims.map((od, k) => (srcT.shape[k] === info.global.shape[od] ? [...(target[od] ?? [])] : []));
       const x = b.broadcastInDim(this.local(src, srcSpec, keepPartial), this.localType(info.global, target).shape, dims);
-      info.cache.set(key, x);
+      (info.cache ??= new Map()).set(key, x);
       return x;
     }
     if (info.partial && !keepPartial) {
@@ -231,12 +236,14 @@ export class Partitioner implements XlaBuilder {
       this.onCollective?.({ kind: 'all-reduce', axes: p.axes, bytes: bytesOf(full.type), param: info.param });
       info.local = b.allReduce(full, this.groups(p.axes), p.reducer);
       info.partial = null;
-      info.cache.clear();
+      info.cache = undefined;
     }
+    if (sameSpec(info.spec, target)) return info.local!;
     const key = specKey(target) + (keepPartial ? '+p' : '');
-    const hit = info.cache.get(key);
+    const hit = info.cache?.get(key);
     if (hit) return hit;
     let x = info.local!;
+    if (sameSpec(info.spec, target)) return x;
     const cur = cloneSpec(info.spec);
     // 1. all-gather the (minor) axes of each dim beyond its common prefix with the target.
     for (let d = 0; d < cur.length; d++) {
@@ -261,7 +268,7 @@ export class Partitioner implements XlaBuilder {
       const starts = extra.map((e, d) => (e.length ? b.binary('multiply', this.axisIndex(e), b.constant(sizes[d], s32)) : zero));
       x = b.dynamicSlice(x, starts, sizes);
     }
-    info.cache.set(key, x);
+    (info.cache ??= new Map()).set(key, x);
     return x;
   }
 

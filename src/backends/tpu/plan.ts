@@ -41,7 +41,7 @@ export interface PlanOptions {
   readonly tokenBudgets?: readonly number[];
 }
 
-export const DEFAULT_MATMUL_EFFICIENCY = 0.85;
+export const DEFAULT_MATMUL_EFFICIENCY = 0.9;
 
 export interface Strategy {
   readonly name: string;
@@ -50,6 +50,8 @@ export interface Strategy {
 
 /** Mesh axes named model / tensor / tp carry tensor parallelism; every other axis is a data axis. */
 export const TP_AXIS_NAMES = ['model', 'tensor', 'tp', 'mp'];
+/** Data axes that never shard parameters, even under FSDP (pure data parallelism, e.g. across slices over DCN). */
+export const REPLICA_AXIS_NAMES = ['replica', 'dcn', 'pod', 'slice'];
 
 export function parseStrategy(text: string | undefined, mesh: Mesh): Strategy {
   const tpAxes = mesh.axes.filter((a) => TP_AXIS_NAMES.includes(a.name));
@@ -65,7 +67,8 @@ export function parseStrategy(text: string | undefined, mesh: Mesh): Strategy {
   const wantsTp = parts.includes('tp');
   if (wantsTp && !tp) throw new TpuError(`--strategy ${name}: tensor parallelism needs a mesh axis named model (or tensor/tp) of size > 1, e.g. --mesh data=64,model=4`);
   if (!wantsTp && tp) throw new TpuError(`--strategy ${name} leaves mesh axis '${tp}' (${axisSize(mesh, tp)}) unused; add +tp`);
-  return { name: parts.join('+'), policy: { dataAxes, fsdp, ...(wantsTp ? { tpAxis: tp } : {}) } };
+  const fsdpAxes = dataAxes.filter((a) => !REPLICA_AXIS_NAMES.includes(a));
+  return { name: parts.join('+'), policy: { dataAxes, fsdp, fsdpAxes, ...(wantsTp ? { tpAxis: tp } : {}) } };
 }
 
 export function resolveTopology(chip: ChipSpec, o: PlanOptions): Topology {
@@ -302,6 +305,8 @@ export function evaluateOn(g: Graph, o: PlanOptions, dims: { batch: number; seq:
   // Gradients of parameters replicated over data axes are all-reduced over them.
   const paramNodes = g.nodes.filter((n) => n.op === 'param');
   let localParamElems = 0;
+  /** Gradients and optimizer state: ZeRO shards them as flat buffers over the FSDP axes, whatever the layout. */
+  let localStateElems = 0;
   let params = 0;
   for (const p of paramNodes) {
     const spec = result.paramSpecs.get(String(p.attrs.name))!;
@@ -310,6 +315,8 @@ export function evaluateOn(g: Graph, o: PlanOptions, dims: { batch: number; seq:
     params += total;
     const shards = spec.flat().reduce((k, a) => k * axisSize(mesh, a), 1);
     localParamElems += total / shards;
+    const stateAxes = new Set([...spec.flat(), ...(strategy.policy.fsdp ? strategy.policy.fsdpAxes ?? strategy.policy.dataAxes : [])]);
+    localStateElems += total / [...stateAxes].reduce((k, a) => k * axisSize(mesh, a), 1);
     if (isTrain) {
       const unsharded = strategy.policy.dataAxes.filter((a) => !spec.flat().includes(a) && axisSize(mesh, a) > 1);
       addColl('all-reduce', unsharded, (total / shards) * 2, 1, true, layer(p));
@@ -335,7 +342,7 @@ export function evaluateOn(g: Graph, o: PlanOptions, dims: { batch: number; seq:
   // Optimizer update: read and write the per-parameter state once (memory-bound elementwise).
   const stateBytes = precision === 'mixed' ? 16 : 12;
   if (isTrain) {
-    const opt = (localParamElems * stateBytes * 2) / chip.hbmBandwidth;
+    const opt = (localStateElems * stateBytes * 2) / chip.hbmBandwidth;
     step += opt;
     compute += opt;
   }
@@ -343,8 +350,8 @@ export function evaluateOn(g: Graph, o: PlanOptions, dims: { batch: number; seq:
   // Memory per chip.
   const floatB = 2;
   const parameters = localParamElems * floatB;
-  const gradients = isTrain ? localParamElems * 2 : 0;
-  const optimizer_state = isTrain ? localParamElems * (stateBytes - 4) : 0;
+  const gradients = isTrain ? localStateElems * 2 : 0;
+  const optimizer_state = isTrain ? localStateElems * (stateBytes - 4) : 0;
   let activations = 0;
   const layerAct = new Map<string, { all: number; dots: number; input: number }>();
   for (const [id, a] of perNode) {

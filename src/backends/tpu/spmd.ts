@@ -39,6 +39,8 @@ export interface ModuleOptions {
   readonly numPartitions: number;
   /** `HIGHEST` makes matmuls exact fp32 on GPUs (TF32 otherwise). */
   readonly precision?: 'DEFAULT' | 'HIGHEST';
+  /** Per-device programs: mark arguments, results and partition ids `{manual}` so XLA's SPMD pipeline leaves them as written. */
+  readonly manual?: boolean;
 }
 
 export interface Output {

@@ -165,7 +165,7 @@ export class StableHloPrinter implements SpmdEmitter {
   }
 
   private groups(g: ReplicaGroupSet): string {
-    const key = JSON.stringify(g.groups);
+    const key = g.iota;
     let a = this.groupAliases.get(key);
     if (!a) {
       const text = `dense<${JSON.stringify(g.groups).replace(/,/g, ', ')}> : tensor<${g.groups.length}x${g.groups[0].length}xi64>`;
@@ -188,7 +188,7 @@ export class StableHloPrinter implements SpmdEmitter {
     return this.emit('all_to_all', [x], `split_dimension = ${split} : i64, concat_dimension = ${concat} : i64, split_count = ${k} : i64, ${this.groups(g)}`, resultType.allToAll(x.type, split, concat, k));
   }
   partitionId(): XlaValue {
-    const u = this.emit('partition_id', [], '', { dtype: 'i32', shape: [] });
+    const u = this.emit('partition_id', [], this.opts.manual ? 'mhlo.sharding = "{manual}"' : '', { dtype: 'i32', shape: [] });
     // partition_id is ui32; reinterpret the printed type (the value is small, so convert is exact).
     this.lines[this.lines.length - 1] = this.lines[this.lines.length - 1].replace('-> tensor<i32>', '-> tensor<ui32>');
     const ref = `%${this.n++}`;
@@ -204,14 +204,16 @@ export class StableHloPrinter implements SpmdEmitter {
     const sig = this.args
       .map(({ v, info }) => {
         const attrs = [`jax.arg_info = ${JSON.stringify(info.name)}`];
-        if (info.sharding) attrs.push(`mhlo.sharding = ${JSON.stringify(info.sharding)}`);
+        const sh = info.sharding ?? (this.opts.manual ? '{manual}' : undefined);
+        if (sh) attrs.push(`mhlo.sharding = ${JSON.stringify(sh)}`);
         return `%${v.ref.slice(1)}: ${tensorType(v.type)} {${attrs.join(', ')}}`;
       })
       .join(',\n      ');
     const res = outputs
       .map((o) => {
         const attrs = [`jax.result_info = ${JSON.stringify(o.name)}`];
-        if (o.sharding) attrs.push(`mhlo.sharding = ${JSON.stringify(o.sharding)}`);
+        const sh = o.sharding ?? (this.opts.manual ? '{manual}' : undefined);
+        if (sh) attrs.push(`mhlo.sharding = ${JSON.stringify(sh)}`);
         return `${tensorType(o.value.type)} {${attrs.join(', ')}}`;
       })
       .join(', ');

@@ -1,0 +1,87 @@
+/**
+ * Writes what ../shared/device/verify_xla.py needs to check the TPU backend's programs with real XLA:
+ *   tiny.mlir / tiny.hlo            the gemma2-tiny forward (batch 2, seq 12, f32), unpartitioned
+ *   in.safetensors                  its arguments arg0.. (input_ids, positions, then the checkpoint's params)
+ *   logits.safetensors              out0 = the Hugging Face logits from tests/fixtures/gemma2-tiny/reference.json
+ *   sharded.mlir                    the same program with mhlo.sharding for mesh data=2,model=4 (8 partitions)
+ *   partitioned.mlir / .hlo         the per-device program with explicit collectives (8 partitions, {manual})
+ *   partitioned_specs.json         how each argument is split (run_partitioned.py feeds each device its shards)
+ *   cost.json                       our own FLOP / transcendental / byte counts of tiny.mlir
+ * Usage (repo root): npx esbuild --bundle --platform=node bench/xla-verify/prepare.ts --outfile=/tmp/prep.js && node /tmp/prep.js OUTDIR
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import '../../src/ir';
+import { compileModel } from '../../grammar';
+import { openCheckpoint, readTensor, writeSafetensors, TensorData } from '../../src/checkpoint';
+import {
+  CostRecorder, HloPrinter, StableHloPrinter, emitPrograms, emitWholeProgram, fusedBytes, getChip, makeMesh, parseStrategy, parseTopology, partitionGraph, sourceNodes,
+} from '../../src/backends/tpu';
+
+const out = process.argv[2] ?? 'out/xla-verify';
+fs.mkdirSync(out, { recursive: true });
+const fx = path.join('tests', 'fixtures', 'gemma2-tiny');
+const config = JSON.parse(fs.readFileSync(path.join(fx, 'config.json'), 'utf8'));
+const ref = JSON.parse(fs.readFileSync(path.join(fx, 'reference.json'), 'utf8'));
+const [B, T] = [ref.input_ids.length, ref.input_ids[0].length];
+const r = compileModel(fs.readFileSync('gemma2.model', 'utf8'), 'gemma2.model', { config, dims: { batch: B, seq: T } });
+if (!r.graph) throw new Error(JSON.stringify(r.diagnostics));
+const g = r.graph;
+const env = {};
+
+// Unpartitioned programs.
+const sp = new StableHloPrinter({ name: 'gemma2_tiny', numPartitions: 1 });
+fs.writeFileSync(path.join(out, 'tiny.mlir'), sp.finish(emitWholeProgram(g, sp, { env })));
+const sh = new StableHloPrinter({ name: 'gemma2_tiny', numPartitions: 1, precision: 'HIGHEST' });
+fs.writeFileSync(path.join(out, 'tiny_highest.mlir'), sh.finish(emitWholeProgram(g, sh, { env })));
+const hp = new HloPrinter({ name: 'gemma2_tiny', numPartitions: 1 });
+fs.writeFileSync(path.join(out, 'tiny.hlo'), hp.finish(emitWholeProgram(g, hp, { env })));
+
+// Arguments in program order.
+const ck = openCheckpoint(path.join(fx, 'model.safetensors'));
+const args: Record<string, TensorData> = {};
+sourceNodes(g).forEach((n, i) => {
+  const name = String(n.attrs.name);
+  const shape = n.type.shape as number[];
+  let data: Float32Array | Int32Array;
+  if (name === 'input_ids') data = Int32Array.from(ref.input_ids.flat());
+  else if (name === 'positions') data = Int32Array.from([...Array(T).keys()]);
+  else data = readTensor(ck.tensors.get(name)!);
+  args[`arg${i}`] = { dtype: n.type.dtype === 'i32' ? 'I32' : 'F32', shape, data };
+});
+writeSafetensors(path.join(out, 'in.safetensors'), args);
+writeSafetensors(path.join(out, 'logits.safetensors'), { out0: { dtype: 'F32', shape: [B, T, config.vocab_size], data: Float32Array.from(ref.logits.flat(2)) } });
+
+// 8-way: whole program with shardings, and the per-device program.
+const mesh = makeMesh(parseTopology(getChip('v5e'), '2x4'), 'data=2,model=4');
+const s = parseStrategy('fsdp+tp', mesh);
+const p = emitPrograms(g, mesh, s.policy);
+fs.writeFileSync(path.join(out, 'sharded.mlir'), p.wholeMlir);
+fs.writeFileSync(path.join(out, 'sharded.hlo'), p.wholeHlo);
+fs.writeFileSync(path.join(out, 'partitioned.mlir'), p.partitionedMlir);
+fs.writeFileSync(path.join(out, 'partitioned.hlo'), p.partitionedHlo);
+
+// The specs to cut the real inputs into per-device shards for partitioned.mlir (run_partitioned.py).
+{
+  const pr = partitionGraph(g, mesh, s.policy, new CostRecorder(), { env }, p.paramSpecs);
+  const specs = sourceNodes(g).map((n) => (n.op === 'input' ? pr.inputSpecs : pr.paramSpecs).get(String(n.attrs.name)));
+  fs.writeFileSync(
+    path.join(out, 'partitioned_specs.json'),
+    JSON.stringify({ mesh: mesh.axes.map((a) => [a.name, a.size]), args: specs, outputs: pr.outputs.map((o) => o.spec) }) + '\n',
+  );
+}
+
+// Our cost numbers of the unpartitioned module (HloCostAnalysis conventions; f32).
+const rec = new CostRecorder();
+const outs = emitWholeProgram(g, rec, { env });
+const bytes = fusedBytes(rec.instrs, outs.map((o) => Number(o.value.ref.slice(2))));
+const unfused = rec.instrs.reduce((a, i) => a + (i.cls === 'arg' ? 0 : i.outBytes + i.operands.reduce((b, o) => b + rec.instrs[o].outBytes, 0)), 0);
+const cost = {
+  flops: rec.instrs.reduce((a, i) => a + i.mxuFlops + i.vpuFlops, 0),
+  dot_flops: rec.instrs.reduce((a, i) => a + i.mxuFlops, 0),
+  transcendentals: rec.instrs.reduce((a, i) => a + i.transcendentals, 0),
+  bytes_accessed_unfused: unfused,
+  bytes_accessed_fused: bytes.reduce((a, b) => a + b, 0),
+};
+fs.writeFileSync(path.join(out, 'cost.json'), JSON.stringify(cost, null, 1) + '\n');
+console.log(JSON.stringify({ out, args: Object.keys(args).length, cost }));
