@@ -1,9 +1,19 @@
-import { defineOp, Tensor } from '../op';
+import { defineOp, Tensor, TF } from '../op';
 import { ShapeError, broadcastShapes, fmtType, isFloat } from '../shape';
 import { Dim, NodeId } from '../types';
 import { broadcastTo } from '../xla';
 import type { GraphBuilder } from '../builder';
 import { sumTo } from './_kinds';
+
+/**
+ * x[M, K] · w (w[N, K] when transposed, Hugging Face's Linear layout). tfjs-wasm's kernel (XNNPACK) is fast only
+ * for an untransposed right operand: with transpose_b it is ~10× slower. So compute (w · xᵀ)ᵀ instead, which
+ * transposes the activations (M·K + M·N elements) rather than the weight, and multiplies untransposed.
+ */
+function linear2d(tf: TF, x: Tensor, w: Tensor, tb: boolean): Tensor {
+  if (!tb || tf.getBackend() !== 'wasm') return tf.matMul(x as never, w as never, false, tb);
+  return tf.transpose(tf.matMul(w as never, tf.transpose(x) as never));
+}
 
 /**
  * Batched matrix product a[..., M, K] · b[..., K, N] → [..., M, N], with optional transposes of the last two
@@ -32,9 +42,10 @@ export const matmul = defineOp({
       // Fold the batch dims of `a` into rows: one large GEMM instead of many small ones.
       const k = a.shape[a.rank - 1];
       const rows = a.size / k;
-      const y = tf.matMul(tf.reshape(a, [rows, k]), b, false, tb);
+      const y = linear2d(tf, tf.reshape(a, [rows, k]), b, tb);
       return tf.reshape(y, [...a.shape.slice(0, -1), y.shape[1] as number]);
     }
+    if (b.rank === 2 && a.rank === 2 && !ta) return linear2d(tf, a, b, tb);
     if (b.rank === 2 && a.rank > 2) {
       const bb = tf.broadcastTo(b, [...a.shape.slice(0, -2), ...b.shape]) as Tensor;
       return tf.matMul(a as never, bb as never, ta, tb);
