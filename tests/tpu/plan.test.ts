@@ -1,0 +1,136 @@
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { GraphBuilder, Graph } from '../../src/ir';
+import { getChip, parseTopology, makeMesh, parseStrategy, evaluateOn } from '../../src/backends/tpu';
+import { Command, CommanderError } from 'commander';
+import { commands } from '../../src/cli/commands';
+import { UserError } from '../../src/cli/errors';
+
+const ROOT = path.resolve(__dirname, '../..');
+
+function mlp(): Graph {
+  const b = new GraphBuilder('mlp');
+  const x = b.input('x', { dtype: 'f32', shape: [64, 16] });
+  const w1 = b.within('mlp', () => b.param('mlp.up.weight', { dtype: 'f32', shape: [32, 16] }));
+  const w2 = b.within('mlp', () => b.param('mlp.down.weight', { dtype: 'f32', shape: [16, 32] }));
+  const h = b.within('mlp', () => b.op('matmul', [x, w1], { transpose_b: true }));
+  const y = b.within('mlp', () => b.op('matmul', [b.op('tanh', [h]), w2], { transpose_b: true }));
+  return b.build({ outputs: [{ name: 'y', node: y }], taps: { mlp: y } });
+}
+
+/** Run the CLI in process; returns exit code and what it printed. */
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const so = jest.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => ((out += String(s)), true));
+  const se = jest.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => ((err += String(s)), true));
+  try {
+    // The same wiring as src/cli/main.ts (which reads package.json relative to dist/).
+    const program = new Command('lapidary').exitOverride();
+    for (const register of commands) register(program);
+    for (const c of program.commands) c.exitOverride();
+    try {
+      await program.parseAsync(['node', 'lapidary', ...args]);
+      return { code: 0, out, err };
+    } catch (e) {
+      if (e instanceof CommanderError) return { code: e.exitCode, out, err };
+      if (e instanceof UserError) return { code: e.exitCode, out, err: err + (e.formatted ?? `lapidary: error: ${e.message}\n`) };
+      throw e;
+    }
+  } finally {
+    so.mockRestore();
+    se.mockRestore();
+  }
+}
+
+const TINY = ['gemma2.model', '--config', 'tests/fixtures/gemma2-tiny/config.json', '--batch', '8', '--seq', '12'];
+
+describe('memory accounting and step time', () => {
+  const m = makeMesh(parseTopology(getChip('v5p'), '2x2x2'), 'data=8');
+  const s = parseStrategy('fsdp', m);
+
+  test('FSDP training state per chip: bf16 weights, bf16 grads, fp32 master + Adam m, v — all divided by the data axis', () => {
+    const r = evaluateOn(mlp(), { chip: 'v5p', mode: 'train', precision: 'mixed' }, { batch: 64, seq: 1 }, m, s);
+    const local = (32 * 16 + 16 * 32) / 8;
+    expect(r.memory.parameters).toBe(local * 2);
+    expect(r.memory.gradients).toBe(local * 2);
+    expect(r.memory.optimizer_state).toBe(local * 12);
+    const dp = evaluateOn(mlp(), { chip: 'v5p', mode: 'train', precision: 'bf16' }, { batch: 64, seq: 1 }, m, parseStrategy('dp', m));
+    expect(dp.memory.parameters).toBe(1024 * 2);
+    expect(dp.memory.optimizer_state).toBe(1024 * 8);
+  });
+
+  test('a training step costs 3x the forward per op (save-all), 4x with layer-input remat, plus the optimizer update', () => {
+    const fwd = evaluateOn(mlp(), { chip: 'v5p', mode: 'forward' }, { batch: 64, seq: 1 }, m, s);
+    const opt = ((1024 / 8) * 16 * 2) / getChip('v5p').hbmBandwidth;
+    const t3 = evaluateOn(mlp(), { chip: 'v5p', mode: 'train', remat: 'save-all' }, { batch: 64, seq: 1 }, m, s);
+    const t4 = evaluateOn(mlp(), { chip: 'v5p', mode: 'train', remat: 'layer-inputs' }, { batch: 64, seq: 1 }, m, s);
+    expect(t3.compute_s).toBeCloseTo(3 * fwd.compute_s + opt, 15);
+    expect(t4.compute_s).toBeCloseTo(4 * fwd.compute_s + opt, 15);
+    expect(t3.model_flops_per_step).toBe(3 * fwd.model_flops_per_step);
+    expect(fwd.model_flops_per_step).toBe(2 * 64 * 32 * 16 * 2);
+  });
+});
+
+describe('lapidary cost / compile --target tpu', () => {
+  test('cost --json reports the required fields', async () => {
+    const r = await cli(['cost', ...TINY, '--chip', 'v5e', '--topology', '2x4', '--mesh', 'data=2,model=4', '--mode', 'train', '--tokens', '1e9', '--json']);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    for (const k of ['step_time_s', 'mfu', 'tokens_per_s_per_chip', 'memory_per_chip_bytes', 'fits']) expect(j).toHaveProperty(k);
+    expect(j.fits).toBe(true);
+    expect(j.strategy).toBe('fsdp+tp');
+    expect(j.days[0].tokens).toBe(1e9);
+    expect(j.collectives.some((c: { kind: string; axes: string }) => c.kind === 'all-reduce' && c.axes === 'model')).toBe(true);
+  });
+
+  test.each([
+    [['--chip', 'v9', '--topology', '2x4', '--mesh', 'data=8'], /unknown chip 'v9'/],
+    [['--chip', 'v5e', '--topology', '2x4', '--mesh', 'data=3'], /--mesh data=3: the axes multiply to 3 devices, but the topology has 8 chips/],
+    [['--chip', 'v5e', '--topology', '4x4x4x4', '--mesh', 'data=8'], /--topology 4x4x4x4/],
+    [['--chip', 'v5e', '--topology', '2x4', '--mesh', 'data=8', '--strategy', 'tp'], /tensor parallelism needs a mesh axis/],
+    [['--chip', 'v5e', '--topology', '2x4'], /option --mesh is required/],
+  ])('bad options are clean errors: %j', async (extra, msg) => {
+    const r = await cli(['cost', ...TINY, ...(extra as string[])]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(msg as RegExp);
+    expect(r.err).not.toMatch(/\n\s+at .+:\d+:\d+/);
+  });
+
+  test('missing --batch is named', async () => {
+    const r = await cli(['cost', 'gemma2.model', '--config', 'tests/fixtures/gemma2-tiny/config.json', '--seq', '12', '--chip', 'v5e', '--topology', '2x4', '--mesh', 'data=8']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/--batch is required/);
+  });
+
+  test('compile --target tpu writes the four programs and cost.json, byte for byte the same each time', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-tpu-'));
+    const args = ['compile', ...TINY, '--target', 'tpu', '--chip', 'v5e', '--topology', '2x4', '--mesh', 'data=2,model=4', '-o'];
+    const a = await cli([...args, path.join(dir, 'a')]);
+    expect(a.err).toBe('');
+    expect(a.code).toBe(0);
+    await cli([...args, path.join(dir, 'b')]);
+    for (const f of ['program.mlir', 'program.hlo', 'partitioned.mlir', 'partitioned.hlo', 'cost.json']) {
+      const x = fs.readFileSync(path.join(dir, 'a', f), 'utf8');
+      expect(x.length).toBeGreaterThan(100);
+      expect(fs.readFileSync(path.join(dir, 'b', f), 'utf8')).toBe(x);
+    }
+    const whole = fs.readFileSync(path.join(dir, 'a', 'program.mlir'), 'utf8');
+    expect(whole).toMatch(/jax.arg_info = "model.layers.0.self_attn.q_proj.weight", mhlo.sharding = "\{devices=/);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('Gemma 2 27B with pure data parallelism on v5e does not fit, and says why; under its paper plan on v5p it fits', async () => {
+    const big = ['gemma2.model', '--variant', '27b', '--mode', 'train', '--seq', '8192', '--json'];
+    const dp = JSON.parse((await cli(['cost', ...big, '--batch', '256', '--chip', 'v5e', '--topology', '16x16', '--mesh', 'data=256', '--strategy', 'dp'])).out);
+    expect(dp.fits).toBe(false);
+    expect(dp.why).toMatch(/needs .* GB per chip but a v5e has 16.0 GB.*replicated on every chip under 'dp'; try fsdp/);
+    const paper = JSON.parse((await cli(['cost', ...big, '--batch', '768', '--chip', 'v5p', '--topology', '8x24x32', '--mesh', 'data=768,model=8', '--tokens', '13e12'])).out);
+    expect(paper.fits).toBe(true);
+    expect(paper.mfu).toBeGreaterThan(0.2);
+    expect(paper.mfu).toBeLessThan(0.75);
+    expect(paper.days[0].days).toBeGreaterThan(5);
+  });
+});
