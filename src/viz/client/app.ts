@@ -329,10 +329,9 @@ export class App {
 
   private drawEdges(layer: SVGGElement, selKey: ItemKey | undefined): void {
     const drawn = new Set<string>();
+    const stubs = new Map<string, { x: number; y: number; sources: number[] }>();
     const visit = (g: Group) => {
       if (!this.expanded.has(g.id)) return;
-      const origin = this.scene.origins.get(g.id)!;
-      const layout = this.engine.layout(g, this.expanded);
       for (const e of g.edges) {
         const ru = representative(this.view, e.from, this.expanded);
         const rv = representative(this.view, e.to, this.expanded);
@@ -342,25 +341,50 @@ export class App {
         drawn.add(key);
         const a = this.scene.byKey.get(ru);
         const b = this.scene.byKey.get(rv);
-        const route = layout.routes.get(routeKey(e.fromItem, e.toItem));
-        if (!a || !b || !route) continue;
-        const pts = this.edgePoints(g, e.from, e.to, route, origin, a, b);
+        if (!a || !b) continue;
+        const { pts, cut } = this.edgePoints(g, e.from, e.to, e.fromItem, e.toItem, a, b);
+        const hl = !!selKey && (selKey === ru || selKey === rv);
+        if (cut && !hl) {
+          // A detached high-fan-out edge: a labelled stub where the route resumes (or above the target).
+          const at = pts.length ? pts[0] : { x: b.x - b.w / 2 + 4, y: b.y - b.h / 2 - 2 };
+          const sk = `${at.x.toFixed(0)},${at.y.toFixed(0)}`;
+          const st = stubs.get(sk) ?? { x: at.x, y: at.y, sources: [] };
+          if (!st.sources.includes(e.from)) st.sources.push(e.from);
+          stubs.set(sk, st);
+          if (pts.length < 2) continue;
+        }
+        const line = cut && hl ? [{ x: a.x, y: a.y + a.h / 2 }, ...pts, ...(pts.length ? [] : [{ x: b.x, y: b.y - b.h / 2 }])] : pts;
         const cls = ['edge'];
-        if (selKey && (selKey === ru || selKey === rv)) cls.push('hl');
+        if (hl) cls.push('hl');
+        if (cut && !hl) cls.push('stubbed');
         if (this.view.ghosts.has(e.from) || this.view.ghosts.has(e.to)) cls.push('ghost');
-        layer.appendChild(svg('path', { class: cls.join(' '), d: smoothPath(pts), 'marker-end': 'url(#arrow)', 'data-edge': key }));
+        layer.appendChild(svg('path', { class: cls.join(' '), d: smoothPath(line), 'marker-end': 'url(#arrow)', 'data-edge': key }));
       }
       for (const c of g.groups) visit(c);
     };
     visit(this.view.root);
+    for (const st of stubs.values()) {
+      const names = st.sources.map((id) => {
+        const n = this.view.nodes.get(id)!;
+        return n.name ?? `%${id} ${n.op}`;
+      });
+      const t = svg('text', { class: 'stub', x: st.x + 3, y: st.y - 3 }, `${clip(names.join(', '), 40)} ↓`);
+      const g = svg('g', { class: 'stub-label', 'data-stub': st.sources.join(',') }, svg('title', {}, `from ${names.join(', ')} (click to select)`), t);
+      g.addEventListener('click', (ev) => {
+        ev.stopPropagation();
+        this.reveal(st.sources[0]);
+      });
+      layer.appendChild(g);
+    }
   }
 
   /**
    * The points of edge u→v filed under group `lca`: inside each expanded group on u's side, the route from u's
    * item to the group's out-port; the route between the LCA's items; inside each expanded group on v's side,
-   * the route from the group's in-port to v's item.
+   * the route from the group's in-port to v's item. A detached segment (high fan-out) cuts the edge: only the
+   * part after the last cut is returned, with `cut` set.
    */
-  private edgePoints(lca: Group, u: number, v: number, route: readonly { x: number; y: number }[], origin: { x: number; y: number }, a: PlacedItem, b: PlacedItem): { x: number; y: number }[] {
+  private edgePoints(lca: Group, u: number, v: number, fromItem: ItemKey, toItem: ItemKey, a: PlacedItem, b: PlacedItem): { pts: { x: number; y: number }[]; cut: boolean } {
     const k = lca.depth;
     const side = (node: number): Group[] => {
       const c = groupChain(this.view.groupOf.get(node)!);
@@ -372,28 +396,25 @@ export class App {
       const c = groupChain(this.view.groupOf.get(node)!);
       return grp.depth + 1 < c.length ? groupKey(c[grp.depth + 1].id) : nodeKey(node);
     };
-    const pts: { x: number; y: number }[] = [];
-    const add = (grp: Group, from: ItemKey, to: ItemKey): boolean => {
-      const r = this.engine.layout(grp, this.expanded).routes.get(routeKey(from, to));
+    let pts: { x: number; y: number }[] = [];
+    let cut = false;
+    const add = (grp: Group, from: ItemKey, to: ItemKey) => {
+      const l = this.engine.layout(grp, this.expanded);
+      const r = l.routes.get(routeKey(from, to));
       const o = this.scene.origins.get(grp.id);
-      if (!r || !o) return false;
+      if (!r || !o) {
+        pts = [];
+        cut = true;
+        return;
+      }
       for (const q of r) pts.push({ x: q.x + o.x, y: q.y + o.y });
-      return true;
     };
     const src = side(u).reverse();
-    if (src.length) {
-      let ok = true;
-      for (const grp of src) ok = add(grp, itemIn(grp, u), outPort(u)) && ok;
-      if (!ok) pts.unshift({ x: a.x, y: a.y + a.h / 2 });
-    }
-    for (const q of route) pts.push({ x: q.x + origin.x, y: q.y + origin.y });
-    const dst = side(v);
-    if (dst.length) {
-      let ok = true;
-      for (const grp of dst) ok = add(grp, inPort(u), itemIn(grp, v)) && ok;
-      if (!ok) pts.push({ x: b.x, y: b.y - b.h / 2 });
-    }
-    return pts;
+    for (const grp of src) add(grp, itemIn(grp, u), outPort(u));
+    if (!src.length && fromItem !== representative(this.view, u, this.expanded)) pts.push({ x: a.x, y: a.y + a.h / 2 });
+    add(lca, fromItem, toItem);
+    for (const grp of side(v)) add(grp, inPort(u), itemIn(grp, v));
+    return { pts, cut };
   }
 
   // ---------------------------------------------------------------- metrics and legend

@@ -23,7 +23,15 @@ export interface GroupLayout {
   readonly items: ReadonlyMap<ItemKey, Box>;
   /** dagre's route per item edge `from→to` (item keys), relative to the content origin. */
   readonly routes: ReadonlyMap<string, readonly { x: number; y: number }[]>;
+  /** Sources (items or ports) with more than FANOUT_LIMIT targets here: their edges are not routed (drawn as stubs). */
+  readonly detached: ReadonlySet<ItemKey>;
 }
+
+/**
+ * A source feeding more items than this in one group (e.g. `positions` feeding all 46 layers) is not routed:
+ * dozens of long parallel edges would dominate the layout and its cost. Its edges are drawn as labelled stubs.
+ */
+export const FANOUT_LIMIT = 6;
 
 export const CHAR_W = 6.6; // 11px monospace
 export const NODE_H = 36;
@@ -100,11 +108,22 @@ export class LayoutEngine {
     g.setGraph({ rankdir: 'TB', nodesep: 18, ranksep: 30, edgesep: 10, marginx: 0, marginy: 0 });
     g.setDefaultEdgeLabel(() => ({}));
     for (const [k, s] of sizes) g.setNode(k, { width: s.w, height: s.h });
-    for (const e of group.edges) if (!g.hasEdge(e.fromItem, e.toItem)) g.setEdge(e.fromItem, e.toItem, {});
+    const targets = new Map<ItemKey, Set<ItemKey>>();
+    const count = (from: ItemKey, to: ItemKey) => {
+      let t = targets.get(from);
+      if (!t) targets.set(from, (t = new Set()));
+      t.add(to);
+    };
+    for (const e of group.edges) count(e.fromItem, e.toItem);
+    for (const e of group.ports) count(e.from, e.to);
+    const detached = new Set<ItemKey>();
+    for (const [k, t] of targets) if (t.size > FANOUT_LIMIT) detached.add(k);
+    for (const e of group.edges) if (!detached.has(e.fromItem) && !g.hasEdge(e.fromItem, e.toItem)) g.setEdge(e.fromItem, e.toItem, {});
     // Ports for edges that cross the border, pulled to the top (in) and bottom (out) by heavy edges to two
     // helper nodes, so dagre routes those edges around this group's items.
     const ports = new Set<ItemKey>();
     for (const e of group.ports) {
+      if (detached.has(e.from)) continue;
       for (const k of [e.from, e.to]) {
         if ((k.startsWith('i:') || k.startsWith('o:')) && !ports.has(k)) {
           ports.add(k);
@@ -156,7 +175,7 @@ export class LayoutEngine {
       }
     }
     const titleW = group.label.length * CHAR_W + 80;
-    const l: GroupLayout = { w: Math.max(maxX - minX, titleW) + 2 * PAD, h: maxY - minY + HEADER + 2 * PAD, items, routes };
+    const l: GroupLayout = { w: Math.max(maxX - minX, titleW) + 2 * PAD, h: maxY - minY + HEADER + 2 * PAD, items, routes, detached };
     // Re-centre the content when the title is wider than it.
     const shift = (l.w - 2 * PAD - (maxX - minX)) / 2;
     if (shift > 0) {

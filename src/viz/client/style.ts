@@ -15,6 +15,10 @@ export const GRAPH_CSS = `
 .lv-graph .toggle text { font-weight: 700; fill: #34405a; }
 .lv-graph .edge { fill: none; stroke: #8791a5; stroke-width: 1.1; }
 .lv-graph .edge.hl { stroke: #1f6feb; stroke-width: 2; }
+.lv-graph .edge.stubbed { stroke-dasharray: 2 2; }
+.lv-graph .stub { font-size: 9.5px; fill: #6b7489; font-style: italic; }
+.lv-graph .stub-label { cursor: pointer; }
+.lv-graph .stub-label text { pointer-events: all; }
 .lv-graph .edge.ghost { stroke: #d1242f; stroke-dasharray: 4 3; }
 .lv-graph .node.created rect, .lv-graph .group.created rect.box { stroke: #1a7f37; stroke-width: 3; }
 .lv-graph .node.ghost { opacity: 0.55; }
@@ -32,7 +36,7 @@ html, body { margin: 0; height: 100%; font: 13px system-ui, -apple-system, "Sego
 #app-root { height: 100%; }
 #app { display: flex; flex-direction: column; height: 100%; }
 header { display: flex; flex-wrap: wrap; align-items: center; gap: 8px 12px; padding: 6px 12px; background: #ffffff; border-bottom: 1px solid #d0d7de; }
-header h1 { font-size: 15px; margin: 0 6px 0 0; white-space: nowrap; }
+header h1 { font-size: 15px; margin: 0 6px 0 0; white-space: nowrap; max-width: 28em; overflow: hidden; text-overflow: ellipsis; }
 header .info { color: #57606a; font-size: 12px; max-width: 40em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 header .spacer { flex: 1; }
 header input[type=search] { width: 240px; padding: 4px 8px; border: 1px solid #d0d7de; border-radius: 6px; }
