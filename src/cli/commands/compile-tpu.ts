@@ -51,7 +51,7 @@ export function addTpuOptions(cmd: Command, { forCompile = false } = {}): Comman
     .addOption(new Option('--context <n>', 'decode: tokens in the KV cache (default: --seq)').argParser(positiveInt('--context')))
     .option('--tokens <list>', 'training token budgets for the days estimate, e.g. 2e12,8e12,13e12')
     .option('--no-overlap', 'do not overlap FSDP weight gathers with compute')
-    .addOption(new Option('--matmul-efficiency <f>', 'achievable fraction of the MXU peak (calibrated default 0.85)').argParser(fraction));
+    .addOption(new Option('--matmul-efficiency <f>', 'achievable fraction of the MXU peak (calibrated default 0.9)').argParser(fraction));
   return cmd;
 }
 
