@@ -6,7 +6,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { UserError } from '../cli/errors';
+import { UserError } from '../errors';
 
 /** A problem with a checkpoint the user supplied (printed without a stack trace by the CLI). */
 export class CheckpointError extends UserError {

@@ -1,20 +1,2 @@
-/**
- * User-facing errors. Anything a user can cause (bad model file, bad checkpoint, impossible mesh, bad option)
- * is a UserError: printed as `lapidary: error: …` (or pre-formatted diagnostics) with exit code 1, never
- * with a stack trace. Anything else is a bug and bin/lapidary.js prints it as an internal error.
- */
-export class UserError extends Error {
-  constructor(
-    message: string,
-    /** Already formatted text (e.g. file:line:col diagnostics with carets); printed as is. */
-    readonly formatted?: string,
-    readonly exitCode = 1,
-  ) {
-    super(message);
-    this.name = 'UserError';
-  }
-}
-
-export function isUserError(e: unknown): e is UserError {
-  return e instanceof UserError;
-}
+/** The CLI's user errors: defined in src/errors.ts (so non-CLI modules need not import the CLI), re-exported here. */
+export { UserError, isUserError } from '../errors';
