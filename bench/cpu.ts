@@ -13,7 +13,7 @@ import { initCpuBackend, execute, tf, OpProfile, ParamStore, BackendKind } from 
 import { generate } from '../src/backends/cpu/generate';
 import { writeSafetensors, TensorData } from '../src/checkpoint';
 import { loadParams } from '../src/checkpoint/load';
-import { gemma2Graph, Gemma2Config } from '../tests/cpu/gemma2-graph';
+import { runPipeline, resolvePipeline } from '../src/passes';
 
 const ROOT = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 const FIX = path.join(ROOT, 'bench/fixtures/gemma2-small');
@@ -122,7 +122,7 @@ async function main() {
   const c = compileModel(src, 'gemma2.model', { config });
   if (!c.graph) throw new Error(c.diagnostics.map((d) => d.message).join('\n'));
   const g = c.graph;
-  const fused = gemma2Graph(config as Gemma2Config, { fused: true }).graph;
+  const fused = runPipeline(g, resolvePipeline()).graph; // what `lapidary run` executes
   ensureCheckpoint(g);
   ensureOnnx();
   const flops1 = graphFlops(g, { batch: 1, seq: T });
