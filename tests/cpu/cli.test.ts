@@ -10,24 +10,45 @@ let tmp: string;
 beforeAll(() => (tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-run-'))));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-test('run: logits of the real model file on the HF checkpoint match transformers within 1e-4; --timing is one JSON line', () => {
+const maxErr = (got: number[], want: number[]) => {
+  expect(got.length).toBe(want.length);
+  return Math.max(...got.map((v, i) => Math.abs(v - want[i])));
+};
+
+test('run executes the default pass pipeline (fused_attention): logits match transformers within 1e-4; --timing is one JSON line', () => {
   const ids = path.join(tmp, 'ids.json');
   const out = path.join(tmp, 'out.json');
   fs.writeFileSync(ids, JSON.stringify(ref.input_ids));
-  const r = lapidary(['run', 'gemma2.model', '--checkpoint', TINY, '--input-ids', ids, '--logits-out', out, '--timing']);
-  expect(r.stderr).toBe('');
+  const r = lapidary(['run', 'gemma2.model', '--checkpoint', TINY, '--input-ids', ids, '--logits-out', out, '--timing', '--profile']);
   expect(r.code).toBe(0);
   expect(Object.keys(JSON.parse(r.stdout)).sort()).toEqual(['forward_ms', 'load_ms', 'tokens_per_s']);
-  const got = JSON.parse(fs.readFileSync(out, 'utf8')).logits.flat(2) as number[];
-  const want = ref.logits.flat(2) as number[];
-  expect(got.length).toBe(want.length);
-  expect(Math.max(...got.map((v, i) => Math.abs(v - want[i])))).toBeLessThan(1e-4);
+  // the per-op profile shows what ran: fused attention, no mask select, no K/V broadcast
+  expect(r.stderr).toMatch(/^fused_attention +4 /m);
+  expect(r.stderr).not.toMatch(/^(select|broadcast|softmax) /m);
+  expect(maxErr(JSON.parse(fs.readFileSync(out, 'utf8')).logits.flat(2), ref.logits.flat(2))).toBeLessThan(1e-4);
 });
 
-test('generate: greedy reproduces the reference tokens; --json', () => {
-  const r = lapidary(['generate', 'gemma2.model', '--checkpoint', TINY, '--prompt-ids', ref.generate.prompt[0].join(','), '--max-new-tokens', '12', '--json']);
+test("run --passes '' executes the graph as the front end wrote it (primitive attention), with the same logits", () => {
+  const ids = path.join(tmp, 'ids2.json');
+  const out = path.join(tmp, 'out2.json');
+  fs.writeFileSync(ids, JSON.stringify(ref.input_ids));
+  const r = lapidary(['run', 'gemma2.model', '--checkpoint', TINY, '--input-ids', ids, '--logits-out', out, '--passes', '', '--profile']);
   expect(r.code).toBe(0);
-  expect(JSON.parse(r.stdout).ids).toEqual(ref.generate.hf_generate[0]);
+  expect(r.stderr).toMatch(/^select +4 /m);
+  expect(r.stderr).not.toMatch(/^fused_attention /m);
+  expect(maxErr(JSON.parse(fs.readFileSync(out, 'utf8')).logits.flat(2), ref.logits.flat(2))).toBeLessThan(1e-4);
+});
+
+test('generate: greedy reproduces the 12 reference tokens with the KV cache (default) and by recomputation (--no-cache); --json', () => {
+  const args = ['generate', 'gemma2.model', '--checkpoint', TINY, '--prompt-ids', ref.generate.prompt[0].join(','), '--max-new-tokens', '12', '--json'];
+  const cached = lapidary(args);
+  expect(cached.code).toBe(0);
+  expect(cached.stderr).toMatch(/^12 tokens, [\d.]+ tokens\/s \(KV cache\)$/m);
+  expect(JSON.parse(cached.stdout).ids).toEqual(ref.generate.hf_generate[0]);
+  const full = lapidary([...args, '--no-cache']);
+  expect(full.code).toBe(0);
+  expect(full.stderr).toMatch(/\(full recomputation\)/);
+  expect(JSON.parse(full.stdout).ids).toEqual(ref.generate.hf_generate[0]);
 });
 
 test('generate: sampling is reproducible by seed', () => {
@@ -59,4 +80,7 @@ test('bad input: clear messages, exit 1, no stack trace, the output file left al
   r = lapidary(['generate', 'gemma2.model', '--checkpoint', TINY, '--prompt-ids', '1,2', '--max-new-tokens', '0']);
   expectCleanFailure(r);
   expect(r.stderr).toMatch(/--max-new-tokens takes a positive integer, got '0'/);
+  r = lapidary(['generate', 'gemma2.model', '--checkpoint', TINY, '--prompt-ids', '1,2', '--max-new-tokens', '1', '--no-pass', 'softcap_folding']);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/--no-pass: unknown pass 'softcap_folding' \(did you mean 'softcap-folding'\?\)/);
 });

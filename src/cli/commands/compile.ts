@@ -11,12 +11,8 @@ import { loadModel, addModelOptions, ModelOptions } from '../load';
 import { UserError } from '../errors';
 import { addTpuOptions, emitTpu } from './compile-tpu';
 
-export interface CompileOptions extends ModelOptions {
+export interface CompileOptions extends ModelOptions, PipelineCliOptions {
   target: string;
-  passes?: string;
-  pass?: string[] | boolean;
-  plugin?: string[];
-  passAfter?: string;
   printAfter?: string[];
   dumpDir?: string;
   timings?: boolean;
@@ -82,10 +78,25 @@ export function statsTable(stats: readonly PassStat[], timings: boolean): string
   return [head, ...rows];
 }
 
-/** Everything `compile` does short of printing: exported for tests and for other commands. */
-export function compileFile(file: string, opts: CompileOptions, api: () => object): CompileResultInfo {
-  const target = TARGETS[opts.target];
-  if (!target) throw new UserError(`--target: unknown target '${opts.target}' (targets: ${Object.keys(TARGETS).join(', ')})`);
+/** The options that choose the pass pipeline; `compile`, `run` and `generate` share them. */
+export interface PipelineCliOptions {
+  passes?: string;
+  pass?: string[] | boolean;
+  plugin?: string[];
+  passAfter?: string;
+}
+
+/** --passes, --no-pass, --plugin, --pass-after (one definition for every command that runs the pipeline). */
+export function addPipelineOptions(cmd: Command): Command {
+  return cmd
+    .option('--passes <list>', `comma-separated pipeline (default: ${BUILTIN_PASSES.map((p) => p.name).join(',')})`)
+    .addOption(new Option('--no-pass <name>', 'drop a pass from the pipeline (repeatable)').argParser(collect))
+    .addOption(new Option('--plugin <file>', 'load passes from a .js/.mjs/.ts module (repeatable); see docs/passes.md').argParser(collect))
+    .option('--pass-after <name>', 'run plugin passes right after this pass (default: at the end)');
+}
+
+/** The passes those options select (plugins loaded); option and plugin errors are UserErrors. */
+export function pipelineFromOptions(opts: PipelineCliOptions, api: () => object): { passes: Pass[]; plugins: Pass[] } {
   const plugins: Pass[] = [];
   for (const p of opts.plugin ?? []) {
     try {
@@ -95,18 +106,25 @@ export function compileFile(file: string, opts: CompileOptions, api: () => objec
       throw e;
     }
   }
-  let passes: Pass[];
   try {
-    passes = resolvePipeline({
+    const passes = resolvePipeline({
       passes: opts.passes !== undefined ? opts.passes.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
       without: Array.isArray(opts.pass) ? opts.pass : [],
       plugins,
       pluginsAfter: opts.passAfter,
     });
+    return { passes, plugins };
   } catch (e) {
     if (e instanceof PipelineError) throw new UserError(e.message);
     throw e;
   }
+}
+
+/** Everything `compile` does short of printing: exported for tests and for other commands. */
+export function compileFile(file: string, opts: CompileOptions, api: () => object): CompileResultInfo {
+  const target = TARGETS[opts.target];
+  if (!target) throw new UserError(`--target: unknown target '${opts.target}' (targets: ${Object.keys(TARGETS).join(', ')})`);
+  const { passes, plugins } = pipelineFromOptions(opts, api);
   const names = new Set([...BUILTIN_PASSES.map((p) => p.name), ...plugins.map((p) => p.name)]);
   for (const n of opts.printAfter ?? []) if (n !== 'all' && !names.has(n)) throw new UserError(`--print-after: unknown pass '${n}' (passes: ${[...names].join(', ')})`);
   const inputs = [file, ...(opts.plugin ?? []), ...(opts.config ? [opts.config] : [])];
@@ -138,15 +156,13 @@ export function compileFile(file: string, opts: CompileOptions, api: () => objec
 
 export function register(program: Command): void {
   const cmd = addModelOptions(
-    program
-      .command('compile')
-      .description('build the graph and run the pass pipeline (default: every built-in pass), printing per-pass statistics')
-      .argument('<file>', 'model file')
-      .addOption(new Option('--target <target>', 'compilation target').choices(Object.keys(TARGETS)).default('cpu'))
-      .option('--passes <list>', `comma-separated pipeline (default: ${BUILTIN_PASSES.map((p) => p.name).join(',')})`)
-      .addOption(new Option('--no-pass <name>', 'drop a pass from the pipeline (repeatable)').argParser(collect))
-      .addOption(new Option('--plugin <file>', 'load passes from a .js/.mjs/.ts module (repeatable); see docs/passes.md').argParser(collect))
-      .option('--pass-after <name>', 'run plugin passes right after this pass (default: at the end)')
+    addPipelineOptions(
+      program
+        .command('compile')
+        .description('build the graph and run the pass pipeline (default: every built-in pass), printing per-pass statistics')
+        .argument('<file>', 'model file')
+        .addOption(new Option('--target <target>', 'compilation target').choices(Object.keys(TARGETS)).default('cpu')),
+    )
       .addOption(new Option('--print-after <name>', "print the IR to stderr after this pass ('all': after every pass; repeatable)").argParser(collect))
       .option('--dump-dir <dir>', 'write the IR before and after every pass, and the rewrite trace, into this directory')
       .option('--trace <file>', 'write per-pass statistics and the rewrite trace (JSON, for the visualizer)')

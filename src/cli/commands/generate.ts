@@ -1,18 +1,17 @@
 /** `lapidary generate`: autoregressive decoding on the CPU backend (KV cache when the graph's attention is fused). */
-import * as fs from 'fs';
-import * as path from 'path';
 import { Command, Option } from 'commander';
-import { loadModel, addModelOptions, ModelOptions } from '../load';
+import { addModelOptions, ModelOptions } from '../load';
 import { UserError } from '../errors';
 import { initCpuBackend, BackendKind } from '../../backends/cpu';
 import { generate } from '../../backends/cpu/generate';
 import { checkIdRows, eosIds, vocabSize } from '../../backends/cpu/session';
 import { loadParams } from '../../checkpoint/load';
 import { openCheckpoint } from '../../checkpoint';
-import { asUserErrors, tfjsBackendOption } from './run';
+import { asUserErrors, checkpointDir, loadPipelineGraph, tfjsBackendOption } from './run';
+import { addPipelineOptions, PipelineCliOptions } from './compile';
 import { loadTokenizer } from '../../backends/cpu/tokenizer';
 
-interface GenerateOptions extends ModelOptions {
+interface GenerateOptions extends ModelOptions, PipelineCliOptions {
   checkpoint: string;
   promptIds?: string;
   prompt?: string;
@@ -32,27 +31,25 @@ const num = (opt: string, check: (n: number) => boolean, want: string) => (v: st
   return n;
 };
 
-export function checkpointDir(ck: string): string {
-  return fs.existsSync(ck) && fs.statSync(ck).isFile() ? path.dirname(ck) : ck;
-}
-
 export function register(program: Command): void {
   addModelOptions(
-    program
-      .command('generate')
-      .description('generate tokens from a prompt on a Hugging Face checkpoint (CPU, tfjs): greedy or sampled')
-      .argument('<file>', 'model file')
-      .requiredOption('--checkpoint <dir>', 'checkpoint folder (config.json + safetensors; tokenizer.json for --prompt)')
-      .option('--prompt-ids <ids>', 'prompt token ids, comma-separated: 2,651,6037')
-      .option('--prompt <text>', 'prompt text (needs tokenizer.json in the checkpoint folder)')
-      .addOption(new Option('--max-new-tokens <n>', 'stop after n new tokens').argParser(num('--max-new-tokens', (n) => Number.isInteger(n) && n > 0, 'a positive integer')).makeOptionMandatory())
-      .addOption(new Option('--temperature <t>', 'sampling temperature; 0 = greedy').argParser(num('--temperature', (n) => n >= 0, 'a number >= 0')))
-      .addOption(new Option('--top-k <k>', 'sample among the k most likely tokens').argParser(num('--top-k', (n) => Number.isInteger(n) && n > 0, 'a positive integer')))
-      .addOption(new Option('--top-p <p>', 'sample among the most likely tokens whose probabilities sum to p').argParser(num('--top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]')))
-      .addOption(new Option('--seed <s>', 'random seed for sampling').argParser(num('--seed', (n) => Number.isInteger(n), 'an integer')).default(0))
-      .option('--no-cache', 'recompute the whole prefix at every step instead of using the KV cache')
-      .option('--json', 'print {"ids": [...], "tokens_per_s": ..}')
-      .addOption(tfjsBackendOption()),
+    addPipelineOptions(
+      program
+        .command('generate')
+        .description('generate tokens from a prompt on a Hugging Face checkpoint (CPU, tfjs): greedy or sampled')
+        .argument('<file>', 'model file')
+        .requiredOption('--checkpoint <dir>', 'checkpoint folder (config.json + safetensors; tokenizer.json for --prompt)')
+        .option('--prompt-ids <ids>', 'prompt token ids, comma-separated: 2,651,6037')
+        .option('--prompt <text>', 'prompt text (needs tokenizer.json in the checkpoint folder)')
+        .addOption(new Option('--max-new-tokens <n>', 'stop after n new tokens').argParser(num('--max-new-tokens', (n) => Number.isInteger(n) && n > 0, 'a positive integer')).makeOptionMandatory())
+        .addOption(new Option('--temperature <t>', 'sampling temperature; 0 = greedy').argParser(num('--temperature', (n) => n >= 0, 'a number >= 0')))
+        .addOption(new Option('--top-k <k>', 'sample among the k most likely tokens').argParser(num('--top-k', (n) => Number.isInteger(n) && n > 0, 'a positive integer')))
+        .addOption(new Option('--top-p <p>', 'sample among the most likely tokens whose probabilities sum to p').argParser(num('--top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]')))
+        .addOption(new Option('--seed <s>', 'random seed for sampling').argParser(num('--seed', (n) => Number.isInteger(n), 'an integer')).default(0))
+        .option('--no-cache', 'recompute the whole prefix at every step instead of using the KV cache')
+        .option('--json', 'print {"ids": [...], "tokens_per_s": ..}')
+        .addOption(tfjsBackendOption()),
+    ),
     { dims: false },
   ).action((file: string, opts: GenerateOptions) =>
     asUserErrors(async () => {
@@ -63,7 +60,7 @@ export function register(program: Command): void {
       const dir = checkpointDir(opts.checkpoint);
       await initCpuBackend(opts.tfjsBackend);
       const ck = openCheckpoint(opts.checkpoint);
-      const g = loadModel(file, { ...opts, config: opts.config ?? path.join(dir, 'config.json') });
+      const g = loadPipelineGraph(file, opts, dir);
       const tok = opts.prompt !== undefined ? await loadTokenizer(dir, '--prompt') : undefined;
       let prompt: number[];
       if (tok) prompt = tok.encode(opts.prompt!);

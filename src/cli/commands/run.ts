@@ -2,19 +2,41 @@
 import { Command, Option } from 'commander';
 import { loadModel, addModelOptions, ModelOptions, readJsonFile } from '../load';
 import { UserError } from '../errors';
+import { addPipelineOptions, pipelineFromOptions, PipelineCliOptions } from './compile';
+import { Graph } from '../../ir';
+import { PassError, runPipeline } from '../../passes';
 import { execute, ExecError, initCpuBackend, OpProfile, tf, BackendKind } from '../../backends/cpu';
 import { checkIdRows, vocabSize, writeLogitsJson } from '../../backends/cpu/session';
 import { loadParams } from '../../checkpoint/load';
 import { openCheckpoint } from '../../checkpoint';
+import * as fs from 'fs';
 import * as path from 'path';
 
-interface RunOptions extends ModelOptions {
+interface RunOptions extends ModelOptions, PipelineCliOptions {
   checkpoint: string;
   inputIds: string;
   logitsOut?: string;
   timing?: boolean;
   profile?: boolean;
   tfjsBackend: BackendKind;
+}
+
+/**
+ * The graph `run` and `generate` execute: the model file (hyperparameters from the checkpoint's config.json
+ * unless --config names another) through the pass pipeline that --passes / --no-pass / --plugin choose — by
+ * default every built-in pass, so attention runs as fused_attention (band-only on sliding-window layers, K/V
+ * heads shared, decodable with a KV cache). `--passes ''` runs the graph as the front end wrote it.
+ */
+export function loadPipelineGraph(file: string, opts: ModelOptions & PipelineCliOptions, checkpointDir: string): Graph {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { passes } = pipelineFromOptions(opts, () => require('../../index'));
+  const g = loadModel(file, { ...opts, config: opts.config ?? path.join(checkpointDir, 'config.json') });
+  try {
+    return runPipeline(g, passes).graph;
+  } catch (e) {
+    if (e instanceof PassError) throw new UserError(e.message);
+    throw e;
+  }
 }
 
 export function tfjsBackendOption(): Option {
@@ -31,6 +53,11 @@ export async function asUserErrors<T>(fn: () => Promise<T> | T): Promise<T> {
   }
 }
 
+/** The folder of a checkpoint given as a folder or as one .safetensors file. */
+export function checkpointDir(ck: string): string {
+  return fs.existsSync(ck) && fs.statSync(ck).isFile() ? path.dirname(ck) : ck;
+}
+
 export function printProfile(prof: OpProfile): void {
   const total = [...prof.values()].reduce((s, e) => s + e.ms, 0);
   const rows = [...prof.entries()].sort((a, b) => b[1].ms - a[1].ms);
@@ -40,23 +67,25 @@ export function printProfile(prof: OpProfile): void {
 
 export function register(program: Command): void {
   addModelOptions(
-    program
-      .command('run')
-      .description('run a forward pass on a Hugging Face checkpoint (CPU, tfjs) and print or save the logits')
-      .argument('<file>', 'model file')
-      .requiredOption('--checkpoint <dir>', 'checkpoint folder (config.json + model.safetensors or a sharded index)')
-      .requiredOption('--input-ids <ids.json>', 'token ids: [[id, ...], ...], a batch of equal-length rows')
-      .option('--logits-out <out.json>', 'write {"logits": [B][T][V]}')
-      .option('--timing', 'print {"load_ms", "forward_ms", "tokens_per_s"} as one JSON line')
-      .option('--profile', 'print time per op kind to stderr')
-      .addOption(tfjsBackendOption()),
+    addPipelineOptions(
+      program
+        .command('run')
+        .description('run a forward pass on a Hugging Face checkpoint (CPU, tfjs) and print or save the logits')
+        .argument('<file>', 'model file')
+        .requiredOption('--checkpoint <dir>', 'checkpoint folder (config.json + model.safetensors or a sharded index)')
+        .requiredOption('--input-ids <ids.json>', 'token ids: [[id, ...], ...], a batch of equal-length rows')
+        .option('--logits-out <out.json>', 'write {"logits": [B][T][V]}')
+        .option('--timing', 'print {"load_ms", "forward_ms", "tokens_per_s"} as one JSON line')
+        .option('--profile', 'print time per op kind to stderr')
+        .addOption(tfjsBackendOption()),
+    ),
     { dims: false },
   ).action((file: string, opts: RunOptions) =>
     asUserErrors(async () => {
       const t0 = performance.now();
       await initCpuBackend(opts.tfjsBackend);
       const ck = openCheckpoint(opts.checkpoint);
-      const g = loadModel(file, { ...opts, config: opts.config ?? path.join(opts.checkpoint, 'config.json') });
+      const g = loadPipelineGraph(file, opts, checkpointDir(opts.checkpoint));
       const rows = checkIdRows(readJsonFile(opts.inputIds, 'input ids'), opts.inputIds, vocabSize(g));
       const params = loadParams(g, ck);
       const load_ms = performance.now() - t0;
