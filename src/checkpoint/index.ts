@@ -15,6 +15,8 @@ export interface CheckpointIndex {
   /** The .safetensors files, in order. */
   readonly files: readonly string[];
   readonly tensors: ReadonlyMap<string, TensorInfo>;
+  /** The model.safetensors.index.json that listed the shards, for a sharded checkpoint. */
+  readonly index?: string;
 }
 
 export const INDEX_FILE = 'model.safetensors.index.json';
@@ -79,7 +81,7 @@ function fromIndex(source: string, indexFile: string): CheckpointIndex {
       tensors.set(name, info);
     }
   }
-  return { source, files, tensors };
+  return { source, files, tensors, index: indexFile };
 }
 
 /** Read `config.json` from a checkpoint folder (or the folder of a .safetensors file). */

@@ -23,7 +23,8 @@ export function resolveParams(g: Graph, ck: CheckpointIndex): { node: Graph['nod
     const info = ck.tensors.get(name);
     if (!info) {
       const near = closestName(name, ck.tensors.keys());
-      throw new CheckpointError(`checkpoint ${ck.source} has no tensor '${name}'${near ? ` (closest: '${near}')` : ''}; the model needs it for ${fmtShape(n.type.shape)}`);
+      const where = ck.index ? `; ${ck.index} does not list it in its weight_map` : '';
+      throw new CheckpointError(`checkpoint ${ck.source} has no tensor '${name}'${near ? ` (closest: '${near}')` : ''}${where}; the model needs it for ${fmtShape(n.type.shape)}`);
     }
     const want = n.type.shape;
     if (want.length !== info.shape.length || want.some((d, i) => d !== info.shape[i])) {
