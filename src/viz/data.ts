@@ -6,7 +6,7 @@
 import { DimEnv, Graph, Node, NodeId, concreteShape, fmtType, getOp, hasOp, nodeCost, nodeMap } from '../ir';
 import type { XlaType } from '../ir';
 import { fmtSI } from './fmt';
-import { AttrJson, VIZ_FORMAT, VIZ_VERSION, VizData, VizMetric, VizNode, VizRuleHit, VizStep } from './format';
+import { AttrJson, VIZ_FORMAT, VIZ_VERSION, VizChipCost, VizData, VizMetric, VizNode, VizRuleHit, VizSharding, VizStep } from './format';
 
 /** One step of a pass pipeline: the graph after the pass, and what the pass's rules did. */
 export interface PipelineStep {
@@ -31,8 +31,13 @@ export interface VizOptions {
   readonly costEnv?: DimEnv;
   /** Adds the roofline time estimate. */
   readonly chip?: Chip;
-  /** Sharding text of a node's output in a step, when a mesh was given. */
-  readonly sharding?: (step: number, node: Node) => string | undefined;
+  /** The sharding overlay (src/viz/sharding.ts): each step's graph partitioned over one mesh. */
+  readonly sharding?: {
+    /** Per step (same order as the steps), the overlay of each node. */
+    readonly steps: readonly ReadonlyMap<NodeId, { readonly layout: VizSharding; readonly cost: VizChipCost }>[];
+    /** The mesh, for the header: `data=16,model=4 on 64 v5p (4x4x4), fsdp+tp`. */
+    readonly mesh: string;
+  };
   readonly live?: boolean;
 }
 
@@ -47,9 +52,25 @@ export function metricsFor(chip: Chip | undefined): VizMetric[] {
   return chip ? [FLOPS, TRANS, BYTES_M, INTENSITY, TIME] : [FLOPS, TRANS, BYTES_M, INTENSITY];
 }
 
+/** Metrics of the sharding overlay, after metricsFor's. */
+export const SHARDING_METRICS: readonly VizMetric[] = [
+  { key: 'chip_time', label: 'est. time per chip (sharded)', unit: 'seconds', additive: true },
+  { key: 'chip_flops', label: 'FLOPs per chip', unit: 'count', additive: true },
+  { key: 'chip_bytes', label: 'bytes per chip (fused)', unit: 'bytes', additive: true },
+  { key: 'comm_bytes', label: 'collective bytes', unit: 'bytes', additive: true },
+  { key: 'comm_time', label: 'collective time', unit: 'seconds', additive: true },
+  { key: 'ways', label: 'split ways (1 = replicated)', unit: 'ratio', additive: false },
+];
+
+export function shardingMetrics(s: { readonly layout: VizSharding; readonly cost: VizChipCost } | undefined): (number | null)[] {
+  if (!s) return SHARDING_METRICS.map(() => null);
+  const c = s.layout.collectives ?? [];
+  return [s.cost.time, s.cost.flops, s.cost.bytes, c.reduce((x, e) => x + e.bytes, 0), c.reduce((x, e) => x + e.seconds, 0), s.layout.ways];
+}
+
 const SOURCE_HIDDEN = new Set(['dtype', 'shape']);
 
-function vizNode(n: Node, scopeIndex: (s: string) => number, metrics: (n: Node) => (number | null)[] | undefined, sharding: string | undefined): VizNode {
+function vizNode(n: Node, scopeIndex: (s: string) => number, metrics: (n: Node) => (number | null)[] | undefined, sharding: VizSharding | undefined): VizNode {
   const src = hasOp(n.op) && getOp(n.op).source;
   const attrs: { [k: string]: AttrJson } = {};
   for (const [k, v] of Object.entries(n.attrs)) if (!(src && SOURCE_HIDDEN.has(k))) attrs[k] = v as AttrJson;
@@ -94,6 +115,10 @@ function sameNode(a: Node, b: Node): boolean {
   return a === b || JSON.stringify(a) === JSON.stringify(b);
 }
 
+function sameJson(a: unknown, b: unknown): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
+}
+
 /** The page's data for a pipeline (step 0 is the graph as compiled). */
 export function buildVizData(steps: readonly PipelineStep[], opts: VizOptions = {}): VizData {
   if (!steps.length) throw new Error('buildVizData needs at least one graph');
@@ -109,13 +134,22 @@ export function buildVizData(steps: readonly PipelineStep[], opts: VizOptions = 
     return i;
   };
   const chip = opts.chip;
+  const sh = opts.sharding;
+  if (sh && sh.steps.length !== steps.length) throw new Error(`buildVizData: sharding for ${sh.steps.length} steps, but ${steps.length} steps`);
+  const base = opts.costEnv ? metricsFor(chip).length : 0;
   const ops: { [op: string]: { doc: string; source?: boolean } } = {};
   const out: VizStep[] = [];
   let prev: Map<NodeId, Node> | undefined;
   steps.forEach((st, k) => {
     const g = st.graph;
     const env = opts.costEnv;
-    const metrics = (n: Node) => (env ? nodeMetrics(g, n, env, chip) : undefined);
+    const shards = sh?.steps[k];
+    const metrics = (n: Node) => {
+      const m = env ? nodeMetrics(g, n, env, chip) : undefined;
+      if (!shards) return m;
+      return [...(m ?? new Array(base).fill(null)), ...shardingMetrics(shards.get(n.id))];
+    };
+    const prevShards = k > 0 ? sh?.steps[k - 1] : undefined;
     const upsert: VizNode[] = [];
     for (const n of g.nodes) {
       if (!ops[n.op]) {
@@ -123,8 +157,8 @@ export function buildVizData(steps: readonly PipelineStep[], opts: VizOptions = 
         ops[n.op] = { doc: def?.doc ?? '', ...(def?.source ? { source: true } : {}) };
       }
       const before = prev?.get(n.id);
-      if (before && sameNode(before, n)) continue;
-      upsert.push(vizNode(n, scopeIndex, metrics, opts.sharding?.(k, n)));
+      if (before && sameNode(before, n) && (!shards || sameJson(prevShards?.get(n.id), shards.get(n.id)))) continue;
+      upsert.push(vizNode(n, scopeIndex, metrics, shards?.get(n.id)?.layout));
     }
     const now = nodeMap(g);
     const remove = prev ? [...prev.keys()].filter((id) => !now.has(id)) : [];
@@ -149,8 +183,16 @@ export function buildVizData(steps: readonly PipelineStep[], opts: VizOptions = 
     info: opts.info ?? {},
     scopes,
     ops,
-    metrics: env ? metricsFor(chip) : [],
-    ...(env ? { metricNote: `costs at ${envText}XLA HloCostAnalysis conventions${chip ? `; time = roofline on one ${chip.name} (${fmtSI(chip.peakFlops, 'FLOP/s')}, ${fmtSI(chip.hbmBandwidth, 'B/s')})` : ''}` } : {}),
+    metrics: [...(env ? metricsFor(chip) : []), ...(sh ? SHARDING_METRICS : [])],
+    ...(env || sh
+      ? {
+          metricNote: [
+            env ? `costs at ${envText}XLA HloCostAnalysis conventions${chip ? `; time = roofline on one ${chip.name} (${fmtSI(chip.peakFlops, 'FLOP/s')}, ${fmtSI(chip.hbmBandwidth, 'B/s')})` : ''}` : '',
+            sh ? `sharded: the per-chip program on ${sh.mesh} (bf16, fusion-aware bytes, as lapidary cost)` : '',
+          ].filter(Boolean).join('; '),
+        }
+      : {}),
+    ...(sh ? { mesh: sh.mesh } : {}),
     steps: out,
     ...(opts.live ? { live: true } : {}),
   };

@@ -29,8 +29,45 @@ export interface VizNode {
   readonly loc?: string;
   /** Values of VizData.metrics, in order (null where unknown). */
   readonly m?: readonly (number | null)[];
-  /** Sharding of the node's output (HLO sharding text), when a mesh was given. */
-  readonly sharding?: string;
+  /** How the node is partitioned over the mesh, when one was given (`viz --mesh`). */
+  readonly sharding?: VizSharding;
+}
+
+/** A collective the partitioner inserted while lowering a node. */
+export interface VizCollective {
+  readonly kind: string;
+  /** Mesh axes it runs over, comma-separated. */
+  readonly axes: string;
+  /** Bytes of the full (gathered / reduced) array per device group. */
+  readonly bytes: number;
+  /** Estimated time on the torus. */
+  readonly seconds: number;
+  /** It moves a weight (an FSDP gather), not activations. */
+  readonly weights?: boolean;
+}
+
+/** A node's output on the mesh, from the TPU backend's partitioner. */
+export interface VizSharding {
+  /** Partition spec: the mesh axes splitting each dim, e.g. `[data, -, model]`. */
+  readonly spec: string;
+  /** HLO sharding attribute, e.g. `{devices=[16,1,4]<=[64]}` or `{replicated}`. */
+  readonly hlo: string;
+  /** Per-chip type, e.g. `bf16[1, 4096, 1152]`. */
+  readonly local: string;
+  /** Number of pieces the output is split into (1 = replicated on every chip). */
+  readonly ways: number;
+  /** A pending partial sum (reduced later), e.g. `add over model`. */
+  readonly partial?: string;
+  readonly collectives?: readonly VizCollective[];
+}
+
+/** Per-chip cost of a node's local (partitioned) instructions: the values of the sharding metrics. */
+export interface VizChipCost {
+  /** Roofline time with the cost model's conventions. */
+  readonly time: number;
+  readonly flops: number;
+  /** Fusion-aware bytes. */
+  readonly bytes: number;
 }
 
 export interface VizRuleHit {
@@ -76,6 +113,8 @@ export interface VizData {
   readonly metrics: readonly VizMetric[];
   /** What the metrics assume (e.g. `batch=1, seq=4096 on TPU v5e`). */
   readonly metricNote?: string;
+  /** The mesh the sharding overlay was computed for (`data=16,model=4 on 64 v5p (4x4x4), fsdp+tp`). */
+  readonly mesh?: string;
   readonly steps: readonly VizStep[];
   /** Served by `lapidary viz --serve`: the page listens for reloads. */
   readonly live?: boolean;

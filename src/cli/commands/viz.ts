@@ -9,7 +9,10 @@ import { Graph } from '../../ir';
 import { Pass, PassError, PipelineError, resolvePipeline, runPipeline, BUILTIN_PASSES } from '../../passes';
 import { getChip } from '../../backends/tpu/chips';
 import { TpuError } from '../../backends/tpu/errors';
+import { Mesh, Strategy, evaluatePlan, makeMesh, parseStrategy, resolveTopology } from '../../backends/tpu';
 import { PipelineStep, buildVizData, Chip } from '../../viz/data';
+import { NodeSharding, meshInfo, shardGraph } from '../../viz/sharding';
+import { addTpuOptions, planOptions, toUserError } from './compile-tpu';
 import { renderHtml } from '../../viz/html';
 import { toModelExplorer, modelExplorerNodeData } from '../../viz/modelExplorer';
 import { PortInUseError, startVizServer } from '../../viz/server';
@@ -24,7 +27,16 @@ export interface VizOptions extends ModelOptions {
   metric: string;
   serve?: boolean;
   port: number;
+  /** The sharding overlay: the TPU options of `lapidary cost` (shared definitions, compile-tpu.ts). */
+  topology?: string;
+  chips?: number;
+  mesh?: string;
+  strategy?: string;
+  matmulEfficiency?: number;
 }
+
+/** The options `viz` takes from the TPU commands' definitions (compile-tpu.ts), so they read and check the same. */
+const TPU_OPTIONS = ['--chip', '--topology', '--chips', '--mesh', '--strategy', '--matmul-efficiency'];
 
 /** Sizes the cost overlay assumes for symbolic dims the user left unbound. */
 export const COST_DEFAULTS: Readonly<Record<string, number>> = { batch: 1, seq: 4096 };
@@ -75,9 +87,59 @@ function costEnv(g: Graph): Record<string, number> {
   return env;
 }
 
+interface MeshPlan {
+  readonly mesh: Mesh;
+  readonly strategy: Strategy;
+}
+
+/** The mesh of the sharding overlay, checked before the model is built (mesh errors are cheap and common). */
+function meshPlan(opts: VizOptions): MeshPlan | undefined {
+  if (!opts.mesh) {
+    for (const [k, flag] of [['topology', '--topology'], ['chips', '--chips'], ['strategy', '--strategy'], ['matmulEfficiency', '--matmul-efficiency']] as const) {
+      if (opts[k] !== undefined) throw new UserError(`option ${flag} describes the sharding overlay: give --mesh too (e.g. --mesh data=16,model=4)`);
+    }
+    return undefined;
+  }
+  if (opts.mesh === 'auto') throw new UserError("viz shows one plan: give an explicit --mesh (e.g. --mesh data=16,model=4); 'lapidary cost --mesh auto' ranks the plans");
+  if (opts.format !== 'html') throw new UserError('--mesh shows the sharding in the page; it cannot be combined with --format json or node-data');
+  if (opts.batch === undefined || opts.seq === undefined) throw new UserError('--mesh partitions the graph at concrete sizes: give --batch and --seq too (the global batch in sequences, tokens per sequence)');
+  const po = planOptions({ ...opts, mode: 'forward' });
+  return toUserError(() => {
+    const mesh = makeMesh(resolveTopology(getChip(po.chip), po), po.mesh!);
+    return { mesh, strategy: parseStrategy(po.strategy, mesh) };
+  });
+}
+
+/** Each step's graph partitioned over the mesh (a pass that changed nothing returns the same graph: reuse it). */
+function shardSteps(steps: readonly PipelineStep[], plan: MeshPlan, opts: VizOptions): Map<number, NodeSharding>[] {
+  const done = new Map<Graph, Map<number, NodeSharding>>();
+  return steps.map((s) => {
+    let m = done.get(s.graph);
+    if (!m) {
+      try {
+        m = shardGraph(s.graph, plan.mesh, plan.strategy, { matmulEfficiency: opts.matmulEfficiency });
+      } catch (e) {
+        if (e instanceof TpuError || /^partitioner: /.test((e as Error).message)) {
+          throw new UserError(`--mesh ${opts.mesh}: cannot partition the graph${s.name === 'input' ? '' : ` after pass ${s.name}`}: ${(e as Error).message.replace(/^partitioner: /, '')}`);
+        }
+        throw e;
+      }
+      done.set(s.graph, m);
+    }
+    return m;
+  });
+}
+
+/** `lapidary cost`'s headline for the graph as compiled. */
+function planLine(graph: Graph, opts: VizOptions): string {
+  const r = toUserError(() => evaluatePlan(graph, planOptions({ ...opts, mode: 'forward' }), { batch: opts.batch!, seq: opts.seq! }));
+  return `step ${(r.step_time_s * 1e3).toPrecision(3)} ms (forward), MFU ${(100 * r.mfu).toFixed(1)}%, ${(r.memory_per_chip_bytes / 1e9).toFixed(2)} GB/chip, ${r.bound}-bound`;
+}
+
 /** Build what `viz` writes (HTML page, Model Explorer graph JSON, or Model Explorer node data). */
 export function vizOutput(file: string, opts: VizOptions, live = false): string {
   const chip = chipOf(opts.chip);
+  const plan = meshPlan(opts);
   const graph = loadModel(file, opts);
   const env = costEnv(graph);
   if (opts.format === 'node-data') {
@@ -95,7 +157,14 @@ export function vizOutput(file: string, opts: VizOptions, live = false): string 
   if (opts.config) info.config = path.basename(opts.config);
   const bound = [opts.batch !== undefined ? `batch=${opts.batch}` : '', opts.seq !== undefined ? `seq=${opts.seq}` : ''].filter(Boolean);
   if (bound.length) info.dims = bound.join(', ');
-  const data = buildVizData(steps, { title, info, costEnv: env, chip, live });
+  let sharding;
+  if (plan) {
+    const mesh = meshInfo(plan.mesh, plan.strategy);
+    sharding = { steps: shardSteps(steps, plan, opts), mesh };
+    info.mesh = mesh;
+    info.plan = planLine(graph, opts);
+  }
+  const data = buildVizData(steps, { title, info, costEnv: env, chip, live, sharding });
   return renderHtml(data);
 }
 
@@ -111,7 +180,7 @@ function writeOutput(out: string, text: string, inputs: string[]): void {
 }
 
 export function register(program: Command): void {
-  addModelOptions(
+  const cmd = addModelOptions(
     program
       .command('viz')
       .description('visualize the IR: a self-contained HTML page (-o), a live page that follows the model file (--serve), or Model Explorer JSON (--format json)')
@@ -120,11 +189,22 @@ export function register(program: Command): void {
       .addOption(new Option('--format <format>', "html: the page; json: Model Explorer's graph JSON; node-data: a Model Explorer overlay of --metric").choices(['html', 'json', 'node-data']).default('html'))
       .option('--passes <list>', `comma-separated pipeline to show step by step (default: ${BUILTIN_PASSES.map((p) => p.name).join(',')})`)
       .option('--no-passes', 'show only the graph as compiled')
-      .option('--chip <name>', 'chip for the roofline time estimate (v4, v5e, v5p, v6e, h100)', 'v5e')
       .addOption(new Option('--metric <name>', 'metric for --format node-data').choices(['flops', 'transcendentals', 'bytes', 'intensity', 'time']).default('flops'))
       .option('--serve', 'serve the page on 127.0.0.1 and reload it when the model file changes')
       .addOption(new Option('--port <n>', 'port for --serve (0: any free port)').default(8765).argParser((v: string) => (v === '0' ? 0 : positiveInt('--port')(v)))),
-  ).action(async (file: string, opts: VizOptions) => {
+  );
+  // The TPU options, as `lapidary cost` defines them; --chip also picks the roofline chip, so it has a default here.
+  const tpu = addTpuOptions(new Command());
+  for (const flag of TPU_OPTIONS) {
+    const o = tpu.options.find((x) => x.long === flag)!;
+    if (flag === '--chip') {
+      o.description = `${o.description.replace(/ \(required\)$/, '')}: the roofline time estimate, and the chip of --mesh`;
+      o.default('v5e');
+    }
+    if (flag === '--mesh') o.description = "logical mesh for the sharding overlay, e.g. data=16,model=4 (with --batch, --seq; each node's partition spec, collectives and time per chip)";
+    cmd.addOption(o);
+  }
+  cmd.action(async (file: string, opts: VizOptions) => {
     const inputs = [file, ...(opts.config ? [opts.config] : [])];
     if (opts.serve) {
       if (opts.format !== 'html') throw new UserError('--serve shows the page; it cannot be combined with --format json or node-data');

@@ -3,7 +3,7 @@
  * the side panel and the legend. State lives here; model.ts and layout.ts compute, this file draws.
  */
 import type { VizData, VizNode } from '../format';
-import { fmtExact, fmtMetric } from '../fmt';
+import { fmtExact, fmtMetric, fmtSI, fmtSeconds } from '../fmt';
 import { Child, clear, el, svg } from './dom';
 import { Group, ItemKey, StepView, ancestors, groupChain, inPort, outPort, buildStepView, defaultExpanded, groupKey, nodeKey, replaySteps, representative } from './model';
 import { GROUP_H, HEADER, LayoutEngine, PAD, PlacedItem, Scene, clip, groupLines, nodeLines, placeScene, routeKey } from './layout';
@@ -236,7 +236,7 @@ export class App {
     const g = svg(
       'g',
       { class: cls.join(' '), 'data-node': n.id, transform: `translate(${p.x - p.w / 2},${p.y - p.h / 2})` },
-      svg('title', {}, `%${n.id} ${n.op}${n.name !== undefined ? ` ${n.name}` : ''} : ${n.type}`),
+      svg('title', {}, `%${n.id} ${n.op}${n.name !== undefined ? ` ${n.name}` : ''} : ${n.type}${n.sharding ? ` sharded ${n.sharding.spec}` : ''}`),
       svg('rect', { width: p.w, height: p.h, rx: 5, ...(fill ? { style: `fill:${fill}` } : {}) }),
       svg('text', { class: 'l1', x: 10, y: 15 }, l1),
       svg('text', { class: 'l2', x: 10, y: 29 }, l2),
@@ -666,7 +666,7 @@ export class App {
     if (scope) scopeLink.addEventListener('click', () => this.revealGroup(scope));
     t.appendChild(this.row('scope', scopeLink));
     if (n.loc) t.appendChild(this.row('source', n.loc));
-    if (n.sharding) t.appendChild(this.row('sharding', n.sharding));
+    if (n.sharding) t.appendChild(this.row('sharding', n.sharding.spec));
     p.appendChild(t);
     if (n.attrs && Object.keys(n.attrs).length) {
       p.appendChild(el('h3', {}, 'Attributes'));
@@ -674,12 +674,14 @@ export class App {
       for (const [k, v] of Object.entries(n.attrs)) at.appendChild(this.row(k, JSON.stringify(v)));
       p.appendChild(at);
     }
+    if (n.sharding) this.shardingPanel(n);
     if (n.m && this.data.metrics.length) {
       p.appendChild(el('h3', {}, 'Cost'));
       const ct = el('table', { id: 'node-cost' });
       this.data.metrics.forEach((mt, i) => {
         const v = n.m![i];
-        ct.appendChild(this.row(mt.label, v === null ? '—' : `${fmtMetric(v, mt.unit)}${mt.unit === 'count' || mt.unit === 'bytes' ? `  (${fmtExact(v)})` : ''}`));
+        const exact = v !== null && (mt.unit === 'count' || mt.unit === 'bytes') ? el('span', { class: 'exact' }, `(${fmtExact(v)})`) : '';
+        ct.appendChild(this.row(mt.label, el('span', {}, v === null ? '—' : fmtMetric(v, mt.unit), exact ? ' ' : '', exact)));
       });
       p.appendChild(ct);
       if (this.data.metricNote) p.appendChild(el('p', { class: 'muted' }, this.data.metricNote));
@@ -695,6 +697,30 @@ export class App {
     const outs = this.view.outputs.filter((o) => o.node === id);
     outs.forEach((o) => us.appendChild(el('li', {}, `graph output `, el('b', {}, o.name))));
     p.appendChild(us);
+  }
+
+  /** How a node's output lies on the mesh, what it costs per chip, and the collectives it needs. */
+  private shardingPanel(n: VizNode): void {
+    const s = n.sharding!;
+    const p = this.panel;
+    const metric = (key: string) => {
+      const i = this.data.metrics.findIndex((m) => m.key === key);
+      return i >= 0 ? n.m?.[i] ?? null : null;
+    };
+    const [time, flops, bytes] = [metric('chip_time'), metric('chip_flops'), metric('chip_bytes')];
+    p.appendChild(el('h3', {}, 'Sharding'));
+    const t = el('table', { id: 'node-sharding' });
+    t.appendChild(this.row('spec', s.spec));
+    t.appendChild(this.row('per chip', s.local));
+    t.appendChild(this.row('split', s.ways === 1 ? 'replicated on every chip' : `${s.ways} ways`));
+    t.appendChild(this.row('HLO', s.hlo));
+    if (s.partial) t.appendChild(this.row('pending', `partial sums (${s.partial})`));
+    if (time !== null) t.appendChild(this.row('time / chip', `${fmtSeconds(time)}  (${fmtSI(flops ?? 0, 'FLOP')}, ${fmtSI(bytes ?? 0, 'B')})`));
+    const cs = s.collectives ?? [];
+    if (!cs.length) t.appendChild(this.row('collectives', 'none'));
+    for (const c of cs) t.appendChild(this.row(c.kind, `over ${c.axes}: ${fmtSI(c.bytes, 'B')}, ${fmtSeconds(c.seconds)}${c.weights ? ' (weights)' : ''}`));
+    p.appendChild(t);
+    if (this.data.mesh) p.appendChild(el('p', { class: 'muted' }, `on ${this.data.mesh}; collectives are placed at the node whose lowering needs them`));
   }
 
   private groupPanel(id: string): void {

@@ -37,8 +37,8 @@ html, body { margin: 0; height: 100%; font: 13px system-ui, -apple-system, "Sego
 #app { display: flex; flex-direction: column; height: 100%; }
 header { display: flex; flex-wrap: wrap; align-items: center; gap: 8px 12px; padding: 6px 12px; background: #ffffff; border-bottom: 1px solid #d0d7de; }
 header h1 { font-size: 15px; margin: 0 6px 0 0; white-space: nowrap; max-width: 28em; overflow: hidden; text-overflow: ellipsis; }
-header .info { color: #57606a; font-size: 12px; max-width: 40em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-header .spacer { flex: 1; }
+header .info { color: #57606a; font-size: 12px; flex: 1 1 0; min-width: 4em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+header .spacer { display: none; }
 header input[type=search] { width: 240px; padding: 4px 8px; border: 1px solid #d0d7de; border-radius: 6px; }
 button, select { font: inherit; padding: 3px 9px; border: 1px solid #d0d7de; border-radius: 6px; background: #f6f8fa; cursor: pointer; }
 button:hover { background: #eaeef2; }
@@ -58,7 +58,8 @@ button[aria-pressed=true] { background: #ddf4ff; border-color: #54aeff; }
 #panel h3 { font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: #57606a; margin: 14px 0 4px; }
 #panel .doc { color: #57606a; margin: 0 0 8px; }
 #panel table { border-collapse: collapse; width: 100%; }
-#panel td { padding: 2px 4px; vertical-align: top; border-bottom: 1px solid #eaeef2; word-break: break-all; }
+#panel td { padding: 2px 4px; vertical-align: top; border-bottom: 1px solid #eaeef2; overflow-wrap: anywhere; }
+#panel .exact { color: #6e7781; white-space: nowrap; }
 #panel td.k { color: #57606a; white-space: nowrap; width: 1%; word-break: normal; }
 #panel .mono, #panel td.v { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; font-size: 12px; }
 #panel ul { list-style: none; margin: 0; padding: 0; }
