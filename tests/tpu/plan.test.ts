@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { GraphBuilder, Graph } from '../../src/ir';
-import { getChip, parseTopology, makeMesh, parseStrategy, evaluateOn } from '../../src/backends/tpu';
+import { getChip, parseTopology, makeMesh, parseStrategy, evaluateOn, evaluateAnalytic } from '../../src/backends/tpu';
 import { Command, CommanderError } from 'commander';
 import { commands } from '../../src/cli/commands';
 import { UserError } from '../../src/cli/errors';
@@ -51,21 +51,21 @@ describe('memory accounting and step time', () => {
   const s = parseStrategy('fsdp', m);
 
   test('FSDP training state per chip: bf16 weights, bf16 grads, fp32 master + Adam m, v — all divided by the data axis', () => {
-    const r = evaluateOn(mlp(), { chip: 'v5p', mode: 'train', precision: 'mixed' }, { batch: 64, seq: 1 }, m, s);
+    const r = evaluateAnalytic(mlp(), { chip: 'v5p', mode: 'train', precision: 'mixed' }, { batch: 64, seq: 1 }, m, s);
     const local = (32 * 16 + 16 * 32) / 8;
     expect(r.memory.parameters).toBe(local * 2);
     expect(r.memory.gradients).toBe(local * 2);
     expect(r.memory.optimizer_state).toBe(local * 12);
-    const dp = evaluateOn(mlp(), { chip: 'v5p', mode: 'train', precision: 'bf16' }, { batch: 64, seq: 1 }, m, parseStrategy('dp', m));
+    const dp = evaluateAnalytic(mlp(), { chip: 'v5p', mode: 'train', precision: 'bf16' }, { batch: 64, seq: 1 }, m, parseStrategy('dp', m));
     expect(dp.memory.parameters).toBe(1024 * 2);
     expect(dp.memory.optimizer_state).toBe(1024 * 8);
   });
 
-  test('a training step costs 3x the forward per op (save-all), 4x with layer-input remat, plus the optimizer update', () => {
+  test('the analytic cross-check: a training step costs 3x the forward per op (save-all), 4x with layer-input remat, plus the optimizer update', () => {
     const fwd = evaluateOn(mlp(), { chip: 'v5p', mode: 'forward' }, { batch: 64, seq: 1 }, m, s);
     const opt = ((1024 / 8) * 16 * 2) / getChip('v5p').hbmBandwidth;
-    const t3 = evaluateOn(mlp(), { chip: 'v5p', mode: 'train', remat: 'save-all' }, { batch: 64, seq: 1 }, m, s);
-    const t4 = evaluateOn(mlp(), { chip: 'v5p', mode: 'train', remat: 'layer-inputs' }, { batch: 64, seq: 1 }, m, s);
+    const t3 = evaluateAnalytic(mlp(), { chip: 'v5p', mode: 'train', remat: 'save-all' }, { batch: 64, seq: 1 }, m, s);
+    const t4 = evaluateAnalytic(mlp(), { chip: 'v5p', mode: 'train', remat: 'layer-inputs' }, { batch: 64, seq: 1 }, m, s);
     expect(t3.compute_s).toBeCloseTo(3 * fwd.compute_s + opt, 15);
     expect(t4.compute_s).toBeCloseTo(4 * fwd.compute_s + opt, 15);
     expect(t3.model_flops_per_step).toBe(3 * fwd.model_flops_per_step);

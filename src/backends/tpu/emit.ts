@@ -8,10 +8,12 @@
 import { Graph } from '../../ir/types';
 import { Mesh, Spec } from './mesh';
 import { ParamPolicy } from './partition';
-import { emitWholeProgram, partitionGraph } from './program';
+import { emitWholeProgram, partitionGraph, WholeProgramEmitter } from './program';
 import { StableHloPrinter } from './stablehlo';
 import { HloPrinter } from './hlo';
-import { ModuleOptions } from './spmd';
+import { ModuleOptions, TeeEmitter } from './spmd';
+import { PlanOptions, PlanResult, Strategy, buildTrainingStep, evaluateOn, partitionForCost } from './plan';
+import type { TrainingStepInfo } from '../../train/step';
 import { CostRecorder } from './record';
 
 export interface EmittedPrograms {
@@ -27,28 +29,95 @@ export interface EmitOptions {
   readonly precision?: ModuleOptions['precision'];
   /** Skip the per-device programs (only the annotated whole program). */
   readonly wholeOnly?: boolean;
+  /** Training steps: the first backward node (FSDP weights are gathered again from there). */
+  readonly backwardFrom?: number;
+  /** Layouts already decided (e.g. by the cost plan's partition): skips the deciding pass. */
+  readonly decided?: { readonly params: ReadonlyMap<string, Spec>; readonly inputs: ReadonlyMap<string, Spec>; readonly outputs: ReadonlyMap<string, Spec> };
 }
 
 export function emitPrograms(g: Graph, mesh: Mesh, policy: ParamPolicy, o: EmitOptions = {}): EmittedPrograms {
   const env = {};
   const name = `${g.name}${g.variant ? '_' + g.variant : ''}`;
   const mo = (manual = false): ModuleOptions => ({ name, numPartitions: mesh.devices, ...(o.precision ? { precision: o.precision } : {}), ...(manual ? { manual } : {}) });
-  const po = { env, ...(o.floatDtype ? { floatDtype: o.floatDtype } : {}) };
+  const po = { env, ...(o.floatDtype ? { floatDtype: o.floatDtype } : {}), ...(o.backwardFrom !== undefined ? { backwardFrom: o.backwardFrom } : {}) };
   // First pass decides parameter placements; the others reuse them so arguments appear in graph order.
-  const first = partitionGraph(g, mesh, policy, new CostRecorder(), po);
-  const spOut = new StableHloPrinter(mo(true));
-  const r1 = partitionGraph(g, mesh, policy, spOut, po, first.paramSpecs);
-  const partitionedMlir = o.wholeOnly ? '' : spOut.finish(r1.outputs.map((x) => ({ value: x.local, name: x.name })));
+  const first =
+    o.decided ??
+    (() => {
+      const r = partitionGraph(g, mesh, policy, new CostRecorder(), po);
+      return { params: r.paramSpecs, inputs: r.inputSpecs, outputs: new Map(r.outputs.map((x) => [x.name, x.spec as Spec])) };
+    })();
+  const fixed = new Map<string, Spec>([...first.inputs, ...first.params]);
+  let partitionedMlir = '';
   let partitionedHlo = '';
   if (!o.wholeOnly) {
+    const spOut = new StableHloPrinter(mo(true));
+    const r1 = partitionGraph(g, mesh, policy, spOut, po, fixed);
+    partitionedMlir = spOut.finish(r1.outputs.map((x) => ({ value: x.local, name: x.name })));
     const hp = new HloPrinter(mo(true));
-    const r2 = partitionGraph(g, mesh, policy, hp, po, first.paramSpecs);
+    const r2 = partitionGraph(g, mesh, policy, hp, po, fixed);
     partitionedHlo = hp.finish(r2.outputs.map((x) => ({ value: x.local, name: x.name })));
   }
-  const shardings = { mesh, params: first.paramSpecs, inputs: first.inputSpecs, outputs: new Map(first.outputs.map((x) => [x.name, x.spec])) };
+  const shardings = { mesh, params: first.params, inputs: first.inputs, outputs: first.outputs };
   const ws = new StableHloPrinter(mo());
   const wholeMlir = ws.finish(emitWholeProgram(g, ws, po, shardings));
   const wh = new HloPrinter(mo());
   const wholeHlo = wh.finish(emitWholeProgram(g, wh, po, shardings));
-  return { wholeMlir, wholeHlo, partitionedMlir, partitionedHlo, paramSpecs: first.paramSpecs };
+  return { wholeMlir, wholeHlo, partitionedMlir, partitionedHlo, paramSpecs: first.params };
+}
+
+export interface TpuCompileOptions {
+  /** Write the programs (otherwise only the plan). */
+  readonly emit?: boolean;
+  /** dtype of float tensors in the programs (default: the graph's). */
+  readonly floatDtype?: 'f32' | 'bf16';
+  readonly precision?: ModuleOptions['precision'];
+}
+
+export interface TpuCompilation {
+  readonly plan: PlanResult;
+  /** The program that was partitioned: the graph itself, or its training step. */
+  readonly program: Graph;
+  readonly step?: TrainingStepInfo;
+  readonly programs?: EmittedPrograms;
+  /** Wall time of each stage, ms. */
+  readonly ms: { training_step: number; partition_and_cost: number; whole_programs: number };
+}
+
+/**
+ * Everything `compile --target tpu` does after the front end and the passes, in as few passes over the graph as
+ * possible: build the training step (`mode: 'train'`), partition it once into the cost recorder and both
+ * per-device printers at the same time, cost the plan from the recorder, then print the whole (annotated)
+ * program once into both printers.
+ */
+export function compileTpu(g: Graph, mesh: Mesh, strategy: Strategy, po: PlanOptions, dims: { batch: number; seq: number }, o: TpuCompileOptions = {}): TpuCompilation {
+  const mode = po.mode ?? 'forward';
+  let t = performance.now();
+  const step = mode === 'train' ? buildTrainingStep(g, po.remat ?? 'layer-inputs') : undefined;
+  const program = step ? step.graph : g;
+  const msStep = performance.now() - t;
+  t = performance.now();
+  const name = `${program.name}${g.variant ? '_' + g.variant : ''}`.replace(/\./g, '_');
+  const mo = (manual = false): ModuleOptions => ({ name, numPartitions: mesh.devices, ...(o.precision ? { precision: o.precision } : {}), ...(manual ? { manual } : {}) });
+  const printers = o.emit ? [new StableHloPrinter(mo(true)), new HloPrinter(mo(true))] : [];
+  const pre = partitionForCost(program, mesh, strategy.policy, 2, step?.forwardEnd, printers, { floatDtype: o.floatDtype });
+  const plan = evaluateOn(g, po, dims, mesh, strategy, step, pre);
+  const msPart = performance.now() - t;
+  t = performance.now();
+  let programs: EmittedPrograms | undefined;
+  if (o.emit) {
+    const r = pre.result;
+    const outs = (i: number) => r.outputs.map((x) => ({ value: TeeEmitter.part(x.local, i + 1), name: x.name }));
+    const partitionedMlir = (printers[0] as StableHloPrinter).finish(outs(0));
+    const partitionedHlo = (printers[1] as HloPrinter).finish(outs(1));
+    const shardings = { mesh, params: r.paramSpecs, inputs: r.inputSpecs, outputs: new Map(r.outputs.map((x) => [x.name, x.spec])) };
+    const ws = new StableHloPrinter(mo());
+    const wh = new HloPrinter(mo());
+    const tee = new TeeEmitter([ws, wh]);
+    const whole = emitWholeProgram(program, tee as unknown as WholeProgramEmitter, { env: {}, ...(o.floatDtype ? { floatDtype: o.floatDtype } : {}) }, shardings);
+    const wholeMlir = ws.finish(whole.map((x) => ({ ...x, value: TeeEmitter.part(x.value, 0) })));
+    const wholeHlo = wh.finish(whole.map((x) => ({ ...x, value: TeeEmitter.part(x.value, 1) })));
+    programs = { wholeMlir, wholeHlo, partitionedMlir, partitionedHlo, paramSpecs: r.paramSpecs };
+  }
+  return { plan, program, ...(step ? { step } : {}), ...(programs ? { programs } : {}), ms: { training_step: msStep, partition_and_cost: msPart, whole_programs: performance.now() - t } };
 }

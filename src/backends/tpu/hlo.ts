@@ -26,7 +26,7 @@ const set = (xs: readonly number[]) => `{${xs.join(',')}}`;
 
 export class HloPrinter implements SpmdEmitter {
   private readonly lines: string[] = [];
-  private readonly params: string[] = [];
+  private readonly params: [number, string][] = [];
   private readonly computations = new Map<string, string>();
   private n = 0;
   private channel = 0;
@@ -60,11 +60,11 @@ export class HloPrinter implements SpmdEmitter {
   }
 
   arg(type: XlaType, info: ArgInfo): XlaValue {
-    const i = this.params.length;
+    const i = info.index ?? this.params.length;
     const ref = `p${i}`;
     const shs = info.sharding ?? (this.opts.manual ? '{manual}' : undefined);
     const sh = shs ? `, sharding=${shs}` : '';
-    this.params.push(`  ${ref} = ${hloType(type)} parameter(${i})${sh}, metadata={op_name=${JSON.stringify(info.name)}}`);
+    this.params.push([i, `  ${ref} = ${hloType(type)} parameter(${i})${sh}, metadata={op_name=${JSON.stringify(info.name)}}`]);
     return { ref, type };
   }
 
@@ -154,7 +154,7 @@ export class HloPrinter implements SpmdEmitter {
   }
 
   finish(outputs: readonly Output[]): string {
-    const body = [...this.params, ...this.lines];
+    const body = [...[...this.params].sort((a, b) => a[0] - b[0]).map((p) => p[1]), ...this.lines];
     const shardingOf = (o: Output) => o.sharding ?? (this.opts.manual ? '{manual}' : undefined);
     if (outputs.length === 1) {
       const sh = shardingOf(outputs[0]);

@@ -36,6 +36,12 @@ interface Info extends XlaValue {
   readonly param?: string;
   /** A parameter whose sharding the strategy decides at its first use. */
   undecided?: boolean;
+  /** An undecided program input laid out like this parameter (optimizer state: ZeRO-3 shards it with its parameter). */
+  readonly follows?: string;
+  /** The input's name (for inputs that follow a parameter). */
+  readonly input?: string;
+  /** Position in the program signature. */
+  readonly argIndex?: number;
   cache: Map<string, XlaValue> | undefined;
 }
 
@@ -83,6 +89,10 @@ export class Partitioner implements XlaBuilder {
   private readonly groupCache = new Map<string, ReplicaGroupSet>();
   /** Decisions for parameters whose sharding was left to their first use. */
   readonly decided = new Map<string, MutableSpec>();
+  /** Decisions for inputs that follow a parameter (optimizer state). */
+  readonly decidedInputs = new Map<string, MutableSpec>();
+  /** Values computed from parameters whose resharded forms are cached (forgotten between forward and backward). */
+  private readonly weightInfos: Info[] = [];
 
   constructor(
     readonly mesh: Mesh,
@@ -100,6 +110,7 @@ export class Partitioner implements XlaBuilder {
 
   private mk(global: XlaType, spec: MutableSpec, local: XlaValue | undefined, partial: Partial | null = null, extra: Partial_<Info> = {}): XlaValue {
     const info: Info = { ref: `%g${this.n++}`, type: global, global, spec, partial, local, cache: undefined, ...extra };
+    if (extra.param) this.weightInfos.push(info);
     if (extra.bcast) {
       // A broadcast's pending partial sum is its source's (which may get all-reduced later).
       const src = extra.bcast.src;
@@ -109,12 +120,36 @@ export class Partitioner implements XlaBuilder {
   }
 
   /** A program argument with a fixed spec (`undefined`: a parameter decided by the policy at first use). */
-  arg(global: XlaType, name: string, spec: Spec | undefined, isParam: boolean): XlaValue {
+  arg(global: XlaType, name: string, spec: Spec | undefined, isParam: boolean, index?: number): XlaValue {
+    const at = index !== undefined ? { argIndex: index } : {};
     if (spec === undefined) {
-      return this.mk(global, global.shape.map(() => []), undefined, null, { param: name, undecided: true });
+      return this.mk(global, global.shape.map(() => []), undefined, null, { param: name, undecided: true, ...at });
     }
-    const local = this.inner.arg(this.localType(global, spec), { name });
-    return this.mk(global, cloneSpec(spec), local, null, isParam ? { param: name } : {});
+    const local = this.inner.arg(this.localType(global, spec), { name, ...(index !== undefined ? { index } : {}) });
+    return this.mk(global, cloneSpec(spec), local, null, isParam ? { param: name, ...at } : at);
+  }
+
+  /** Place a still-undecided argument by the policy's default (so every argument appears in the program). */
+  settleArg(v: XlaValue): void {
+    const i = this.info(v);
+    if (i.undecided) this.decideDefault(i);
+  }
+
+  /**
+   * A program input laid out like parameter `param` once that parameter is placed (e.g. Adam moments: ZeRO-3
+   * shards optimizer state exactly like its parameter); until then undecided.
+   */
+  argFollowing(global: XlaType, name: string, param: string, index?: number): XlaValue {
+    return this.mk(global, global.shape.map(() => []), undefined, null, { input: name, follows: param, undecided: true, ...(index !== undefined ? { argIndex: index } : {}) });
+  }
+
+  /**
+   * Forget the gathered (resharded) forms of parameters: called between the forward and the backward of a
+   * training step, so the backward gathers FSDP weights again instead of keeping every layer's gathered
+   * weights alive (what JAX/XLA FSDP does).
+   */
+  forgetGathered(): void {
+    for (const i of this.weightInfos) i.cache = undefined;
   }
 
   spec(v: XlaValue): Spec {
@@ -164,17 +199,27 @@ export class Partitioner implements XlaBuilder {
   /** Decide an undecided parameter's spec from the policy (default placement). */
   private decideDefault(info: Info, prefer?: MutableSpec): void {
     if (!info.undecided) return;
+    if (info.follows !== undefined) {
+      const ps = this.decided.get(info.follows);
+      const spec = ps && ps.length === info.global.shape.length ? cloneSpec(ps) : info.global.shape.map(() => [] as string[]);
+      if (!ps) this.addFsdp(info.global, spec);
+      info.spec = spec;
+      info.undecided = false;
+      info.local = this.inner.arg(this.localType(info.global, spec), { name: info.input!, ...(info.argIndex !== undefined ? { index: info.argIndex } : {}) });
+      this.decidedInputs.set(info.input!, cloneSpec(spec));
+      return;
+    }
     const spec = prefer ?? info.global.shape.map(() => [] as string[]);
     this.addFsdp(info.global, spec);
     this.fix(info, spec);
   }
 
-  private addFsdp(global: XlaType, spec: MutableSpec): void {
+  private addFsdp(global: XlaType, spec: MutableSpec, axes?: readonly string[]): void {
     if (!this.policy.fsdp) return;
     // Shard over as many data axes as divide one dim, largest dim first.
     // Prefer dims no other axis splits (FSDP and tensor parallelism on different dims), then the largest.
     const order = global.shape.map((d, i) => [spec[i].length ? 0 : 1, d / this.shards(spec[i]), i]).sort((a, b) => b[0] - a[0] || b[1] - a[1] || a[2] - b[2]);
-    for (const ax of this.policy.fsdpAxes ?? this.policy.dataAxes) {
+    for (const ax of axes ?? this.policy.fsdpAxes ?? this.policy.dataAxes) {
       if (spec.some((s) => s.includes(ax))) continue;
       for (const [, , i] of order) {
         if (this.canAdd(global, spec, i, ax)) {
@@ -188,7 +233,7 @@ export class Partitioner implements XlaBuilder {
   private fix(info: Info, spec: MutableSpec): void {
     info.spec = spec;
     info.undecided = false;
-    info.local = this.inner.arg(this.localType(info.global, spec), { name: info.param! });
+    info.local = this.inner.arg(this.localType(info.global, spec), { name: info.param!, ...(info.argIndex !== undefined ? { index: info.argIndex } : {}) });
     this.decided.set(info.param!, cloneSpec(spec));
   }
 
@@ -230,14 +275,7 @@ export class Partitioner implements XlaBuilder {
       (info.cache ??= new Map()).set(key, x);
       return x;
     }
-    if (info.partial && !keepPartial) {
-      const p = info.partial;
-      const full = info.local!;
-      this.onCollective?.({ kind: 'all-reduce', axes: p.axes, bytes: bytesOf(full.type), param: info.param });
-      info.local = b.allReduce(full, this.groups(p.axes), p.reducer);
-      info.partial = null;
-      info.cache = undefined;
-    }
+    if (info.partial && !keepPartial) this.resolvePartial(info, target);
     if (sameSpec(info.spec, target)) return info.local!;
     const key = specKey(target) + (keepPartial ? '+p' : '');
     const hit = info.cache?.get(key);
@@ -270,6 +308,66 @@ export class Partitioner implements XlaBuilder {
     }
     (info.cache ??= new Map()).set(key, x);
     return x;
+  }
+
+  /**
+   * Sum a pending partial. Axes of the sum that `target` splits some dim by (right after that dim's current
+   * axes) are reduce-scattered onto that dim — a gradient summed over the data axes lands directly in its
+   * FSDP shard (ZeRO), at half the traffic of an all-reduce; the remaining axes are all-reduced.
+   */
+  private resolvePartial(info: Info, target: Spec): void {
+    const p = info.partial!;
+    const b = this.inner;
+    let x = info.local!;
+    let rest = [...p.axes];
+    const cur = cloneSpec(info.spec);
+    if (p.reducer === 'add') {
+      for (let d = 0; d < cur.length && rest.length; d++) {
+        const t = target[d] ?? [];
+        if (t.length <= cur[d].length || !cur[d].every((a, k) => t[k] === a)) continue;
+        const rs: string[] = [];
+        for (const a of t.slice(cur[d].length)) {
+          if (!rest.includes(a)) break;
+          rs.push(a);
+        }
+        if (!rs.length || x.type.shape[d] % this.shards(rs) !== 0) continue;
+        this.onCollective?.({ kind: 'reduce-scatter', axes: rs, bytes: bytesOf(x.type), param: info.param ?? GRADIENT });
+        x = b.reduceScatter(x, d, this.groups(rs));
+        cur[d].push(...rs);
+        rest = rest.filter((a) => !rs.includes(a));
+      }
+    }
+    if (rest.length) {
+      const axes = this.mesh.axes.map((a) => a.name).filter((a) => rest.includes(a));
+      const dataOnly = axes.every((a) => this.policy.dataAxes.includes(a));
+      this.onCollective?.({ kind: 'all-reduce', axes, bytes: bytesOf(x.type), param: info.param ?? (dataOnly && x.type.shape.length ? GRADIENT : undefined) });
+      x = b.allReduce(x, this.groups(axes), p.reducer);
+    }
+    info.local = x;
+    info.spec = cur;
+    info.partial = null;
+    info.cache = undefined;
+  }
+
+  /**
+   * Before a non-linear op sums a pending partial over FSDP axes (a gradient: dW = xᵀ·dy contracts the
+   * data-sharded batch), shard the op's layout over those axes so the sum becomes a reduce-scatter.
+   * The dim is chosen the way FSDP places a parameter (`addFsdp`), so the gradient lands in its parameter's shard.
+   */
+  private settle(vs: readonly XlaValue[], spec: MutableSpec, shape: readonly number[]): MutableSpec {
+    if (!this.policy.fsdp) return spec;
+    const fsdpAxes = this.policy.fsdpAxes ?? this.policy.dataAxes;
+    for (const v of vs) {
+      const i = this.info(v);
+      const p = i.partial;
+      if (!p || p.reducer !== 'add' || i.bcast) continue;
+      const axes = p.axes.filter((a) => fsdpAxes.includes(a) && !spec.some((s) => s.includes(a)));
+      if (!axes.length || i.global.shape.length !== shape.length) continue;
+      const out = cloneSpec(spec);
+      this.addFsdp({ dtype: i.global.dtype, shape }, out, axes);
+      return out;
+    }
+    return spec;
   }
 
   /** Merge operand specs for an elementwise op: keep the first operand's axes, add the others' where free. */
@@ -315,7 +413,8 @@ export class Partitioner implements XlaBuilder {
     const out = op === 'not' ? { dtype: 'bool' as DType, shape: x.type.shape } : x.type;
     if (i.splat !== undefined) return this.mk(out, out.shape.map(() => []), this.inner.unary(op, this.local(x, i.spec)));
     const keep = op === 'negate' && !!i.partial;
-    const spec = cloneSpec(i.undecided ? (this.decideDefault(i), i.spec) : i.spec);
+    let spec = cloneSpec(i.undecided ? (this.decideDefault(i), i.spec) : i.spec);
+    if (i.partial && !keep) spec = this.settle([x], spec, x.type.shape);
     return this.mk(out, spec, this.inner.unary(op, this.local(x, spec, keep)), keep ? i.partial : null, this.weightOf([x]));
   }
 
@@ -324,13 +423,14 @@ export class Partitioner implements XlaBuilder {
     const ib = this.info(b);
     if (ia.undecided) this.decideDefault(ia);
     if (ib.undecided) this.decideDefault(ib);
-    const spec = this.merge([a, b]);
+    let spec = this.merge([a, b]);
     // Linear combinations of partial sums stay partial: (Σa) ± (Σb), (Σa) * c, (Σa) / c.
     let partial: Partial | null = null;
     const same = (p: Partial | null, q: Partial | null) => !!p && !!q && p.reducer === q.reducer && p.axes.join() === q.axes.join();
     if ((op === 'add' || op === 'subtract') && same(ia.partial, ib.partial) && ia.partial!.reducer === 'add') partial = ia.partial;
     else if ((op === 'multiply' || op === 'divide') && ia.partial?.reducer === 'add' && !ib.partial) partial = ia.partial;
     else if (op === 'multiply' && ib.partial?.reducer === 'add' && !ia.partial) partial = ib.partial;
+    if (!partial && (ia.partial || ib.partial)) spec = this.settle([a, b], spec, a.type.shape);
     const la = this.local(a, spec, !!partial && !!ia.partial);
     const lb = this.local(b, spec, !!partial && !!ib.partial);
     return this.mk(a.type, spec, this.inner.binary(op, la, lb), partial, this.weightOf([a, b]));
@@ -576,6 +676,9 @@ export class Partitioner implements XlaBuilder {
 }
 
 type Partial_<T> = { [K in keyof T]?: T[K] };
+
+/** The `param` of collectives that sum gradients over the data axes (weight traffic, overlappable). */
+export const GRADIENT = '(gradients)';
 
 interface Role {
   readonly kind: 'batch' | 'contract' | 'free';

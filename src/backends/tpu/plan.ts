@@ -12,8 +12,12 @@ import { Mesh, Spec, Topology, defaultTopology, makeMesh, meshText, parseTopolog
 import { CollectiveEvent, ParamPolicy } from './partition';
 import { partitionGraph, emitWholeProgram, PartitionResult } from './program';
 import { CostRecorder, fusedBytes } from './record';
+import { SpmdEmitter, TeeEmitter } from './spmd';
+import { XlaValue } from '../../ir/xla';
 import { collectiveTime } from './collectives';
 import { TpuError } from './errors';
+import { trainingStep, TrainingStepInfo } from '../../train/step';
+import { isFloat } from '../../ir/shape';
 
 export type Mode = 'forward' | 'train' | 'decode';
 /** The autodiff engineer's policy names (src/train): save everything, save layer inputs only, save matmul outputs. */
@@ -148,6 +152,10 @@ export interface PlanResult {
   per_op_class: Record<string, OpClassCost>;
   collectives: CollectiveSummary[];
   settings: { matmul_efficiency: number; overlap: boolean; precision: string; float_bytes: number; train_cost: string };
+  /** Training: the step graph that was partitioned and costed, and what it keeps between forward and backward. */
+  train_graph?: { nodes: number; forward_nodes: number; recomputed: number; residuals: number; saved_bytes_per_chip: number; saved_bytes_global: number };
+  /** Training: the older analytic estimate (backward = 2 × forward per op) from the partitioned forward, as a cross-check. */
+  analytic?: { step_time_s: number; mfu: number; tokens_per_s_per_chip: number; memory_per_chip_bytes: number; activations_bytes: number };
   param_specs: Record<string, string>;
   input_specs: Record<string, string>;
 }
@@ -183,9 +191,18 @@ export interface Partitioned {
   readonly result: PartitionResult;
   readonly recorder: CostRecorder;
   readonly events: (CollectiveEvent & { node: number })[];
+  /** Recorder indices of the program's outputs (materialized). */
+  readonly outIdx: readonly number[];
 }
 
-export function partitionForCost(g: Graph, mesh: Mesh, policy: ParamPolicy, floatBytes = 2): Partitioned {
+/**
+ * Partition a graph into the cost recorder (and, when given, other emitters at the same time — the printers of
+ * the per-device programs — so one pass yields the cost and the programs).
+ */
+export function partitionForCost(
+  g: Graph, mesh: Mesh, policy: ParamPolicy, floatBytes = 2, backwardFrom?: number,
+  also: readonly SpmdEmitter[] = [], o: { floatDtype?: 'f32' | 'bf16'; paramSpecs?: ReadonlyMap<string, Spec> } = {},
+): Partitioned {
   const recorder = new CostRecorder(floatBytes);
   const events: (CollectiveEvent & { node: number })[] = [];
   let node = -1;
@@ -194,11 +211,26 @@ export function partitionForCost(g: Graph, mesh: Mesh, policy: ParamPolicy, floa
     node = x ? x.id : -1;
     origin(x);
   };
-  const result = partitionGraph(g, mesh, policy, recorder, { env: {}, floatDtype: floatBytes === 2 ? 'bf16' : undefined }, undefined, (e) => events.push({ ...e, node }));
-  return { result, recorder, events };
+  const sink: SpmdEmitter = also.length ? new TeeEmitter([recorder, ...also]) : recorder;
+  const floatDtype = also.length ? o.floatDtype : floatBytes === 2 ? 'bf16' : undefined;
+  const result = partitionGraph(
+    g, mesh, policy, sink,
+    { env: {}, ...(floatDtype ? { floatDtype } : {}), ...(backwardFrom !== undefined ? { backwardFrom } : {}) },
+    o.paramSpecs,
+    (e) => events.push({ ...e, node }),
+  );
+  const rec = (v: XlaValue) => (also.length ? TeeEmitter.part(v, 0) : v);
+  const outIdx = result.outputs.map((x) => Number(rec(x.local).ref.slice(2)));
+  return { result, recorder, events, outIdx };
 }
 
-export function evaluateOn(g: Graph, o: PlanOptions, dims: { batch: number; seq: number }, mesh: Mesh, strategy: Strategy): PlanResult {
+export function evaluateOn(g: Graph, o: PlanOptions, dims: { batch: number; seq: number }, mesh: Mesh, strategy: Strategy, step?: TrainingStepInfo, pre?: Partitioned): PlanResult {
+  if ((o.mode ?? 'forward') === 'train') return evaluateTrain(g, o, dims, mesh, strategy, step, pre);
+  return evaluateAnalytic(g, o, dims, mesh, strategy, pre);
+}
+
+/** Forward and decode plans; for training, the analytic estimate from the partitioned forward (the cross-check). */
+export function evaluateAnalytic(g: Graph, o: PlanOptions, dims: { batch: number; seq: number }, mesh: Mesh, strategy: Strategy, pre?: Partitioned): PlanResult {
   const chip = mesh.topology.chip;
   const mode: Mode = o.mode ?? 'forward';
   const remat: Remat = o.remat ?? 'layer-inputs';
@@ -208,9 +240,8 @@ export function evaluateOn(g: Graph, o: PlanOptions, dims: { batch: number; seq:
   const layer = layerOf(g);
   const byId = new Map(g.nodes.map((n) => [n.id, n]));
 
-  const { result, recorder, events } = partitionForCost(g, mesh, strategy.policy);
+  const { result, recorder, events, outIdx } = pre ?? partitionForCost(g, mesh, strategy.policy);
   const instrs = recorder.instrs;
-  const outIdx = result.outputs.map((x) => Number(x.local.ref.slice(2)));
   const bytes = fusedBytes(instrs, outIdx);
 
   // Per node: local flops and bytes → roofline time.
@@ -237,6 +268,9 @@ export function evaluateOn(g: Graph, o: PlanOptions, dims: { batch: number; seq:
   const ctx = mode === 'decode' ? o.context ?? dims.seq : 1;
   const kvProj = mode === 'decode' ? kvProjections(g) : new Set<number>();
   const actMatmuls = mode === 'decode' ? activationMatmuls(g) : new Set<number>();
+  // Fused attention in decode: scores and values run over the cached keys — the context, or only the last
+  // `window` positions on a sliding-window layer (the cache keeps no more).
+  const attnLen = mode === 'decode' ? cachedLengths(g, ctx) : new Map<number, number>();
 
   const perLayer: Record<string, LayerCost> = {};
   const perOp: Record<string, OpClassCost> = {};
@@ -247,11 +281,13 @@ export function evaluateOn(g: Graph, o: PlanOptions, dims: { batch: number; seq:
   for (const [id, a0] of perNode) {
     const n = byId.get(id)!;
     const a = { ...a0 };
-    if (actMatmuls.has(id)) {
+    const len = actMatmuls.has(id) ? ctx : attnLen.get(id);
+    if (len !== undefined) {
       // Scores and values over the cached context: flops and reads scale with it.
-      a.mxu *= ctx;
-      a.bytes *= ctx;
-      a.vpu *= ctx;
+      a.mxu *= len;
+      a.bytes *= len;
+      a.vpu *= len;
+      a.tr *= len;
     }
     const { t, c, m } = nodeTime(a);
     computeFwd += t;
@@ -267,6 +303,14 @@ export function evaluateOn(g: Graph, o: PlanOptions, dims: { batch: number; seq:
     P.bytes += a.bytes;
     P.time_s += t;
     if (kvProj.has(id)) kvBytes += a0.dotOut * ctx;
+  }
+  // KV cache of fused attention: k and v per chip (as partitioned) × the positions the layer keeps.
+  for (const [id, len] of attnLen) {
+    const n = byId.get(id)!;
+    for (const x of n.inputs.slice(1, 3)) {
+      const v = result.values.get(x);
+      if (v) kvBytes += result.partitioner.localType(v.type, result.partitioner.spec(v)).shape.reduce((p, d) => p * d, 1) * 2 * len;
+    }
   }
 
   // Training (analytic): backward = 2 × forward per op; layer-inputs remat recomputes the forward once more,
@@ -490,7 +534,19 @@ function kvProjections(g: Graph): Set<number> {
 
 function decodeModelFlops(g: Graph, whole: CostRecorder, ctx: number): number {
   const act = activationMatmuls(g);
-  return whole.instrs.reduce((s, i) => s + i.mxuFlops * (act.has(i.node) ? ctx : 1), 0);
+  const fused = cachedLengths(g, ctx);
+  return whole.instrs.reduce((s, i) => s + i.mxuFlops * (act.has(i.node) ? ctx : fused.get(i.node) ?? 1), 0);
+}
+
+/** Decode: key positions each fused attention reads from its KV cache (min(window, context) on windowed layers). */
+export function cachedLengths(g: Graph, ctx: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const n of g.nodes) {
+    if (n.op !== 'fused_attention') continue;
+    const w = Number(n.attrs.window) || 0;
+    out.set(n.id, w > 0 ? Math.min(w, ctx) : ctx);
+  }
+  return out;
 }
 
 export interface RankedPlan {
@@ -511,6 +567,7 @@ export function autoPlans(build: () => Graph, o: PlanOptions, dims: { batch: num
   const topo = resolveTopology(chip, o);
   const n = topo.chips;
   const g = build();
+  const step = (o.mode ?? 'forward') === 'train' ? buildTrainingStep(g, o.remat ?? 'layer-inputs') : undefined;
   const out: RankedPlan[] = [];
   for (let m = 1; m <= Math.min(64, n); m *= 2) {
     if (n % m) continue;
@@ -525,7 +582,7 @@ export function autoPlans(build: () => Graph, o: PlanOptions, dims: { batch: num
     for (const s of m === 1 ? ['fsdp', 'dp'] : ['fsdp+tp', 'tp']) {
       const strategy = parseStrategy(s, mesh);
       try {
-        const r = evaluateOn(g, { ...o, mesh: meshStr, strategy: s }, dims, mesh, strategy);
+        const r = evaluateOn(g, { ...o, mesh: meshStr, strategy: s }, dims, mesh, strategy, step);
         out.push({ mesh: meshStr, strategy: s, result: r, ...(r.fits ? {} : { rejected: r.why }), reason: reasonOf(r) });
       } catch (e) {
         out.push({ mesh: meshStr, strategy: s, rejected: (e as Error).message, reason: 'cannot be partitioned' });
@@ -544,4 +601,220 @@ export function reasonOf(r: PlanResult): string {
   }
   if (r.bound === 'memory') return `memory-bound: most op time is HBM traffic (small per-chip batch or decode)`;
   return `compute-bound: ${pct(r.compute_s)} of the step is compute, ${pct(r.exposed_comm_s)} exposed communication`;
+}
+
+/** Per-chip parameter, gradient and optimizer-state elements: parameters as partitioned, state as ZeRO flat shards over the FSDP axes. */
+function stateElems(g: Graph, paramSpecs: ReadonlyMap<string, Spec>, mesh: Mesh, strategy: Strategy) {
+  let localParamElems = 0;
+  let localStateElems = 0;
+  let params = 0;
+  for (const p of g.nodes) {
+    if (p.op !== 'param') continue;
+    const spec = paramSpecs.get(String(p.attrs.name)) ?? [];
+    const total = (p.type.shape as number[]).reduce((x, y) => x * y, 1);
+    params += total;
+    localParamElems += total / spec.flat().reduce((k, a) => k * axisSize(mesh, a), 1);
+    const stateAxes = new Set([...spec.flat(), ...(strategy.policy.fsdp ? strategy.policy.fsdpAxes ?? strategy.policy.dataAxes : [])]);
+    localStateElems += total / [...stateAxes].reduce((k, a) => k * axisSize(mesh, a), 1);
+  }
+  return { localParamElems, localStateElems, params };
+}
+
+/**
+ * A training plan costed from the real training-step graph (src/train: forward → loss → backward from each
+ * op's vjp → AdamW), partitioned like the forward: FLOPs, fusion-aware bytes and collectives of every local
+ * instruction (FSDP weights gathered in the forward and again in the backward, gradients reduce-scattered
+ * into their shards, replicated gradients all-reduced), activation memory = the step's residuals (what the
+ * remat policy keeps between forward and backward) at their per-chip size, plus one layer's working set.
+ */
+export function evaluateTrain(
+  g: Graph, o: PlanOptions, dims: { batch: number; seq: number }, mesh: Mesh, strategy: Strategy, given?: TrainingStepInfo, pre?: Partitioned,
+): PlanResult {
+  const chip = mesh.topology.chip;
+  const remat: Remat = o.remat ?? 'layer-inputs';
+  const eff = o.matmulEfficiency ?? DEFAULT_MATMUL_EFFICIENCY;
+  const overlap = o.overlap ?? true;
+  const precision = o.precision ?? 'mixed';
+  const step = given ?? buildTrainingStep(g, remat);
+  const sg = step.graph;
+  const layer = layerOf(g);
+  const byId = new Map(sg.nodes.map((n) => [n.id, n]));
+
+  const part = pre ?? partitionForCost(sg, mesh, strategy.policy, 2, step.forwardEnd);
+  const { result, recorder, events, outIdx } = part;
+  const instrs = recorder.instrs;
+  const bytes = fusedBytes(instrs, outIdx);
+  // The analytic cross-check from the same partition's forward part (its instructions come first).
+  let fwdEnd = instrs.findIndex((x) => x.node >= g.nextId);
+  if (fwdEnd < 0) fwdEnd = instrs.length;
+  const fwdRecorder = Object.assign(Object.create(CostRecorder.prototype), { instrs: instrs.slice(0, fwdEnd) }) as CostRecorder;
+  const analytic = evaluateAnalytic(g, { ...o, mode: 'train' }, dims, mesh, strategy, {
+    result: { ...result, outputs: [] },
+    recorder: fwdRecorder,
+    events: events.filter((e) => e.node >= 0 && e.node < g.nextId),
+    outIdx: [],
+  });
+  // Mixed precision: the optimizer reads and writes fp32 master weights and moments (the program is costed in bf16).
+  const optBytesScale = precision === 'mixed' ? 2 : 1;
+
+  const perLayer: Record<string, LayerCost> = {};
+  const perOp: Record<string, OpClassCost> = {};
+  const layerMat = new Map<string, number>();
+  let memOnly = 0;
+  let hwFlops = 0;
+  const acc = new Map<number, { mxu: number; vpu: number; tr: number; bytes: number; mat: number }>();
+  instrs.forEach((ins, i) => {
+    if (ins.cls === 'arg' || ins.node < 0) return;
+    let a = acc.get(ins.node);
+    if (!a) acc.set(ins.node, (a = { mxu: 0, vpu: 0, tr: 0, bytes: 0, mat: 0 }));
+    a.mxu += ins.mxuFlops;
+    a.vpu += ins.cls === 'collective' ? 0 : ins.vpuFlops;
+    a.tr += ins.transcendentals;
+    a.bytes += bytes[i];
+    if (ins.cls !== 'elementwise' && ins.cls !== 'layout' && ins.cls !== 'collective') a.mat += ins.outBytes;
+  });
+  for (const [id, a] of acc) {
+    const n = byId.get(id)!;
+    const b = n.scope === 'optimizer' || n.scope.startsWith('optimizer.') ? a.bytes * optBytesScale : a.bytes;
+    const c = a.mxu / (chip.peakFlops * eff) + (a.vpu + a.tr) / chip.vectorFlops;
+    const m = b / chip.hbmBandwidth;
+    const t = Math.max(c, m);
+    if (m > c) memOnly += t;
+    hwFlops += a.mxu;
+    const k = layer(n);
+    const L = (perLayer[k] ??= { compute_s: 0, flops: 0, bytes: 0, weight_comm_s: 0, activation_comm_s: 0, time_s: 0 });
+    L.compute_s += t;
+    L.flops += a.mxu + a.vpu;
+    L.bytes += b;
+    const P = (perOp[n.op] ??= { flops: 0, transcendentals: 0, bytes: 0, time_s: 0 });
+    P.flops += a.mxu + a.vpu;
+    P.transcendentals += a.tr;
+    P.bytes += b;
+    P.time_s += t;
+    layerMat.set(k, (layerMat.get(k) ?? 0) + a.mat);
+  }
+
+  const coll = new Map<string, CollectiveSummary>();
+  for (const e of events) {
+    if (!e.axes.length || !e.bytes) continue;
+    const n = byId.get(e.node);
+    const lay = n ? layer(n) : '<root>';
+    const weights = !!e.param;
+    const t = collectiveTime(mesh, e.kind, e.axes, e.bytes).seconds;
+    const key = `${e.kind}|${e.axes.join(',')}|${weights}`;
+    const s = coll.get(key) ?? { kind: e.kind, axes: e.axes.join(','), count: 0, bytes: 0, time_s: 0, weights };
+    s.count += 1;
+    s.bytes += e.bytes;
+    s.time_s += t;
+    coll.set(key, s);
+    const L = (perLayer[lay] ??= { compute_s: 0, flops: 0, bytes: 0, weight_comm_s: 0, activation_comm_s: 0, time_s: 0 });
+    if (weights) L.weight_comm_s += t;
+    else L.activation_comm_s += t;
+  }
+
+  let stepTime = 0;
+  let exposed = 0;
+  let compute = 0;
+  for (const L of Object.values(perLayer)) {
+    const t = overlap ? Math.max(L.compute_s, L.weight_comm_s) : L.compute_s + L.weight_comm_s;
+    L.time_s = t + L.activation_comm_s;
+    stepTime += L.time_s;
+    compute += L.compute_s;
+    exposed += L.time_s - L.compute_s;
+  }
+
+  // Memory per chip.
+  const { localParamElems, localStateElems, params } = stateElems(g, result.paramSpecs, mesh, strategy);
+  const stateBytes = precision === 'mixed' ? 16 : 12;
+  const parameters = localParamElems * 2;
+  const gradients = localStateElems * 2;
+  const optimizer_state = localStateElems * (stateBytes - 4);
+  let saved = 0;
+  let savedGlobal = 0;
+  const p = result.partitioner;
+  for (const id of step.residuals) {
+    const v = result.values.get(id);
+    if (!v) continue;
+    const spec = p.spec(v);
+    const el = isFloat(v.type.dtype) ? 2 : v.type.dtype === 'bool' ? 1 : v.type.dtype === 'i64' ? 8 : 4;
+    const glob = v.type.shape.reduce((x, y) => x * y, 1);
+    savedGlobal += glob * el;
+    saved += (glob / spec.flat().reduce((k, a) => k * axisSize(mesh, a), 1)) * el;
+  }
+  const working = Math.max(0, ...[...layerMat].filter(([k]) => k in g.taps).map(([, v]) => v));
+  const activations = saved + working;
+  const total = parameters + gradients + optimizer_state + activations;
+  const memory: MemoryBreakdown = { parameters, gradients, optimizer_state, activations, kv_cache: 0, total };
+  const fits = total <= chip.hbmBytes;
+  let why: string | undefined;
+  if (!fits) {
+    const parts = Object.entries(memory).filter(([k]) => k !== 'total').sort((a, b) => b[1] - a[1]);
+    const gbs = (x: number) => `${(x / 1e9).toFixed(1)} GB`;
+    why =
+      `needs ${gbs(total)} per chip but a ${chip.name} has ${gbs(chip.hbmBytes)} of HBM; largest: ` +
+      parts.slice(0, 3).map(([k, v]) => `${k.replace('_', ' ')} ${gbs(v)}`).join(', ') +
+      (strategy.policy.fsdp ? '' : ` (parameters, gradients and optimizer state are replicated on every chip under '${strategy.name}'; try fsdp)`) +
+      (remat === 'save-all' ? "; --remat layer-inputs keeps less" : '');
+  }
+
+  const modelFlops = analytic.model_flops_per_step;
+  const tokens = dims.batch * dims.seq;
+  const chips = mesh.devices;
+  const tps = tokens / stepTime / chips;
+  const mfu = modelFlops / (stepTime * chips * chip.peakFlops);
+  const bound: PlanResult['bound'] = exposed > Math.max(compute - memOnly, memOnly) ? 'communication' : memOnly > compute / 2 ? 'memory' : 'compute';
+  const budgets = o.tokenBudgets ?? [];
+  const days = budgets.length ? budgets.map((t) => ({ tokens: t, days: t / (tps * chips) / 86400 })) : undefined;
+  const paramSpecs: Record<string, string> = {};
+  for (const [k, v] of [...result.paramSpecs].sort(([a], [b]) => a.localeCompare(b))) paramSpecs[k] = fmtSpec(v);
+  const inputSpecs: Record<string, string> = {};
+  for (const [k, v] of result.inputSpecs) if (!k.startsWith('adam.')) inputSpecs[k] = fmtSpec(v);
+  return {
+    ...analytic,
+    remat,
+    params,
+    model_flops_per_step: modelFlops,
+    hardware_flops_per_chip: hwFlops,
+    compute_s: compute,
+    exposed_comm_s: exposed,
+    step_time_s: stepTime,
+    tokens_per_s_per_chip: tps,
+    mfu,
+    bound,
+    memory_per_chip_bytes: total,
+    memory,
+    fits,
+    why,
+    ...(days ? { days } : {}),
+    per_layer: perLayer,
+    per_op_class: perOp,
+    collectives: [...coll.values()].sort((a, b) => b.time_s - a.time_s),
+    settings: {
+      ...analytic.settings,
+      train_cost: `partitioned training-step graph (${sg.nodes.length} nodes: forward, loss, backward from the ops' vjps, AdamW; remat ${remat}); analytic cross-check: step ${(analytic.step_time_s * 1e3).toFixed(1)} ms, MFU ${(100 * analytic.mfu).toFixed(1)}%, ${(analytic.memory_per_chip_bytes / 1e9).toFixed(2)} GB/chip`,
+    },
+    param_specs: paramSpecs,
+    input_specs: inputSpecs,
+    train_graph: {
+      nodes: sg.nodes.length,
+      forward_nodes: sg.nodes.filter((n) => n.id < step.forwardEnd).length,
+      recomputed: step.recomputed,
+      residuals: step.residuals.length,
+      saved_bytes_per_chip: saved,
+      saved_bytes_global: savedGlobal,
+    },
+    analytic: {
+      step_time_s: analytic.step_time_s,
+      mfu: analytic.mfu,
+      tokens_per_s_per_chip: analytic.tokens_per_s_per_chip,
+      memory_per_chip_bytes: analytic.memory_per_chip_bytes,
+      activations_bytes: analytic.memory.activations,
+    },
+  };
+}
+
+/** The training step the plans cost and `compile --mode train` emits: cross-entropy on `labels`, AdamW, the CLI's remat policy. */
+export function buildTrainingStep(g: Graph, remat: Remat): TrainingStepInfo {
+  if (!g.outputs.some((x) => x.name === 'logits')) throw new TpuError(`--mode train needs a model with a 'logits' output (outputs: ${g.outputs.map((x) => x.name).join(', ')})`);
+  return trainingStep(g, { remat });
 }

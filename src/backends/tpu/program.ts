@@ -18,6 +18,8 @@ export interface ProgramOptions {
   readonly env: DimEnv;
   /** Override the dtype of every float tensor (e.g. bf16 for TPU planning); default: the graph's own. */
   readonly floatDtype?: 'f32' | 'bf16';
+  /** Training steps: the first backward node id (the partitioner gathers FSDP weights again from there on). */
+  readonly backwardFrom?: NodeId;
 }
 
 export function nodeType(n: Node, o: ProgramOptions): XlaType {
@@ -52,8 +54,33 @@ export function inputSpec(n: Node, shape: readonly number[], mesh: Mesh, dataAxe
   return spec;
 }
 
+/**
+ * Inputs laid out like a parameter: an input named `<prefix>.<param name>` with the parameter's shape is that
+ * parameter's per-parameter state (the training step's `adam.m.<param>` / `adam.v.<param>`), sharded with it.
+ */
+export function followedParams(g: Graph): Map<string, string> {
+  const params = new Map<string, Node>();
+  for (const n of g.nodes) if (n.op === 'param') params.set(String(n.attrs.name), n);
+  const out = new Map<string, string>();
+  if (!params.size) return out;
+  for (const n of g.nodes) {
+    if (n.op !== 'input') continue;
+    const name = String(n.attrs.name);
+    for (let i = name.indexOf('.'); i >= 0; i = name.indexOf('.', i + 1)) {
+      const p = params.get(name.slice(i + 1));
+      if (p && p.type.shape.length === n.type.shape.length && p.type.shape.every((d, k) => d === n.type.shape[k])) {
+        out.set(name, name.slice(i + 1));
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 export interface PartitionResult {
   readonly partitioner: Partitioner;
+  /** The partitioner's value of every node (global type, spec) — e.g. for per-chip bytes of saved activations. */
+  readonly values: ReadonlyMap<NodeId, XlaValue>;
   readonly outputs: { readonly name: string; readonly node: NodeId; readonly local: XlaValue; readonly spec: Spec; readonly global: XlaType }[];
   readonly paramSpecs: ReadonlyMap<string, Spec>;
   readonly inputSpecs: ReadonlyMap<string, Spec>;
@@ -80,37 +107,62 @@ export function partitionGraph(
   const p = new Partitioner(mesh, emitter, policy, onCollective);
   const vals = new Map<NodeId, XlaValue>();
   const inputSpecs = new Map<string, Spec>();
-  for (const n of sourceNodes(g)) {
+  const follows = followedParams(g);
+  const srcs = sourceNodes(g);
+  srcs.forEach((n, index) => {
     emitter.setOrigin(originOf(n));
     const t = nodeType(n, o);
     const name = String(n.attrs.name);
     if (n.op === 'input') {
-      const spec = inputSpec(n, t.shape, mesh, policy.dataAxes);
+      const given = paramSpecs?.get(name);
+      const f = follows.get(name);
+      if (!given && f) {
+        vals.set(n.id, p.argFollowing(t, name, f, index));
+        return;
+      }
+      const spec = given ?? inputSpec(n, t.shape, mesh, policy.dataAxes);
       inputSpecs.set(name, spec);
-      vals.set(n.id, p.arg(t, name, spec, false));
-    } else vals.set(n.id, p.arg(t, name, paramSpecs?.get(name), true));
-  }
+      vals.set(n.id, p.arg(t, name, spec, false, index));
+    } else vals.set(n.id, p.arg(t, name, paramSpecs?.get(name), true, index));
+  });
+  let forward = o.backwardFrom !== undefined;
   for (const n of g.nodes) {
     const def = getOp(n.op);
     if (def.source) continue;
+    if (forward && n.id >= o.backwardFrom!) {
+      p.forgetGathered();
+      forward = false;
+    }
     emitter.setOrigin(originOf(n));
     const out = nodeType(n, o);
     const v = lower(def, n)(p, n.inputs.map((i) => vals.get(i)!), n, out);
     vals.set(n.id, v);
   }
+  // An output named like a parameter or input is its next value (a training step's new weights and
+  // optimizer state): it leaves in the same layout, so the step can be fed its own results.
+  const sources = new Map(sourceNodes(g).map((n) => [String(n.attrs.name), n.id]));
+  const byId = new Map(g.nodes.map((n) => [n.id, n]));
   const outputs = g.outputs.map((out) => {
-    const n = g.nodes.find((x) => x.id === out.node)!;
+    const n = byId.get(out.node)!;
     emitter.setOrigin(originOf(n));
     const v = vals.get(out.node)!;
-    const spec = p.spec(v);
+    const src = sources.get(out.name);
+    const spec = src !== undefined && src !== out.node ? p.spec(vals.get(src)!) : p.spec(v);
     return { name: out.name, node: out.node, local: p.local(v, spec), spec, global: v.type };
   });
+  // Arguments no instruction used are placed by default, so the signature lists every source in order.
+  for (const n of srcs) {
+    emitter.setOrigin(originOf(n));
+    p.settleArg(vals.get(n.id)!);
+  }
   emitter.setOrigin(undefined);
   const paramSpecsOut = new Map<string, Spec>(paramSpecs ? [...paramSpecs] : []);
   for (const [k, v] of p.decided) paramSpecsOut.set(k, v);
   // Parameters never used still get the policy's default placement.
   for (const n of g.nodes) if (n.op === 'param' && !paramSpecsOut.has(String(n.attrs.name))) paramSpecsOut.set(String(n.attrs.name), p.spec(vals.get(n.id)!));
-  return { partitioner: p, outputs, paramSpecs: paramSpecsOut, inputSpecs };
+  for (const [k, v] of p.decidedInputs) inputSpecs.set(k, v);
+  for (const n of g.nodes) if (n.op === 'input' && !inputSpecs.has(String(n.attrs.name))) inputSpecs.set(String(n.attrs.name), p.spec(vals.get(n.id)!));
+  return { partitioner: p, values: vals, outputs, paramSpecs: paramSpecsOut, inputSpecs };
 }
 
 export interface WholeProgramEmitter extends XlaBuilder {

@@ -4,7 +4,7 @@
  * slices). The StableHLO printer, the HLO printer and the cost recorder all implement it.
  */
 import { DType } from '../../ir/types';
-import { DotDims, XlaBuilder, XlaReducer, XlaType, XlaValue } from '../../ir/xla';
+import { DotDims, GatherDims, XlaBinary, XlaBuilder, XlaCompare, XlaReducer, XlaType, XlaUnary, XlaValue } from '../../ir/xla';
 
 export interface ReplicaGroupSet {
   /** Mesh axes the collective runs over (major to minor). */
@@ -19,6 +19,8 @@ export interface ArgInfo {
   readonly name: string;
   /** HLO sharding string for the whole-program form (`mhlo.sharding`), if any. */
   readonly sharding?: string;
+  /** Position in the program's signature (arguments may be created in any order, e.g. at first use). */
+  readonly index?: number;
 }
 
 export interface SpmdEmitter extends XlaBuilder {
@@ -98,3 +100,100 @@ export function reducerInit(r: XlaReducer, dtype: DType): number {
   if (r === 'max') return int ? -2147483648 : -Infinity;
   return int ? 2147483647 : Infinity;
 }
+
+type Values = readonly XlaValue[];
+/** A value of a `TeeEmitter`: one value per sink. */
+interface TeeValue extends XlaValue {
+  readonly parts: Values;
+}
+
+/**
+ * Forwards every instruction to several emitters at once (cost recorder, StableHLO printer, HLO printer), so
+ * one partitioning pass yields the cost plan and both per-device programs.
+ */
+export class TeeEmitter implements SpmdEmitter {
+  private n = 0;
+  constructor(readonly sinks: readonly SpmdEmitter[]) {}
+  private wrap(parts: Values): XlaValue {
+    return { ref: `%t${this.n++}`, type: parts[0].type, parts } as TeeValue;
+  }
+  private each(f: (s: SpmdEmitter, i: number) => XlaValue): XlaValue {
+    const parts: XlaValue[] = new Array(this.sinks.length);
+    for (let i = 0; i < this.sinks.length; i++) parts[i] = f(this.sinks[i], i);
+    return this.wrap(parts);
+  }
+  /** The value a sink gave for a tee value. */
+  static part(v: XlaValue, i: number): XlaValue {
+    return (v as TeeValue).parts[i];
+  }
+  setOrigin(o: { id: number; op: string; scope: string; name?: string } | undefined): void {
+    for (const s of this.sinks) s.setOrigin(o);
+  }
+  arg(type: XlaType, info: ArgInfo): XlaValue {
+    return this.each((s) => s.arg(type, info));
+  }
+  constant(value: number, type: XlaType): XlaValue {
+    return this.each((s) => s.constant(value, type));
+  }
+  iota(type: XlaType, dim: number): XlaValue {
+    return this.each((s) => s.iota(type, dim));
+  }
+  unary(op: XlaUnary, x: XlaValue): XlaValue {
+    return this.each((s, i) => s.unary(op, P(x, i)));
+  }
+  binary(op: XlaBinary, a: XlaValue, b: XlaValue): XlaValue {
+    return this.each((s, i) => s.binary(op, P(a, i), P(b, i)));
+  }
+  compare(dir: XlaCompare, a: XlaValue, b: XlaValue): XlaValue {
+    return this.each((s, i) => s.compare(dir, P(a, i), P(b, i)));
+  }
+  select(p: XlaValue, a: XlaValue, b: XlaValue): XlaValue {
+    return this.each((s, i) => s.select(P(p, i), P(a, i), P(b, i)));
+  }
+  convert(x: XlaValue, dtype: DType): XlaValue {
+    return this.each((s, i) => s.convert(P(x, i), dtype));
+  }
+  dot(a: XlaValue, b: XlaValue, d: DotDims): XlaValue {
+    return this.each((s, i) => s.dot(P(a, i), P(b, i), d));
+  }
+  reduce(x: XlaValue, dims: readonly number[], r: XlaReducer): XlaValue {
+    return this.each((s, i) => s.reduce(P(x, i), dims, r));
+  }
+  reshape(x: XlaValue, shape: readonly number[]): XlaValue {
+    return this.each((s, i) => s.reshape(P(x, i), shape));
+  }
+  transpose(x: XlaValue, perm: readonly number[]): XlaValue {
+    return this.each((s, i) => s.transpose(P(x, i), perm));
+  }
+  broadcastInDim(x: XlaValue, shape: readonly number[], dims: readonly number[]): XlaValue {
+    return this.each((s, i) => s.broadcastInDim(P(x, i), shape, dims));
+  }
+  slice(x: XlaValue, start: readonly number[], limit: readonly number[], strides?: readonly number[]): XlaValue {
+    return this.each((s, i) => s.slice(P(x, i), start, limit, strides));
+  }
+  concatenate(xs: readonly XlaValue[], dim: number): XlaValue {
+    return this.each((s, i) => s.concatenate(xs.map((x) => P(x, i)), dim));
+  }
+  gather(operand: XlaValue, indices: XlaValue, d: GatherDims, outShape: readonly number[]): XlaValue {
+    return this.each((s, i) => s.gather(P(operand, i), P(indices, i), d, outShape));
+  }
+  allGather(x: XlaValue, dim: number, g: ReplicaGroupSet): XlaValue {
+    return this.each((s, i) => s.allGather(P(x, i), dim, g));
+  }
+  allReduce(x: XlaValue, g: ReplicaGroupSet, r: XlaReducer): XlaValue {
+    return this.each((s, i) => s.allReduce(P(x, i), g, r));
+  }
+  reduceScatter(x: XlaValue, dim: number, g: ReplicaGroupSet): XlaValue {
+    return this.each((s, i) => s.reduceScatter(P(x, i), dim, g));
+  }
+  allToAll(x: XlaValue, split: number, concat: number, g: ReplicaGroupSet): XlaValue {
+    return this.each((s, i) => s.allToAll(P(x, i), split, concat, g));
+  }
+  partitionId(): XlaValue {
+    return this.each((s) => s.partitionId());
+  }
+  dynamicSlice(x: XlaValue, starts: readonly XlaValue[], sizes: readonly number[]): XlaValue {
+    return this.each((s, i) => s.dynamicSlice(P(x, i), starts.map((v) => P(v, i)), sizes));
+  }
+}
+const P = (v: XlaValue, i: number) => (v as TeeValue).parts[i];

@@ -81,7 +81,7 @@ export class StableHloPrinter implements SpmdEmitter {
   }
 
   arg(type: XlaType, info: ArgInfo): XlaValue {
-    const v = { ref: `%arg${this.args.length}`, type };
+    const v = { ref: `%arg${info.index ?? this.args.length}`, type };
     this.args.push({ v, info });
     return v;
   }
@@ -201,7 +201,8 @@ export class StableHloPrinter implements SpmdEmitter {
 
   /** The whole module text. */
   finish(outputs: readonly Output[]): string {
-    const sig = this.args
+    const sig = [...this.args]
+      .sort((a, b) => (a.info.index ?? 0) - (b.info.index ?? 0))
       .map(({ v, info }) => {
         const attrs = [`jax.arg_info = ${JSON.stringify(info.name)}`];
         const sh = info.sharding ?? (this.opts.manual ? '{manual}' : undefined);

@@ -7,11 +7,12 @@ import * as path from 'path';
 import { Command, Option } from 'commander';
 import { Graph } from '../../ir';
 import {
-  CHIPS, Mode, PlanOptions, PlanResult, REMATS, Remat, TpuError, autoPlans, emitPrograms, evaluatePlan, getChip, makeMesh,
+  CHIPS, Mode, PlanOptions, PlanResult, REMATS, Remat, TpuError, autoPlans, compileTpu, evaluatePlan, getChip, makeMesh,
   parseStrategy, resolveTopology, RankedPlan,
 } from '../../backends/tpu';
 import { UserError } from '../errors';
 import { loadModel, ModelOptions, positiveInt } from '../load';
+import { PassError, resolvePipeline, runPipeline } from '../../passes';
 
 export interface TpuCliOptions extends ModelOptions {
   chip?: string;
@@ -100,9 +101,16 @@ function dimsOf(o: TpuCliOptions): { batch: number; seq: number } {
 }
 
 /** Build the graph a plan needs (decode: one new token per sequence). */
+/** Build the graph a plan needs (decode: one new token per sequence) and run the default pass pipeline, as `compile` does. */
 export function planGraph(file: string, o: TpuCliOptions): Graph {
   const { batch, seq } = dimsOf(o);
-  return loadModel(file, { ...o, batch, seq: o.mode === 'decode' ? 1 : seq });
+  const g = loadModel(file, { ...o, batch, seq: o.mode === 'decode' ? 1 : seq });
+  try {
+    return runPipeline(g, resolvePipeline({})).graph;
+  } catch (e) {
+    if (e instanceof PassError) throw new UserError(e.message);
+    throw e;
+  }
 }
 
 export function runCost(file: string, o: TpuCliOptions): { plan?: PlanResult; ranked?: RankedPlan[] } {
@@ -130,14 +138,15 @@ export function emitTpu(graph: Graph, o: TpuCliOptions): { json: Record<string, 
   const po = planOptions(o, { defaultChip: 'v5p' });
   const dims = dimsOf(o);
   if (!po.mesh || po.mesh === 'auto') throw new UserError("--target tpu needs an explicit --mesh (use 'lapidary cost --mesh auto' to search)");
-  if (po.mode === 'decode') throw new UserError("--target tpu emits forward programs; plan decode with 'lapidary cost --mode decode'");
+  if (po.mode === 'decode') throw new UserError("--target tpu --mode decode: decode-step programs (KV cache as arguments and results) are not emitted yet; plan decode with 'lapidary cost --mode decode'");
   const topo = toUserError(() => resolveTopology(getChip(po.chip), po));
   const mesh = toUserError(() => makeMesh(topo, po.mesh!));
   const strategy = toUserError(() => parseStrategy(po.strategy, mesh));
   const t0 = performance.now();
-  const progs = toUserError(() => emitPrograms(graph, mesh, strategy.policy, { floatDtype: o.dtype }));
+  const c = toUserError(() => compileTpu(graph, mesh, strategy, po, dims, { emit: true, floatDtype: o.dtype }));
   const emit_ms = performance.now() - t0;
-  const plan = toUserError(() => evaluatePlan(graph, po, dims));
+  const progs = c.programs!;
+  const plan = c.plan;
   const dir = o.output ?? `${graph.name}${graph.variant ? '-' + graph.variant : ''}-tpu`;
   if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new UserError(`-o '${dir}' exists and is not a directory (--target tpu writes a directory)`);
   fs.mkdirSync(dir, { recursive: true });
@@ -156,7 +165,7 @@ export function emitTpu(graph: Graph, o: TpuCliOptions): { json: Record<string, 
   return {
     json: { out_dir: dir, files: Object.keys(files), emit_ms: Math.round(emit_ms), step_time_s: plan.step_time_s, mfu: plan.mfu, tokens_per_s_per_chip: plan.tokens_per_s_per_chip, memory_per_chip_bytes: plan.memory_per_chip_bytes, fits: plan.fits },
     lines: [
-      `tpu: ${plan.chips} ${plan.chip} chips, mesh ${plan.mesh}, ${plan.strategy}: wrote ${Object.keys(files).join(', ')} to ${dir}/ (emitted in ${emit_ms.toFixed(0)} ms)`,
+      `tpu: ${plan.mode === 'train' ? `training step (${c.program.nodes.length} nodes, remat ${plan.remat})` : plan.mode}, ${plan.chips} ${plan.chip} chips, mesh ${plan.mesh}, ${plan.strategy}: wrote ${Object.keys(files).join(', ')} to ${dir}/ (emitted in ${emit_ms.toFixed(0)} ms)`,
       `tpu: step ${(plan.step_time_s * 1e3).toFixed(2)} ms, MFU ${(100 * plan.mfu).toFixed(1)}%, ${plan.tokens_per_s_per_chip.toFixed(0)} tokens/s/chip, ${(plan.memory_per_chip_bytes / 1e9).toFixed(2)} GB/chip (${plan.fits ? 'fits' : 'does not fit'})`,
     ],
   };
