@@ -1,5 +1,5 @@
 import { defineOp } from '../op';
-import { ShapeError, fmtType, isInt, numel } from '../shape';
+import { ShapeError, fmtType, isInt } from '../shape';
 import { Dim } from '../types';
 import { bytesOf } from '../cost';
 
@@ -28,23 +28,21 @@ export const take_along_axis = defineOp({
     const flat = tf.add(tf.reshape(idx, [rows, k]), base);
     return tf.reshape(tf.gather(tf.reshape(x, [rows * v]), flat), idx.shape);
   },
+  // One-hot form (compare with an iota over the last axis, select, sum): exact (adds zeros), fuses into one
+  // reduction, and partitions like any reduction — a vocabulary split over devices becomes a partial sum of
+  // [..., K] instead of an all-gather of the whole [..., V] operand (what TPU cross-entropy does).
   xla: (b, [x, idx], _n, out) => {
     const shape = x.type.shape;
-    const v = shape[shape.length - 1];
-    const k = idx.type.shape[idx.type.shape.length - 1];
-    const rows = numel(shape) / v;
-    const it = idx.type.dtype;
-    const base = b.binary('multiply', b.iota({ dtype: it, shape: [rows, k] }, 0), b.constant(v, { dtype: it, shape: [rows, k] }));
-    const flat = b.reshape(b.binary('add', b.reshape(idx, [rows, k]), base), [rows * k, 1]);
-    const g = b.gather(
-      b.reshape(x, [rows * v]),
-      flat,
-      { offsetDims: [], collapsedSliceDims: [0], startIndexMap: [0], indexVectorDim: 1, sliceSizes: [1] },
-      [rows * k],
-    );
-    return b.reshape(g, out.shape);
+    const r = shape.length;
+    const v = shape[r - 1];
+    const k = idx.type.shape[r - 1];
+    const full = [...shape.slice(0, -1), k, v];
+    const keep = [...Array(r - 1).keys()];
+    const hot = b.compare('EQ', b.broadcastInDim(idx, full, [...keep, r - 1]), b.iota({ dtype: idx.type.dtype, shape: full }, r));
+    const xs = b.broadcastInDim(x, full, [...keep, r]);
+    const picked = b.select(hot, xs, b.constant(0, { dtype: x.type.dtype, shape: full }));
+    return b.reduce(picked, [r], 'add');
   },
-  // Like XLA's gather: no flops; bytes = the picked entries read + indices + output written.
   cost: ({ ins, out }) => ({ flops: 0, transcendentals: 0, bytes: 2 * bytesOf(out) + bytesOf(ins[1]) }),
   vjp: (g, n, dy) => {
     const [x, idx] = n.inputs;
