@@ -130,14 +130,27 @@ export function formatDiagnostics(ds: readonly Diagnostic[]): string {
   return ds.map(formatDiagnostic).join('\n') + (ds.length ? '\n' : '');
 }
 
+/** Widest source excerpt shown under a diagnostic; longer lines are cut around the caret. */
+export const SNIPPET_WIDTH = 120;
+
 function snippet(d: { col: number; length: number; lineText: string }): string[] {
   if (!d.lineText.trim()) return [];
-  // Show the line without its indentation (tabs as one space so the caret lines up).
-  const text = d.lineText.replace(/\t/g, ' ');
+  // Show the line without its indentation (tabs as one space so the caret lines up); control characters
+  // (a binary file, a stray escape) become '?' one for one, so they cannot garble the terminal or the caret.
+  // eslint-disable-next-line no-control-regex
+  const text = d.lineText.replace(/\t/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
   const indent = text.length - text.trimStart().length;
-  const shown = text.trimStart().trimEnd();
-  const at = Math.max(0, d.col - 1 - indent);
-  const len = Math.max(1, Math.min(d.length, shown.length - at));
+  let shown = text.trimStart().trimEnd();
+  let at = Math.max(0, d.col - 1 - indent);
+  let len = Math.max(1, Math.min(d.length, shown.length - at));
+  if (shown.length > SNIPPET_WIDTH) {
+    // A window around the caret, with '…' where the line was cut.
+    const from = Math.max(0, Math.min(at - 40, shown.length - SNIPPET_WIDTH));
+    const to = Math.min(shown.length, from + SNIPPET_WIDTH);
+    shown = `${from > 0 ? '…' : ''}${shown.slice(from, to)}${to < shown.length ? '…' : ''}`;
+    at = at - from + (from > 0 ? 1 : 0);
+    len = Math.max(1, Math.min(len, to - (d.col - 1 - indent)));
+  }
   return [`    ${shown}`, `    ${' '.repeat(at)}^${'~'.repeat(len - 1)}`];
 }
 
@@ -186,10 +199,20 @@ export function didYouMean(name: string, candidates: Iterable<string>): string {
   return s === undefined ? '' : ` (did you mean '${s}'?)`;
 }
 
-/** Collects diagnostics, dropping exact repeats (the same error inside a loop body is reported once). */
+/** Errors kept per run; the rest are counted and summed up in one last diagnostic (see `finish`). */
+export const MAX_ERRORS = 100;
+
+/**
+ * Collects diagnostics, dropping exact repeats (the same error inside a loop body is reported once) and
+ * keeping at most MAX_ERRORS errors: a binary file or a pasted log would otherwise give one error per byte.
+ */
 export class DiagnosticBag {
   readonly list: Diagnostic[] = [];
   private readonly seen = new Set<string>();
+  private errors = 0;
+  /** Errors dropped after MAX_ERRORS, and where the first of them was. */
+  private dropped = 0;
+  private firstDropped?: Span;
 
   constructor(private readonly sources: ReadonlyMap<string, SourceText>) {}
 
@@ -197,8 +220,18 @@ export class DiagnosticBag {
     return this.sources.get(file);
   }
 
+  /** Errors reported so far, the dropped ones included. */
   get errorCount(): number {
-    return this.list.filter((d) => d.severity === 'error').length;
+    return this.errors + this.dropped;
+  }
+
+  /** After the run: one `limit` diagnostic standing for the errors that were dropped, if any. */
+  finish(): void {
+    if (!this.dropped || !this.firstDropped) return;
+    const n = this.dropped;
+    this.dropped = 0;
+    this.list.push({ severity: 'error', code: 'limit', message: `too many errors: ${n} more not shown (from here on)`, ...this.locate(this.firstDropped), notes: [] });
+    this.errors++;
   }
 
   note(span: Span, message: string): DiagnosticNote {
@@ -206,10 +239,16 @@ export class DiagnosticBag {
   }
 
   add(code: DiagnosticCode, span: Span, message: string, notes: readonly DiagnosticNote[] = [], severity: Severity = 'error'): void {
-    const loc = this.locate(span);
-    const key = `${loc.file}:${loc.line}:${loc.col}:${message}`;
+    const key = `${span.file}:${span.line}:${span.col}:${message}`;
     if (this.seen.has(key)) return;
     this.seen.add(key);
+    if (severity === 'error' && this.errors >= MAX_ERRORS) {
+      if (!this.dropped) this.firstDropped = span;
+      this.dropped++;
+      return;
+    }
+    const loc = this.locate(span);
+    if (severity === 'error') this.errors++;
     this.list.push({ severity, code, message, ...loc, notes });
   }
 

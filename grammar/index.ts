@@ -94,10 +94,16 @@ export function compileModel(source: string, file: string, opts: CompileOptions 
   try {
     const s = setup(source, file);
     bag = s.bag;
-    if (!s.el) return { diagnostics: sortDiagnostics(bag.list) };
+    if (!s.el) {
+      bag.finish();
+      return { diagnostics: sortDiagnostics(bag.list) };
+    }
     const okH = s.el.evalHparams(opts);
     const okD = s.el.bindDims(opts);
-    const graph = okH && okD && bag.errorCount === 0 ? s.el.build(opts) : undefined;
+    // Elaborate even after errors of the static checks (an unknown name, a bad call): the forward pass then
+    // reports the independent shape and type errors of the same run too (repeats are dropped by the bag).
+    const graph = okH && okD ? s.el.build(opts) : undefined;
+    bag.finish();
     const diagnostics = sortDiagnostics(bag.list);
     return graph && !diagnostics.some((d) => d.severity === 'error') ? { graph, diagnostics } : { diagnostics };
   } catch (e) {
@@ -129,6 +135,7 @@ export interface ModelInfo {
 /** What a model file declares, without elaborating it (for --help texts and tools). */
 export function modelInfo(source: string, file: string): ModelInfo {
   const { bag, el } = setup(source, file);
+  bag.finish();
   return {
     ...(el?.modelName !== undefined ? { name: el.modelName } : {}),
     variants: el ? [...el.variants.keys()] : [],

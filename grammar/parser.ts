@@ -48,6 +48,8 @@ function labelOf(t: TokenType): string {
 
 const messages: IParserErrorMessageProvider = {
   buildMismatchTokenMessage({ expected, actual }) {
+    // Expecting the end of the file means: after the last declaration, something that starts none.
+    if (expected === EOF) return `expected ${RULE_WHAT.topDecl} but found ${describe(actual)}`;
     return `expected ${labelOf(expected)} but found ${describe(actual)}`;
   },
   buildNotAllInputParsedMessage({ firstRedundant }) {
@@ -897,7 +899,10 @@ export function parse(source: string, file: string, diags: DiagnosticBag, src: S
   const lexed = T.lex(source);
   for (const e of lexed.errors) {
     const ch = source.slice(e.offset, e.offset + Math.max(1, e.length));
-    const shown = ch.length > 1 ? `characters '${ch}'` : `character ${JSON.stringify(ch)}`;
+    // Control characters escaped, long runs cut: the message must stay one short printable line.
+    // eslint-disable-next-line no-control-regex
+    const esc = (t: string) => t.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    const shown = ch.length > 1 ? `characters '${esc(ch.length > 20 ? `${ch.slice(0, 20)}…` : ch)}'` : `character ${JSON.stringify(ch)}`;
     diags.add('syntax', src.span(e.offset, e.offset + Math.max(1, e.length)), `unexpected ${shown}`);
   }
   const parser = getParser();

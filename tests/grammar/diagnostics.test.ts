@@ -1,6 +1,6 @@
 /** Diagnostics: one test per error class, several errors per run, and the printed caret format. */
 import { compileModel, formatDiagnostic, formatDiagnostics } from '../../grammar';
-import { levenshtein, suggest } from '../../grammar/diagnostics';
+import { levenshtein, suggest, MAX_ERRORS, SNIPPET_WIDTH } from '../../grammar/diagnostics';
 import { GEMMA2, errors, model } from './helpers';
 
 const only = (ds: ReturnType<typeof errors>) => {
@@ -206,5 +206,61 @@ describe('semantic errors', () => {
   test('compileModel never throws on odd input', () => {
     for (const s of ['', '}', 'forward(', 'block', '"unterminated', 'forward(x: f32[2]) { return x[0] }', 'hparams { a = 1 / 0 }\nforward(x: f32[a]) { return x }'])
       expect(() => compileModel(s, 'odd.model')).not.toThrow();
+  });
+});
+
+describe('found as a new user (QA)', () => {
+  test('errors of the static checks do not hide independent shape and type errors of the same run', () => {
+    const src = `hparams { d = 8; vocab = 10 }
+dim batch, seq
+block proj(x, n) {
+  return linear(x, param w[n, d + 1])
+}
+forward(ids: i32[batch, seq]) {
+  e = param embed.weight[vocab, d]
+  x = gather(e, ids)
+  a = p1: proj(x, 4)
+  b = x + param bias[d + 2]
+  z = foo + 1
+  return out = x
+}`;
+    const ds = errors(src);
+    expect(ds.map((d) => [d.line, d.code])).toEqual([
+      [4, 'shape'],
+      [10, 'shape'],
+      [11, 'unknown-name'],
+    ]);
+    // the unknown name is found by the static check and again while elaborating: reported once
+    expect(ds.filter((d) => /foo/.test(d.message))).toHaveLength(1);
+  });
+
+  test('junk after the declarations names what was expected, not EOF', () => {
+    const d = only(errors('hparams { d = 4 }\nfoo bar\nforward(x: f32[d]) { return y = x }\n'));
+    expect(d).toMatchObject({ code: 'syntax', line: 2, col: 1 });
+    expect(d.message).toBe("expected a declaration ('model', 'hparams', 'variant', 'config', 'dim', 'block' or 'forward') but found 'foo'");
+  });
+
+  test('a binary file gives at most MAX_ERRORS errors plus one summary, and short printable source lines', () => {
+    let seed = 7;
+    const bytes = Buffer.alloc(200_000);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (seed = (seed * 1103515245 + 12345) & 0x7fffffff) >> 16;
+    const ds = errors(bytes.toString('utf8'), 'random.model');
+    expect(ds.length).toBe(MAX_ERRORS + 1);
+    const last = ds.filter((d) => d.code === 'limit');
+    expect(last).toHaveLength(1);
+    expect(last[0].message).toMatch(/^too many errors: \d+ more not shown/);
+    const text = formatDiagnostics(ds);
+    for (const line of text.split('\n')) expect(line.length).toBeLessThanOrEqual(SNIPPET_WIDTH + 200);
+    // eslint-disable-next-line no-control-regex
+    expect(text.replace(/\n/g, '')).not.toMatch(/[\u0000-\u001f\u007f]/);
+  });
+
+  test('a long source line is cut around the caret, which still points at the error', () => {
+    const pad = Array.from({ length: 60 }, (_, i) => `a${i}`).join(' + ');
+    const d = only(errors(`hparams { ${Array.from({ length: 60 }, (_, i) => `a${i} = ${i}`).join('; ')} }\ndim n\nforward(x: f32[n]) {\n  return y = x * (${pad} + nope)\n}\n`));
+    const [, shown, caret] = formatDiagnostic(d).split('\n');
+    expect(shown.length).toBeLessThanOrEqual(SNIPPET_WIDTH + 8);
+    expect(shown.startsWith('    …')).toBe(true);
+    expect(shown.slice(caret.indexOf('^'), caret.indexOf('^') + 4)).toBe('nope');
   });
 });
