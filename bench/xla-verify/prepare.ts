@@ -7,6 +7,14 @@
  *   partitioned.mlir / .hlo         the per-device program with explicit collectives (8 partitions, {manual})
  *   partitioned_specs.json         how each argument is split (run_partitioned.py feeds each device its shards)
  *   cost.json                       our own FLOP / transcendental / byte counts of tiny.mlir
+ * and the training step (forward after the pass pipeline → cross-entropy → backward → AdamW, f32, batch 2 × 12):
+ *   train.mlir / train_highest.mlir the whole step, unpartitioned (HIGHEST: exact fp32 matmuls on a GPU)
+ *   train_in.safetensors            its arguments (input_ids, positions, labels, step, lr, Adam m/v, then params)
+ *   train_expected.safetensors      out0.. = every output computed by the CPU backend (loss, ce_loss, grad_norm,
+ *                                   the new params and moments)
+ *   train_sharded.mlir              the step with mhlo.sharding for mesh data=2,model=4 (XLA's SPMD partitioner)
+ *   train_partitioned.mlir (+ train_partitioned_specs.json)  our per-device step (reduce-scatter of gradients)
+ *   train_cost.json                 our FLOP / transcendental counts of train.mlir
  * Usage (repo root): npx esbuild --bundle --platform=node bench/xla-verify/prepare.ts --outfile=/tmp/prep.js && node /tmp/prep.js OUTDIR
  */
 import * as fs from 'fs';
@@ -14,8 +22,11 @@ import * as path from 'path';
 import '../../src/ir';
 import { compileModel } from '../../grammar';
 import { openCheckpoint, readTensor, writeSafetensors, TensorData } from '../../src/checkpoint';
+import { runPipeline, resolvePipeline } from '../../src/passes';
+import { shiftLabels } from '../../src/train/loss';
+import { execute, initCpuBackend, tf } from '../../src/backends/cpu';
 import {
-  CostRecorder, HloPrinter, StableHloPrinter, emitPrograms, emitWholeProgram, fusedBytes, getChip, makeMesh, parseStrategy, parseTopology, partitionGraph, sourceNodes,
+  buildTrainingStep, compileTpu, CostRecorder, HloPrinter, StableHloPrinter, emitPrograms, emitWholeProgram, fusedBytes, getChip, makeMesh, parseStrategy, parseTopology, partitionGraph, sourceNodes,
 } from '../../src/backends/tpu';
 
 const out = process.argv[2] ?? 'out/xla-verify';
@@ -85,3 +96,77 @@ const cost = {
 };
 fs.writeFileSync(path.join(out, 'cost.json'), JSON.stringify(cost, null, 1) + '\n');
 console.log(JSON.stringify({ out, args: Object.keys(args).length, cost }));
+
+// ---------- the training step ----------
+async function trainStep(): Promise<void> {
+  await initCpuBackend('cpu');
+  const fg = runPipeline(g, resolvePipeline({})).graph;
+  const step = buildTrainingStep(fg, 'layer-inputs');
+  const sg = step.graph;
+  let seed = 12345;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const ids = Int32Array.from(ref.input_ids.flat());
+  const feeds: Record<string, TensorData> = {};
+  const params = new Map<string, tf.Tensor>();
+  const targs: Record<string, TensorData> = {};
+  sourceNodes(sg).forEach((n, i) => {
+    const name = String(n.attrs.name);
+    const shape = n.type.shape as number[];
+    const size = shape.reduce((a, b) => a * b, 1);
+    let data: Float32Array | Int32Array;
+    if (name === 'input_ids') data = ids;
+    else if (name === 'positions') data = Int32Array.from([...Array(T).keys()]);
+    else if (name === 'labels') data = shiftLabels(ids, B, T);
+    else if (name === 'step') data = Float32Array.from([3]);
+    else if (name === 'lr') data = Float32Array.from([1e-3]);
+    // Moments as after a few steps (well-conditioned updates: m / sqrt(v) is not a sign of a near-zero gradient).
+    else if (name.startsWith('adam.m.')) data = Float32Array.from({ length: size }, () => (rand() - 0.5) * 2e-3);
+    else if (name.startsWith('adam.v.')) data = Float32Array.from({ length: size }, () => 1e-6 + rand() * 1e-6);
+    else data = readTensor(ck.tensors.get(name)!) as Float32Array;
+    const td: TensorData = { dtype: n.type.dtype === 'i32' ? 'I32' : 'F32', shape, data };
+    targs[`arg${i}`] = td;
+    if (n.op === 'param') params.set(name, tf.tensor(data, shape, 'float32'));
+    else feeds[name] = td;
+  });
+  const tfFeeds: Record<string, tf.Tensor> = {};
+  for (const [k, v] of Object.entries(feeds)) tfFeeds[k] = tf.tensor(v.data as Float32Array | Int32Array, v.shape, v.dtype === 'I32' ? 'int32' : 'float32');
+  const r = execute(sg, tfFeeds, params);
+  const expected: Record<string, TensorData> = {};
+  const summary: Record<string, number> = {};
+  sg.outputs.forEach((o, i) => {
+    const t = r.outputs[o.name];
+    expected[`out${i}`] = { dtype: 'F32', shape: [...t.shape], data: Float32Array.from(t.dataSync()) };
+    if (t.size === 1) summary[o.name] = t.dataSync()[0];
+  });
+  writeSafetensors(path.join(out, 'train_in.safetensors'), targs);
+  writeSafetensors(path.join(out, 'train_expected.safetensors'), expected);
+  const name = 'gemma2_tiny_train_step';
+  const w = new StableHloPrinter({ name, numPartitions: 1 });
+  fs.writeFileSync(path.join(out, 'train.mlir'), w.finish(emitWholeProgram(sg, w, { env })));
+  const wh = new StableHloPrinter({ name, numPartitions: 1, precision: 'HIGHEST' });
+  fs.writeFileSync(path.join(out, 'train_highest.mlir'), wh.finish(emitWholeProgram(sg, wh, { env })));
+  const c = compileTpu(fg, mesh, s, { chip: 'v5e', mode: 'train', remat: 'layer-inputs' }, { batch: B, seq: T }, { emit: true });
+  fs.writeFileSync(path.join(out, 'train_sharded.mlir'), c.programs!.wholeMlir);
+  fs.writeFileSync(path.join(out, 'train_partitioned.mlir'), c.programs!.partitionedMlir);
+  const pr = c.partition;
+  const specOf = (n: (typeof sg.nodes)[number]) => (n.op === 'input' ? pr.inputSpecs : pr.paramSpecs).get(String(n.attrs.name));
+  fs.writeFileSync(
+    path.join(out, 'train_partitioned_specs.json'),
+    JSON.stringify({ mesh: mesh.axes.map((a) => [a.name, a.size]), args: sourceNodes(c.program).map(specOf), outputs: pr.outputs.map((o) => o.spec) }) + '\n',
+  );
+  const rec = new CostRecorder();
+  emitWholeProgram(sg, rec, { env });
+  const tcost = {
+    flops: rec.instrs.reduce((a, i) => a + i.mxuFlops + i.vpuFlops, 0),
+    dot_flops: rec.instrs.reduce((a, i) => a + i.mxuFlops, 0),
+    transcendentals: rec.instrs.reduce((a, i) => a + i.transcendentals, 0),
+    nodes: sg.nodes.length,
+    outputs: sg.outputs.length,
+  };
+  fs.writeFileSync(path.join(out, 'train_cost.json'), JSON.stringify(tcost, null, 1) + '\n');
+  console.log(JSON.stringify({ train: { args: Object.keys(targs).length, outputs: sg.outputs.length, ...summary, cost: tcost, collectives: c.plan.collectives.map((x) => `${x.kind}/${x.axes}`) } }));
+}
+trainStep().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,124 @@
+/**
+ * The training step on the TPU backend: the real step graph (src/train) partitioned like the forward —
+ * gradients reduce-scattered into their FSDP shards, Adam moments laid out like their parameters, weights
+ * gathered again in the backward, residuals per chip as activation memory — emitted in one pass, and decode
+ * cost from fused attention.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { Graph } from '../../src/ir';
+import { compileModel } from '../../grammar';
+import { runPipeline, resolvePipeline } from '../../src/passes';
+import {
+  getChip, parseTopology, makeMesh, parseStrategy, compileTpu, evaluateAnalytic, evaluateOn, sourceNodes, buildTrainingStep,
+} from '../../src/backends/tpu';
+import { isFloat, BYTES } from '../../src/ir';
+
+const ROOT = path.resolve(__dirname, '../..');
+const config = JSON.parse(fs.readFileSync(path.join(ROOT, 'tests/fixtures/gemma2-tiny/config.json'), 'utf8'));
+
+function tiny(batch: number, seq: number): Graph {
+  const r = compileModel(fs.readFileSync(path.join(ROOT, 'gemma2.model'), 'utf8'), 'gemma2.model', { config, dims: { batch, seq } });
+  if (!r.graph) throw new Error(JSON.stringify(r.diagnostics));
+  return runPipeline(r.graph, resolvePipeline({})).graph;
+}
+
+const g = tiny(8, 12);
+const dims = { batch: 8, seq: 12 };
+const mesh = makeMesh(parseTopology(getChip('v5e'), '2x4'), 'data=2,model=4');
+const strategy = parseStrategy('fsdp+tp', mesh);
+const train = compileTpu(g, mesh, strategy, { chip: 'v5e', mode: 'train', remat: 'layer-inputs' }, dims, { emit: true });
+
+describe('the training step, partitioned', () => {
+  test('the plan is costed from the step graph, with the analytic estimate beside it', () => {
+    const p = train.plan;
+    expect(p.train_graph!.nodes).toBe(train.program.nodes.length);
+    expect(train.program.nodes.length).toBeGreaterThan(3 * g.nodes.length);
+    expect(p.settings.train_cost).toMatch(/^partitioned training-step graph/);
+    expect(p.analytic!.step_time_s).toBeGreaterThan(0);
+    // The step's own matmul FLOPs per chip exceed the forward's (backward + recompute) but stay within 5x.
+    const fwd = evaluateAnalytic(g, { chip: 'v5e', mode: 'forward' }, dims, mesh, strategy);
+    expect(p.hardware_flops_per_chip).toBeGreaterThan(3 * fwd.hardware_flops_per_chip);
+    expect(p.hardware_flops_per_chip).toBeLessThan(5 * fwd.hardware_flops_per_chip);
+  });
+
+  test('gradients are reduce-scattered into their FSDP shards; weights are gathered in the forward and again in the backward', () => {
+    const fwd = evaluateAnalytic(g, { chip: 'v5e', mode: 'forward' }, dims, mesh, strategy);
+    const count = (r: typeof fwd, kind: string, axes: string, weights: boolean) =>
+      r.collectives.filter((c) => c.kind === kind && c.axes === axes && c.weights === weights).reduce((a, c) => a + c.count, 0);
+    const gathers = count(fwd, 'all-gather', 'data', true);
+    expect(gathers).toBeGreaterThan(0);
+    expect(count(train.plan, 'all-gather', 'data', true)).toBe(2 * gathers);
+    // One reduce-scatter over data per FSDP-sharded parameter (no all-reduce of a whole gradient).
+    const sharded = Object.values(train.plan.param_specs).filter((s) => s.includes('data')).length;
+    expect(count(train.plan, 'reduce-scatter', 'data', true)).toBe(sharded);
+    expect(train.programs!.partitionedMlir).toMatch(/"stablehlo.reduce_scatter"/);
+    expect(train.programs!.partitionedHlo).toMatch(/ reduce-scatter\(/);
+  });
+
+  test('Adam moments are laid out like their parameters, and every next value leaves in its input layout', () => {
+    const r = train.partition;
+    let n = 0;
+    for (const [name, spec] of r.paramSpecs) {
+      expect(r.inputSpecs.get(`adam.m.${name}`)).toEqual(spec);
+      expect(r.inputSpecs.get(`adam.v.${name}`)).toEqual(spec);
+      n++;
+    }
+    expect(n).toBe(g.nodes.filter((x) => x.op === 'param').length);
+    for (const o of r.outputs) {
+      const s = r.paramSpecs.get(o.name) ?? r.inputSpecs.get(o.name);
+      if (s) expect(o.spec).toEqual(s);
+    }
+  });
+
+  test('the per-device program lists every argument in graph order, and emission is deterministic', () => {
+    const names = [...train.programs!.partitionedMlir.matchAll(/jax.arg_info = "([^"]+)"/g)].map((m) => m[1]);
+    expect(names).toEqual(sourceNodes(train.program).map((n) => String(n.attrs.name)));
+    const hloParams = [...train.programs!.partitionedHlo.matchAll(/^ {2}p\d+ = \S+ parameter\((\d+)\)/gm)].map((m) => Number(m[1]));
+    expect(hloParams).toEqual(names.map((_, i) => i));
+    const again = compileTpu(g, mesh, strategy, { chip: 'v5e', mode: 'train', remat: 'layer-inputs' }, dims, { emit: true });
+    expect(again.programs!.partitionedMlir).toBe(train.programs!.partitionedMlir);
+    expect(again.programs!.wholeHlo).toBe(train.programs!.wholeHlo);
+    expect(JSON.stringify(again.plan)).toBe(JSON.stringify(train.plan));
+  });
+
+  test('activation memory is the remat policy\'s residuals at their per-chip size', () => {
+    const saved = (remat: 'save-all' | 'matmul-outputs' | 'layer-inputs') => {
+      const step = buildTrainingStep(g, remat);
+      const r = evaluateOn(g, { chip: 'v5e', mode: 'train', remat }, dims, mesh, strategy, step);
+      // Global bytes of the residuals (bf16 floats) equal src/train's own count (f32) scaled to 2-byte floats.
+      const types = step.residuals.map((id) => step.graph.nodes.find((n) => n.id === id)!.type);
+      const want = types.reduce((a, t) => a + (t.shape as number[]).reduce((x, y) => x * y, 1) * (isFloat(t.dtype) ? 2 : BYTES[t.dtype]), 0);
+      expect(r.train_graph!.saved_bytes_global).toBe(want);
+      if (types.every((t) => isFloat(t.dtype))) expect(r.train_graph!.saved_bytes_global * 2).toBe(step.savedBytes());
+      expect(r.train_graph!.saved_bytes_per_chip).toBeLessThan(want);
+      expect(r.memory.activations).toBeGreaterThanOrEqual(r.train_graph!.saved_bytes_per_chip);
+      return r.train_graph!.saved_bytes_per_chip;
+    };
+    const all = saved('save-all');
+    const dots = saved('matmul-outputs');
+    const layers = saved('layer-inputs');
+    expect(all).toBeGreaterThan(dots);
+    expect(dots).toBeGreaterThan(layers);
+  });
+});
+
+describe('decode on the fused graph', () => {
+  test('KV cache per chip = k and v of every fused attention × the positions it keeps (window on sliding layers)', () => {
+    const d = tiny(8, 1);
+    const m8 = makeMesh(parseTopology(getChip('v5e'), '2x4'), 'data=8');
+    const ctx = 64;
+    const r = evaluateOn(d, { chip: 'v5e', mode: 'decode', context: ctx }, { batch: 8, seq: 1 }, m8, parseStrategy('fsdp', m8));
+    const attn = d.nodes.filter((n) => n.op === 'fused_attention');
+    expect(attn.length).toBe(config.num_hidden_layers);
+    // Per layer and chip: k and v are [batch/8, kv heads, 1, head_dim] in bf16, times the cached positions.
+    const per = (8 / 8) * config.num_key_value_heads * config.head_dim * 2 * 2;
+    const want = attn.reduce((a, n) => a + per * (Number(n.attrs.window) > 0 ? Math.min(Number(n.attrs.window), ctx) : ctx), 0);
+    expect(attn.some((n) => Number(n.attrs.window) === config.sliding_window)).toBe(true);
+    expect(r.memory.kv_cache).toBe(want);
+    // Attention FLOPs grow with the context on global layers only past the window.
+    const r2 = evaluateOn(d, { chip: 'v5e', mode: 'decode', context: 2 * ctx }, { batch: 8, seq: 1 }, m8, parseStrategy('fsdp', m8));
+    expect(r2.per_op_class.fused_attention.flops).toBeGreaterThan(1.5 * r.per_op_class.fused_attention.flops);
+    expect(r2.per_op_class.fused_attention.flops).toBeLessThan(2 * r.per_op_class.fused_attention.flops);
+  });
+});
