@@ -19,6 +19,7 @@ export function buildProgram(): Command {
 
 /** Runs the CLI; resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
+  quietWhenStdoutCloses();
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
@@ -34,4 +35,16 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw e;
   }
+}
+
+let stdoutGuarded = false;
+/** `lapidary ir model | head`: the reader closing the pipe ends the run quietly, not with an EPIPE stack trace. */
+function quietWhenStdoutCloses(): void {
+  if (stdoutGuarded) return;
+  stdoutGuarded = true;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    process.stderr.write(`lapidary: error: cannot write the output: ${e.message}\n`);
+    process.exit(1);
+  });
 }

@@ -73,9 +73,15 @@ export function runPipeline(graph: Graph, passes: readonly Pass[], opts: Pipelin
     try {
       out = pass.run(g, ctx);
     } catch (e) {
-      throw new PassError(pass.name, pass.origin, `failed: ${(e as Error)?.message ?? String(e)}`, e);
+      const msg = (e as Error)?.message ?? String(e);
+      // Writing into the frozen input graph is the classic first mistake: say what to do instead.
+      const frozen = e instanceof TypeError && /read[- ]only|not extensible|Cannot (add|delete|assign|define) property|frozen/i.test(msg);
+      throw new PassError(pass.name, pass.origin, `failed: ${msg}${frozen ? ' (graphs are frozen: return a new graph — e.g. from applyRules or GraphBuilder.from(graph) — instead of changing the input)' : ''}`, e);
     }
     const ms = performance.now() - t0;
+    if (out && typeof (out as { then?: unknown }).then === 'function') {
+      throw new PassError(pass.name, pass.origin, 'returned a Promise: passes run synchronously, so run(graph, ctx) must return the graph itself (no async)');
+    }
     if (!looksLikeGraph(out)) throw new PassError(pass.name, pass.origin, `returned ${out === undefined ? 'undefined' : typeof out}, not a graph (a pass returns the input graph when it changes nothing)`);
     const changed = out !== g;
     let verifyMs = 0;

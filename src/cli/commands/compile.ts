@@ -44,20 +44,66 @@ export const TARGETS: Record<string, Target> = {
 
 const collect = (v: string, prev: unknown) => [...(Array.isArray(prev) ? prev : []), v];
 
-function writeFileAtomic(file: string, text: string): void {
+const errText = (e: unknown) => {
+  const x = e as NodeJS.ErrnoException;
+  return x?.code === 'ENOENT' ? 'no such file or directory' : x?.code === 'EACCES' || x?.code === 'EPERM' ? 'permission denied' : x?.code === 'ENOSPC' ? 'no space left on the device' : (x?.message ?? String(e));
+};
+
+/** Write through a temporary file and a rename, so a failed run never leaves a half-written file; errors name the option. */
+function writeFileAtomic(file: string, text: string, option: string): void {
   const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
+  try {
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw new UserError(`${option}: cannot write '${file}': ${errText(e)}`);
+  }
 }
 
+/** Create --dump-dir and its missing parents one level at a time (fs.mkdirSync's recursive mode spins forever under /proc). */
 function ensureDir(dir: string): void {
-  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new UserError(`--dump-dir '${dir}' exists and is not a directory`);
-  fs.mkdirSync(dir, { recursive: true });
+  const missing: string[] = [];
+  let d = path.resolve(dir);
+  while (!fs.existsSync(d)) {
+    missing.push(d);
+    const up = path.dirname(d);
+    if (up === d) break;
+    d = up;
+  }
+  if (fs.existsSync(d) && !fs.statSync(d).isDirectory()) throw new UserError(`--dump-dir '${dir}': '${d}' exists and is not a directory`);
+  for (const m of missing.reverse()) {
+    try {
+      fs.mkdirSync(m);
+    } catch (e) {
+      throw new UserError(`--dump-dir '${dir}': cannot create '${m}': ${errText(e)}`);
+    }
+  }
 }
 
-function refuseOverwrite(out: string, inputs: string[], option: string): void {
-  const o = path.resolve(out);
-  for (const i of inputs) if (path.resolve(i) === o) throw new UserError(`${option} '${out}' is an input file; refusing to overwrite it`);
+function writeDump(dir: string, name: string, text: string): void {
+  try {
+    fs.writeFileSync(path.join(dir, name), text);
+  } catch (e) {
+    throw new UserError(`--dump-dir: cannot write '${path.join(dir, name)}': ${errText(e)}`);
+  }
+}
+
+const realPath = (p: string) => {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return path.resolve(p);
+  }
+};
+
+/** An output file must not be an input (symlinks followed), nor a directory, and its directory must exist. */
+function checkOutputFile(out: string, inputs: string[], option: string): void {
+  const o = realPath(out);
+  for (const i of inputs) if (realPath(i) === o) throw new UserError(`${option} '${out}' is an input file; refusing to overwrite it`);
+  if (fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new UserError(`${option} '${out}' is a directory; give a file name`);
+  const dir = path.dirname(path.resolve(out));
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`${option} '${out}': the directory '${dir}' does not exist`);
 }
 
 const pad = (s: string, n: number) => s + ' '.repeat(Math.max(0, n - s.length));
@@ -90,13 +136,14 @@ export interface PipelineCliOptions {
 export function addPipelineOptions(cmd: Command): Command {
   return cmd
     .option('--passes <list>', `comma-separated pipeline (default: ${BUILTIN_PASSES.map((p) => p.name).join(',')})`)
-    .addOption(new Option('--no-pass <name>', 'drop a pass from the pipeline (repeatable)').argParser(collect))
+    .addOption(new Option('--no-pass <name>', 'drop a pass from the pipeline (repeatable, or a comma-separated list)').argParser(collect))
     .addOption(new Option('--plugin <file>', 'load passes from a .js/.mjs/.ts module (repeatable); see docs/passes.md').argParser(collect))
     .option('--pass-after <name>', 'run plugin passes right after this pass (default: at the end)');
 }
 
 /** The passes those options select (plugins loaded); option and plugin errors are UserErrors. */
 export function pipelineFromOptions(opts: PipelineCliOptions, api: () => object): { passes: Pass[]; plugins: Pass[] } {
+  if (opts.passAfter !== undefined && !(opts.plugin ?? []).length) throw new UserError(`--pass-after '${opts.passAfter}' places the passes of --plugin files; no --plugin was given`);
   const plugins: Pass[] = [];
   for (const p of opts.plugin ?? []) {
     try {
@@ -109,7 +156,8 @@ export function pipelineFromOptions(opts: PipelineCliOptions, api: () => object)
   try {
     const passes = resolvePipeline({
       passes: opts.passes !== undefined ? opts.passes.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
-      without: Array.isArray(opts.pass) ? opts.pass : [],
+      // --no-pass a --no-pass b, or --no-pass a,b (like --passes)
+      without: (Array.isArray(opts.pass) ? opts.pass : []).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean),
       plugins,
       pluginsAfter: opts.passAfter,
     });
@@ -128,11 +176,12 @@ export function compileFile(file: string, opts: CompileOptions, api: () => objec
   const names = new Set([...BUILTIN_PASSES.map((p) => p.name), ...plugins.map((p) => p.name)]);
   for (const n of opts.printAfter ?? []) if (n !== 'all' && !names.has(n)) throw new UserError(`--print-after: unknown pass '${n}' (passes: ${[...names].join(', ')})`);
   const inputs = [file, ...(opts.plugin ?? []), ...(opts.config ? [opts.config] : [])];
-  if (opts.output) refuseOverwrite(opts.output, inputs, '--output');
-  if (opts.trace) refuseOverwrite(opts.trace, inputs, '--trace');
+  if (opts.output && opts.target !== 'tpu') checkOutputFile(opts.output, inputs, '--output');
+  else if (opts.output) for (const i of inputs) if (realPath(i) === realPath(opts.output)) throw new UserError(`--output '${opts.output}' is an input file; refusing to overwrite it`);
+  if (opts.trace) checkOutputFile(opts.trace, inputs, '--trace');
   if (opts.dumpDir) ensureDir(opts.dumpDir);
   const graph = loadModel(file, opts);
-  if (opts.dumpDir) fs.writeFileSync(path.join(opts.dumpDir, '00-input.ir.txt'), printGraph(graph));
+  if (opts.dumpDir) writeDump(opts.dumpDir, '00-input.ir.txt', printGraph(graph));
   const printAll = (opts.printAfter ?? []).includes('all');
   const printSet = new Set(opts.printAfter ?? []);
   let r;
@@ -140,16 +189,16 @@ export function compileFile(file: string, opts: CompileOptions, api: () => objec
     r = runPipeline(graph, passes, {
       after: (pass, g, _stat, i) => {
         if (printAll || printSet.has(pass.name)) process.stderr.write(`// ----- IR after ${pass.name} -----\n${printGraph(g)}`);
-        if (opts.dumpDir) fs.writeFileSync(path.join(opts.dumpDir, `${String(i + 1).padStart(2, '0')}-${pass.name}.ir.txt`), printGraph(g));
+        if (opts.dumpDir) writeDump(opts.dumpDir, `${String(i + 1).padStart(2, '0')}-${pass.name}.ir.txt`, printGraph(g));
       },
     });
   } catch (e) {
     if (e instanceof PassError) throw new UserError(e.message);
     throw e;
   }
-  if (opts.dumpDir) fs.writeFileSync(path.join(opts.dumpDir, 'trace.json'), JSON.stringify(r.trace) + '\n');
-  if (opts.trace) writeFileAtomic(opts.trace, JSON.stringify({ passes: r.stats, trace: r.trace }) + '\n');
-  if (opts.output && opts.target !== 'tpu') writeFileAtomic(opts.output, graphToJSONText(r.graph));
+  if (opts.dumpDir) writeDump(opts.dumpDir, 'trace.json', JSON.stringify(r.trace) + '\n');
+  if (opts.trace) writeFileAtomic(opts.trace, JSON.stringify({ passes: r.stats, trace: r.trace }) + '\n', '--trace');
+  if (opts.output && opts.target !== 'tpu') writeFileAtomic(opts.output, graphToJSONText(r.graph), '--output');
   const emitted = target.emit?.(r.graph, opts) ?? undefined;
   return { graph: r.graph, stats: r.stats, trace: r.trace, target: emitted ? { ...(emitted.json ?? {}), lines: emitted.lines ?? [] } : undefined };
 }

@@ -1,0 +1,97 @@
+/** Regressions found by using the CLI as a new user would: output paths, pipes, option spellings, plugin mistakes. */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { lapidary, expectCleanFailure, BIN, ROOT } from './helpers';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-qa-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+// A small model of its own (not in the repository), so every run is quick.
+const MODEL = path.join(tmp, 'tiny.model');
+fs.writeFileSync(
+  MODEL,
+  `model tiny
+hparams { vocab = 16; d = 8; heads = 2; layers = 2 }
+dim batch, seq
+block layer(x) {
+  h = attn: attention(rmsnorm_plain(x, 1e-5), arange(dim(x, 1)), heads = heads, kv_heads = 1, head_dim = 4, scale = 0.5)
+  return x + h
+}
+forward(ids: i32[batch, seq]) {
+  e = param embed.weight[vocab, d]
+  x = gather(e, ids)
+  for i in 0 .. layers { x = layers[i]: layer(x) }
+  return logits = linear(x, e)
+}
+`,
+);
+const leftovers = (dir: string) => fs.readdirSync(dir).filter((f) => /\.tmp-\d+$/.test(f));
+
+test('-o and --trace: a missing directory, a directory, or a link to an input are clean errors, and nothing is left behind', () => {
+  let r = lapidary(['compile', MODEL, '-o', path.join(tmp, 'no/such/dir/out.json')]);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/--output '.*out\.json': the directory '.*dir' does not exist/);
+  r = lapidary(['compile', MODEL, '-o', tmp]);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/--output '.*' is a directory; give a file name/);
+  r = lapidary(['compile', MODEL, '--trace', tmp]);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/--trace '.*' is a directory/);
+  const link = path.join(tmp, 'link.json');
+  fs.symlinkSync(MODEL, link);
+  const before = fs.readFileSync(MODEL, 'utf8');
+  r = lapidary(['compile', MODEL, '-o', link]);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/is an input file; refusing to overwrite it/);
+  expect(fs.readFileSync(MODEL, 'utf8')).toBe(before);
+  expect(leftovers(tmp)).toEqual([]);
+  expect(leftovers(path.dirname(tmp))).toEqual([]);
+});
+
+test('--dump-dir below a file, or where it cannot be created, is a clean error', () => {
+  const file = path.join(tmp, 'afile');
+  fs.writeFileSync(file, 'x');
+  let r = lapidary(['compile', MODEL, '--dump-dir', path.join(file, 'sub')]);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/--dump-dir '.*sub': '.*afile' exists and is not a directory/);
+  // fs.mkdirSync(..., { recursive: true }) never returns for this path; ours reports it
+  r = lapidary(['compile', MODEL, '--dump-dir', '/proc/lapidary-qa/dump']);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/--dump-dir '\/proc\/lapidary-qa\/dump': cannot create/);
+  r = lapidary(['compile', MODEL, '--dump-dir', path.join(tmp, 'new/nested/dump'), '--passes', 'cse']);
+  expect(r.code).toBe(0);
+  expect(fs.readdirSync(path.join(tmp, 'new/nested/dump')).sort()).toEqual(['00-input.ir.txt', '01-cse.ir.txt', 'trace.json']);
+});
+
+test('--no-pass takes a comma-separated list like --passes; --pass-after without --plugin is an error', () => {
+  let r = lapidary(['compile', MODEL, '--no-pass', 'cse,dce', '--no-pass', 'gqa', '--json']);
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  const names = JSON.parse(r.stdout).passes.map((p: { name: string }) => p.name);
+  expect(names).toEqual(['constant-folding', 'softcap-folding', 'attention-fusion', 'sliding-window', 'reshape-simplify']);
+  r = lapidary(['compile', MODEL, '--pass-after', 'cse']);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/--pass-after 'cse' places the passes of --plugin files; no --plugin was given/);
+});
+
+test('plugin mistakes a first-time author makes get a message that says what to do', () => {
+  const asyncPass = path.join(tmp, 'async.mjs');
+  fs.writeFileSync(asyncPass, "export default (api) => api.definePass({ name: 'later', description: 'x', run: async (g) => g });\n");
+  let r = lapidary(['compile', MODEL, '--plugin', asyncPass]);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/pass 'later' \(from .*async\.mjs\) returned a Promise: passes run synchronously/);
+  const mutate = path.join(tmp, 'mutate.mjs');
+  fs.writeFileSync(mutate, "export default (api) => api.definePass({ name: 'in-place', description: 'x', run: (g) => { g.nodes.pop(); return g; } });\n");
+  r = lapidary(['compile', MODEL, '--plugin', mutate]);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/pass 'in-place' .* failed: .*\(graphs are frozen: return a new graph/);
+});
+
+test('lapidary ir … | head: the reader closing the pipe ends the run quietly (no EPIPE stack trace)', () => {
+  const r = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${BIN}" ir gemma2.model --variant 27b | head -n 1`], { cwd: ROOT, encoding: 'utf8' });
+  expect(r.stdout).toMatch(/^graph gemma2/);
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+});
