@@ -598,7 +598,44 @@ export class Elaborator {
       if (v.k === 'err') ok = false;
     }
     this.hparams = values;
+    this.hparamOrigins.clear();
+    for (const [name, f] of fixed) if (f.from.startsWith('config')) this.hparamOrigins.set(name, { span: f.span, from: f.from });
+    this.hparamDeps = (name) => {
+      const seen = new Set<string>();
+      const go = (n: string) => {
+        const def = defs.get(n);
+        if (!def || seen.has(n)) return;
+        seen.add(n);
+        this.walkExpr(def.value, (x) => go(x.name), () => undefined);
+      };
+      go(name);
+      return seen;
+    };
     return ok;
+  }
+
+  /** Hyperparameters set from config.json: where the mapping is and which key it read. */
+  private readonly hparamOrigins = new Map<string, { span: A.Span; from: string }>();
+  /** An hparam and every hparam its definition (for the chosen variant) uses, transitively. */
+  private hparamDeps: (name: string) => Set<string> = (n) => new Set([n]);
+
+  /**
+   * Notes for an error on a line of the model file: the config.json values behind the hyperparameters that
+   * line names (directly or through their definitions), e.g. `'d_model' is -64, from config key 'hidden_size'`.
+   * A size that came from a config is otherwise invisible in an error that points into the model file.
+   */
+  configNotes(lineText: string): DiagnosticNote[] {
+    if (!this.hparamOrigins.size) return [];
+    const named = new Set(lineText.replace(/#.*$/, '').match(/[A-Za-z_][A-Za-z0-9_]*/g) ?? []);
+    const found = new Set<string>();
+    for (const n of named) if (this.hparamDefs.has(n)) for (const d of this.hparamDeps(n)) if (this.hparamOrigins.has(d)) found.add(d);
+    const out: DiagnosticNote[] = [];
+    for (const name of [...found].slice(0, 4)) {
+      const o = this.hparamOrigins.get(name)!;
+      const v = this.hparams.get(name);
+      out.push(this.diags.note(o.span, `'${name}' is ${v ? describeValue(v).replace(/^the (number|string|bool|dtype) /, '') : 'set'}, from ${o.from}`));
+    }
+    return out;
   }
 
   // ================================================================ dims

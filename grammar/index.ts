@@ -104,7 +104,16 @@ export function compileModel(source: string, file: string, opts: CompileOptions 
     // reports the independent shape and type errors of the same run too (repeats are dropped by the bag).
     const graph = okH && okD ? s.el.build(opts) : undefined;
     bag.finish();
-    const diagnostics = sortDiagnostics(bag.list);
+    let diagnostics = sortDiagnostics(bag.list);
+    if (opts.config !== undefined) {
+      // Errors on lines whose hyperparameters came from config.json say which keys set them.
+      const el = s.el;
+      diagnostics = diagnostics.map((d) => {
+        if (d.severity !== 'error' || d.file === PRELUDE_FILE || d.code === 'config' || d.code === 'unknown-hparam') return d;
+        const notes = el.configNotes(d.lineText);
+        return notes.length ? { ...d, notes: [...d.notes, ...notes] } : d;
+      });
+    }
     return graph && !diagnostics.some((d) => d.severity === 'error') ? { graph, diagnostics } : { diagnostics };
   } catch (e) {
     // A bug in the compiler: report it as a diagnostic rather than crash the caller.

@@ -1,7 +1,7 @@
 /** Diagnostics: one test per error class, several errors per run, and the printed caret format. */
 import { compileModel, formatDiagnostic, formatDiagnostics } from '../../grammar';
 import { levenshtein, suggest, MAX_ERRORS, SNIPPET_WIDTH } from '../../grammar/diagnostics';
-import { GEMMA2, errors, model } from './helpers';
+import { GEMMA2, errors, model, read } from './helpers';
 
 const only = (ds: ReturnType<typeof errors>) => {
   expect(ds.map((d) => d.message)).toHaveLength(1);
@@ -262,5 +262,20 @@ forward(ids: i32[batch, seq]) {
     expect(shown.length).toBeLessThanOrEqual(SNIPPET_WIDTH + 8);
     expect(shown.startsWith('    …')).toBe(true);
     expect(shown.slice(caret.indexOf('^'), caret.indexOf('^') + 4)).toBe('nope');
+  });
+
+  test('an error caused by a config.json value carries a note naming the config key that set it', () => {
+    const ds = errors(GEMMA2, 'gemma2.model', { config: { hidden_size: -64, num_hidden_layers: 2 } });
+    const d = only(ds);
+    expect(d.message).toMatch(/a dimension of param 'model.embed_tokens.weight' must be a non-negative integer, got the number -64/);
+    expect(d.notes).toEqual([expect.objectContaining({ message: "'d_model' is -64, from config key 'hidden_size'", lineText: expect.stringMatching(/hidden_size\s+-> d_model/) })]);
+    // through a derived hyperparameter: head_dim = d_model / n_heads in Llama 2
+    const llama = read('examples/llama2.model');
+    const d2 = only(errors(llama, 'llama2.model', { config: { hidden_size: 100, num_attention_heads: 3, num_key_value_heads: 3, num_hidden_layers: 1 } }));
+    expect(d2.notes.map((n) => n.message)).toEqual(
+      expect.arrayContaining(["'d_model' is 100, from config key 'hidden_size'", "'n_heads' is 3, from config key 'num_attention_heads'"]),
+    );
+    // without a config, no such notes
+    expect(only(errors(GEMMA2.replace('d_model      = 2304', 'd_model      = -64'), 'gemma2.model')).notes).toEqual([]);
   });
 });
