@@ -5,7 +5,9 @@
  *
  * Builds the page with the CLI (all 8 default passes as steps), then per run: a fresh page, navigation to the
  * file until the page is drawn and interactive (body[data-ready]), then expanding one layer and its attention
- * block, then switching to a pass step. Prints medians as one JSON line.
+ * block, then switching to a pass step, then "Expand all" (until drawn, and the longest main-thread task
+ * meanwhile: how long the page stops answering input). Also times building the page with the sharding overlay
+ * (--mesh). Prints medians as one JSON line.
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -25,6 +27,12 @@ async function main(): Promise<void> {
   if (r.status !== 0) throw new Error(r.stderr);
   const buildMs = Date.now() - t0;
   const htmlMb = fs.statSync(out).size / 1e6;
+  const outMesh = path.join(dir, 'g27-mesh.html');
+  const t1 = Date.now();
+  const rm = spawnSync(process.execPath, [path.join(ROOT, 'bin/lapidary.js'), 'viz', path.join(ROOT, 'gemma2.model'), '--variant', '27b', '--batch', '16', '--seq', '4096', '--chip', 'v5p', '--topology', '4x4x4', '--mesh', 'data=16,model=4', '-o', outMesh], { encoding: 'utf8' });
+  if (rm.status !== 0) throw new Error(rm.stderr);
+  const buildMeshMs = Date.now() - t1;
+  const meshMb = fs.statSync(outMesh).size / 1e6;
   const browser = await chromium.launch({
     executablePath: process.env.LAPIDARY_CHROMIUM || '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -32,6 +40,8 @@ async function main(): Promise<void> {
   const ready: number[] = [];
   const expand: number[] = [];
   const step: number[] = [];
+  const expandAll: number[] = [];
+  const expandAllLongest: number[] = [];
   const inPage: { parse: number[]; model: number[]; layout: number[]; render: number[] } = { parse: [], model: [], layout: [], render: [] };
   try {
     for (let i = 0; i < runs; i++) {
@@ -55,6 +65,17 @@ async function main(): Promise<void> {
       await page.locator('#steps button[data-step="3"]').click();
       await page.waitForSelector('#steps button[data-step="3"][aria-pressed="true"]');
       step.push(Date.now() - st);
+      await page.evaluate(() => {
+        const w = window as unknown as { __tasks: number[] };
+        w.__tasks = [];
+        new PerformanceObserver((l) => l.getEntries().forEach((e) => w.__tasks.push(e.duration))).observe({ type: 'longtask' });
+      });
+      const ea = Date.now();
+      await page.locator('#expand-all').click();
+      await page.waitForSelector('g.frame[data-group="model.layers.45.mlp"]', { timeout: 120_000 });
+      expandAll.push(Date.now() - ea);
+      await page.waitForTimeout(200);
+      expandAllLongest.push(await page.evaluate(() => Math.max(0, ...(window as unknown as { __tasks: number[] }).__tasks)));
       await ctx.close();
     }
   } finally {
@@ -67,12 +88,16 @@ async function main(): Promise<void> {
       graph: 'gemma2 27b (6370 nodes, 9 pipeline steps)',
       html_mb: round(htmlMb),
       build_page_ms: buildMs,
+      build_page_with_mesh_ms: buildMeshMs,
+      html_with_mesh_mb: round(meshMb),
       runs,
       open_to_interactive_ms: median(ready),
       open_ms_all: ready,
       in_page_ms: Object.fromEntries(Object.entries(inPage).map(([k, v]) => [k, round(median(v))])),
       expand_layer_and_attention_ms: round(median(expand)),
       switch_pass_step_ms: median(step),
+      expand_all_ms: median(expandAll),
+      expand_all_longest_task_ms: round(median(expandAllLongest)),
     }),
   );
 }

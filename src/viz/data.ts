@@ -181,6 +181,7 @@ export function buildVizData(steps: readonly PipelineStep[], opts: VizOptions = 
     version: VIZ_VERSION,
     title: opts.title ?? (g0.variant ? `${g0.name} ${g0.variant}` : g0.name),
     info: opts.info ?? {},
+    ...(Object.keys(g0.hparams ?? {}).length ? { hparams: { ...g0.hparams } } : {}),
     scopes,
     ops,
     metrics: [...(env ? metricsFor(chip) : []), ...(sh ? SHARDING_METRICS : [])],

@@ -107,6 +107,8 @@ export interface VizData {
   readonly title: string;
   /** Facts about the model shown in the header: file, variant, bound dims, hyperparameters. */
   readonly info: { readonly [k: string]: string };
+  /** The hyperparameters the graph was built with (after variant and config overrides). */
+  readonly hparams?: { readonly [name: string]: number | boolean | string };
   readonly scopes: readonly string[];
   /** The ops that occur, from the op registry: one-line doc, and whether it stands for outside data (input, param). */
   readonly ops: { readonly [op: string]: { readonly doc: string; readonly source?: boolean } };

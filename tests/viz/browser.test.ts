@@ -251,6 +251,62 @@ describe('the page in Chromium', () => {
     await page.close();
   });
 
+  test('sharding overlay (--mesh): the panel shows a node\'s layout, per-chip cost and collectives; colour by split ways; expand all', async () => {
+    const out = path.join(dir, 'tiny-mesh.html');
+    expect(await run(['viz', MODEL, '--config', TINY_CONFIG, '--batch', '8', '--seq', '16', '--chip', 'v5e', '--mesh', 'data=4,model=2', '--no-passes', '-o', out])).toBe(0);
+    const g = compile({ config: JSON.parse(fs.readFileSync(TINY_CONFIG, 'utf8')) });
+    const q = g.nodes.find((n) => n.op === 'matmul' && n.inputs.some((i) => getNode(g, i).attrs.name === 'model.layers.2.self_attn.q_proj.weight'))!;
+    const { page, errors } = await open(out);
+    expect(await panelText(page)).toMatch(/mesh\s+data=4,model=2 on 8 v5e \(2x4\), fsdp\+tp/);
+    await page.locator('#search').fill(`%${q.id}`);
+    await page.locator('#search').press('Enter');
+    await page.locator('#search').fill('');
+    const text = await panelText(page);
+    // The column-parallel projection: batch over data, features over model, its weight all-gathered over data.
+    expect(text).toMatch(/SHARDING[\s\S]*spec\s+\[data, -, model\]\s+per chip\s+bf16\[2, 16, 32\]\s+split\s+8 ways\s+HLO\s+\{devices=\[4,1,2\]<=\[8\]\}/);
+    expect(text).toMatch(/time \/ chip\s+[\d.]+ [nµm]?s/);
+    expect(text).toMatch(/all-gather\s+over data: 4\.1 KB, [\d.]+ [nµm]?s \(weights\)/);
+    await page.locator('#color-by').selectOption({ label: 'colour: split ways (1 = replicated)' });
+    expect(await page.locator('#legend').innerText()).toMatch(/split ways[\s\S]*\b1\b[\s\S]*\b8\b/);
+    await shot(page, 'tiny-mesh');
+    // Expand all: laid out in slices (the page stays responsive), then every group is open.
+    await page.locator('#expand-all').click();
+    await page.waitForSelector('#app:not([data-busy])');
+    const groups = await page.evaluate(() => window.lapidary!.app.view.groups.size);
+    expect(await page.locator('g.frame').count()).toBe(groups - 1); // all but the root, which has no frame
+    expect(await page.locator('g.group.collapsed').count()).toBe(0);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  test('a model file whose variant name and string hyperparameter carry markup renders inert', async () => {
+    // tests/fixtures/viz/markup-names.model: payloads that would set window.__pwned or the document title.
+    const file = path.join(ROOT, 'tests', 'fixtures', 'viz', 'markup-names.model');
+    const src = fs.readFileSync(file, 'utf8');
+    const unquote = (s: string) => JSON.parse(s) as string;
+    const variant = unquote(/^variant ("(?:[^"\\]|\\.)*") \{ d = 16 \}$/m.exec(src)![1]);
+    const note = unquote(/^  note  = ("(?:[^"\\]|\\.)*")$/m.exec(src)![1]);
+    expect(variant).toContain('<script>');
+    expect(note).toContain('</script><script>');
+    const out = path.join(dir, 'markup.html');
+    expect(await run(['viz', file, '--variant', variant, '-o', out])).toBe(0);
+    const { page, errors } = await open(out);
+    expect(await page.title()).toBe(`markup ${variant} — Lapidary`);
+    expect(await page.locator('header h1').innerText()).toBe(`markup ${variant}`);
+    const panel = await panelText(page);
+    expect(panel).toContain(`variant\t${variant}`);
+    expect(panel).toContain(`note\t${JSON.stringify(note)}`);
+    expect(panel).toMatch(/d\s+16/); // the variant's override
+    await toggle(page, 'model.layers.1');
+    await shot(page, 'markup-model');
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: unknown }).__pwned)).toBeUndefined();
+    expect(await page.title()).not.toBe('pwned');
+    expect(await page.locator('img').count()).toBe(0);
+    expect(await page.locator('script').count()).toBe(2);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   test('--serve: the page reloads with its view when the model file changes, and shows errors', async () => {
     const model = path.join(dir, 'live.model');
     fs.copyFileSync(MODEL, model);

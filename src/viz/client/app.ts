@@ -59,6 +59,7 @@ export class App {
   readonly colorSelect: HTMLSelectElement;
   readonly banner: HTMLElement;
   readonly stats: HTMLElement;
+  readonly progress: HTMLElement;
 
   constructor(
     readonly data: VizData,
@@ -95,8 +96,9 @@ export class App {
     this.legend = el('div', { id: 'legend' });
     this.banner = el('div', { id: 'banner', role: 'status' });
     this.stats = el('div', { id: 'stats' });
+    this.progress = el('div', { id: 'progress', role: 'status', style: 'display:none' });
     this.panel = el('aside', { id: 'panel' });
-    this.root = el('div', { id: 'app' }, header, this.stepsBar, el('div', { id: 'main' }, el('div', { id: 'canvas' }, this.svgEl, this.legend, this.banner, this.stats), this.panel));
+    this.root = el('div', { id: 'app' }, header, this.stepsBar, el('div', { id: 'main' }, el('div', { id: 'canvas' }, this.svgEl, this.legend, this.banner, this.progress, this.stats), this.panel));
     clear(mount);
     mount.appendChild(this.root);
 
@@ -117,13 +119,10 @@ export class App {
       this.setStep(this.step);
     });
     header.querySelector('#fit')!.addEventListener('click', () => this.fit());
-    header.querySelector('#expand-all')!.addEventListener('click', () => {
-      for (const id of this.view.groups.keys()) this.expanded.add(id);
-      this.engine = new LayoutEngine(this.data, this.view);
-      this.render();
-      this.fit();
-    });
+    header.querySelector('#expand-all')!.addEventListener('click', () => void this.expandMany([...this.view.groups.keys()], () => this.initialView()));
     header.querySelector('#collapse-all')!.addEventListener('click', () => {
+      this.layoutRun++;
+      this.showProgress('');
       this.expanded = defaultExpanded(this.view);
       this.engine = new LayoutEngine(this.data, this.view);
       this.render();
@@ -172,6 +171,9 @@ export class App {
 
   setStep(index: number, expanded?: Set<string>): void {
     const t0 = performance.now();
+    this.layoutRun++;
+    this.showProgress('');
+    this.root.removeAttribute('data-busy');
     this.step = index;
     this.view = buildStepView(this.data, this.tables, index, { showConstants: this.showConstants });
     this.timings.model = performance.now() - t0;
@@ -398,7 +400,15 @@ export class App {
     };
     let pts: { x: number; y: number }[] = [];
     let cut = false;
-    const add = (grp: Group, from: ItemKey, to: ItemKey) => {
+    const boxOf = (g: Group) => this.scene.byKey.get(groupKey(g.id));
+    const clampX = (x: number, b: PlacedItem) => Math.min(b.x + b.w / 2 - 8, Math.max(b.x - b.w / 2 + 8, x));
+    /**
+     * Each group's route is laid out on its own, so where the parent's route meets a group's border and where
+     * the group's port sits inside need not line up. Join them with a straight vertical through the border:
+     * leaving a group, the parent's route starts on its bottom border below the out-port; entering one, the
+     * parent's route ends on its top border above the in-port (no jumps across the frame, no loops).
+     */
+    const add = (grp: Group, from: ItemKey, to: ItemKey, leaving?: Group, entering = false) => {
       const l = this.engine.layout(grp, this.expanded);
       const r = l.routes.get(routeKey(from, to));
       const o = this.scene.origins.get(grp.id);
@@ -407,13 +417,19 @@ export class App {
         cut = true;
         return;
       }
-      for (const q of r) pts.push({ x: q.x + o.x, y: q.y + o.y });
+      const seg = r.map((q) => ({ x: q.x + o.x, y: q.y + o.y }));
+      const b = leaving ? boxOf(leaving) : entering ? boxOf(grp) : undefined;
+      if (b && pts.length && seg.length) {
+        if (leaving) seg[0] = { x: clampX(pts[pts.length - 1].x, b), y: b.y + b.h / 2 };
+        else pts[pts.length - 1] = { x: clampX(seg[0].x, b), y: b.y - b.h / 2 };
+      }
+      pts.push(...seg);
     };
     const src = side(u).reverse();
-    for (const grp of src) add(grp, itemIn(grp, u), outPort(u));
+    src.forEach((grp, i) => add(grp, itemIn(grp, u), outPort(u), src[i - 1]));
     if (!src.length && fromItem !== representative(this.view, u, this.expanded)) pts.push({ x: a.x, y: a.y + a.h / 2 });
-    add(lca, fromItem, toItem);
-    for (const grp of side(v)) add(grp, inPort(u), itemIn(grp, v));
+    add(lca, fromItem, toItem, src[src.length - 1]);
+    for (const grp of side(v)) add(grp, inPort(u), itemIn(grp, v), undefined, true);
     return { pts, cut };
   }
 
@@ -509,6 +525,39 @@ export class App {
   }
 
   // ---------------------------------------------------------------- expansion and selection
+
+  /** Bumped by anything that makes a running expandMany stale (another one, collapse-all, a step change). */
+  private layoutRun = 0;
+
+  /**
+   * Expand many groups at once without freezing the page: the layouts are computed in slices on a separate
+   * engine (the page keeps showing, panning and zooming the current view), then swapped in and drawn.
+   */
+  async expandMany(ids: readonly string[], then: () => void): Promise<void> {
+    const run = ++this.layoutRun;
+    const next = new Set([...this.expanded, ...ids]);
+    const engine = new LayoutEngine(this.data, this.view);
+    const t0 = performance.now();
+    this.root.setAttribute('data-busy', '1');
+    const ok = await engine.prepare(next, {
+      cancelled: () => run !== this.layoutRun,
+      onProgress: (done, total) => this.showProgress(`Laying out ${done} / ${total} groups…`),
+    });
+    if (!ok) return;
+    this.showProgress('');
+    this.expanded = next;
+    this.engine = engine;
+    this.render();
+    this.timings.layout = performance.now() - t0;
+    this.stats.textContent = this.stats.textContent!.replace(/layout \d+ ms$/, `layout ${this.timings.layout.toFixed(0)} ms`);
+    then();
+    this.root.removeAttribute('data-busy');
+  }
+
+  private showProgress(text: string): void {
+    this.progress.textContent = text;
+    this.progress.style.display = text ? '' : 'none';
+  }
 
   expand(id: string): void {
     if (this.expanded.has(id)) return;
@@ -735,10 +784,8 @@ export class App {
     }
     const all = el('button', { id: 'panel-expand-all' }, 'Expand everything inside');
     all.addEventListener('click', () => {
-      for (const k of this.view.groups.keys()) if (k === g.id || k.startsWith(g.id ? g.id + '.' : '')) this.expanded.add(k);
-      this.engine = new LayoutEngine(this.data, this.view);
-      this.render();
-      this.centerOn(groupKey(g.id));
+      const inside = [...this.view.groups.keys()].filter((k) => k === g.id || k.startsWith(g.id ? g.id + '.' : ''));
+      void this.expandMany(inside, () => this.centerOn(groupKey(g.id)));
     });
     actions.appendChild(all);
     p.appendChild(actions);
@@ -769,6 +816,14 @@ export class App {
     t.appendChild(this.row('nodes', String(this.view.order.length - this.view.ghosts.size)));
     t.appendChild(this.row('outputs', this.view.outputs.map((o) => o.name).join(', ')));
     p.appendChild(t);
+    const hp = Object.entries(this.data.hparams ?? {});
+    if (hp.length) {
+      const d = el('details', { id: 'hparams', open: true }, el('summary', {}, `Hyperparameters (${hp.length})`));
+      const ht = el('table', {});
+      for (const [k, v] of hp) ht.appendChild(this.row(k, typeof v === 'string' ? JSON.stringify(v) : String(v)));
+      d.appendChild(ht);
+      p.appendChild(d);
+    }
     if (this.view.index > 0) {
       p.appendChild(el('h3', {}, `Pass ${this.view.name}`));
       const trace = this.data.steps[this.view.index].trace ?? [];

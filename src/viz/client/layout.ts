@@ -95,6 +95,32 @@ export class LayoutEngine {
     return { w: width(groupLines(g)) + 18, h: GROUP_H };
   }
 
+  /**
+   * Lay out every expanded group (children first, so each call runs dagre once), yielding to the browser
+   * every `sliceMs`: "Expand all" on 27B lays out ~300 groups, seconds of work that would otherwise freeze
+   * the page. Returns false when `cancelled()` turned true on the way (the caller moved on).
+   */
+  async prepare(expanded: ReadonlySet<string>, o: { onProgress?: (done: number, total: number) => void; cancelled?: () => boolean; sliceMs?: number } = {}): Promise<boolean> {
+    const order: Group[] = [];
+    const visit = (g: Group) => {
+      for (const c of g.groups) if (expanded.has(c.id)) visit(c);
+      if (!this.cache.has(g.id)) order.push(g);
+    };
+    visit(this.view.root);
+    const slice = o.sliceMs ?? 40;
+    let t = now();
+    for (let i = 0; i < order.length; i++) {
+      if (o.cancelled?.()) return false;
+      this.layout(order[i], expanded);
+      if (now() - t > slice && i + 1 < order.length) {
+        o.onProgress?.(i + 1, order.length);
+        await new Promise((r) => setTimeout(r, 0));
+        t = now();
+      }
+    }
+    return !o.cancelled?.();
+  }
+
   layout(group: Group, expanded: ReadonlySet<string>): GroupLayout {
     const have = this.cache.get(group.id);
     if (have) return have;

@@ -35,11 +35,14 @@ export const PAGE_CSS = `
 html, body { margin: 0; height: 100%; font: 13px system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; color: #1d2433; background: #f6f8fa; }
 #app-root { height: 100%; }
 #app { display: flex; flex-direction: column; height: 100%; }
-header { display: flex; flex-wrap: wrap; align-items: center; gap: 8px 12px; padding: 6px 12px; background: #ffffff; border-bottom: 1px solid #d0d7de; }
-header h1 { font-size: 15px; margin: 0 6px 0 0; white-space: nowrap; max-width: 28em; overflow: hidden; text-overflow: ellipsis; }
-header .info { color: #57606a; font-size: 12px; flex: 1 1 0; min-width: 4em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+header { display: flex; flex-wrap: nowrap; align-items: center; gap: 8px 12px; padding: 6px 12px; background: #ffffff; border-bottom: 1px solid #d0d7de; }
+header > * { flex: none; }
+header h1 { font-size: 15px; margin: 0 6px 0 0; white-space: nowrap; flex: 0 1 auto; min-width: 6em; max-width: 28em; overflow: hidden; text-overflow: ellipsis; }
+header input[type=search] { flex: 0 1 240px; min-width: 8em; }
+header select { flex: 0 1 auto; min-width: 7em; max-width: 16em; }
+header .info { color: #57606a; font-size: 12px; flex: 1 1 0; min-width: 3em; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 header .spacer { display: none; }
-header input[type=search] { width: 240px; padding: 4px 8px; border: 1px solid #d0d7de; border-radius: 6px; }
+header input[type=search] { padding: 4px 8px; border: 1px solid #d0d7de; border-radius: 6px; }
 button, select { font: inherit; padding: 3px 9px; border: 1px solid #d0d7de; border-radius: 6px; background: #f6f8fa; cursor: pointer; }
 button:hover { background: #eaeef2; }
 button[aria-pressed=true] { background: #ddf4ff; border-color: #54aeff; }
@@ -67,6 +70,8 @@ button[aria-pressed=true] { background: #ddf4ff; border-color: #54aeff; }
 #panel a { color: #0969da; cursor: pointer; text-decoration: none; }
 #panel a:hover { text-decoration: underline; }
 #panel .muted { color: #6e7781; }
+#panel details { margin-top: 10px; }
+#panel summary { cursor: pointer; font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: #57606a; }
 #panel .actions { display: flex; gap: 6px; margin: 6px 0; flex-wrap: wrap; }
 #legend { position: absolute; left: 10px; bottom: 10px; background: rgba(255,255,255,0.94); border: 1px solid #d0d7de; border-radius: 6px; padding: 6px 8px; font-size: 11px; max-width: 420px; max-height: 40%; overflow: auto; }
 #legend .bar { height: 10px; width: 220px; border-radius: 2px; margin: 4px 0 2px; }
@@ -77,5 +82,6 @@ button[aria-pressed=true] { background: #ddf4ff; border-color: #54aeff; }
 #banner { display: none; position: absolute; top: 8px; left: 50%; transform: translateX(-50%); background: #ffebe9; border: 1px solid #d1242f; color: #82071e; padding: 6px 10px; border-radius: 6px; white-space: pre-wrap; font-family: ui-monospace, monospace; font-size: 12px; max-width: 80%; z-index: 2; }
 #banner.show { display: block; }
 #banner.ok { background: #dafbe1; border-color: #1a7f37; color: #116329; }
+#progress { position: absolute; top: 8px; right: 8px; background: #ddf4ff; border: 1px solid #54aeff; color: #0a3069; padding: 4px 10px; border-radius: 6px; font-size: 12px; z-index: 2; }
 #stats { position: absolute; right: 8px; bottom: 6px; font-size: 11px; color: #6e7781; }
 `;
