@@ -22,6 +22,22 @@ export interface CpuContext {
   readonly state: Map<NodeId, unknown>;
   /** Present during incremental decoding: the number of positions already in the cache. */
   readonly decode?: { readonly pastLength: number };
+  /**
+   * Per input of this call: the `cpuPack` layout the operand arrives in (a param re-laid-out once by the
+   * executor), or undefined when it arrives as stored.
+   */
+  readonly layouts?: readonly (string | undefined)[];
+}
+
+/**
+ * CPU: re-lay-out a param operand once per loaded weights instead of on every call (e.g. matmul stores a
+ * [out, in] Linear weight transposed to [in, out], the layout the fast kernel wants).
+ */
+export interface CpuPack {
+  /** The layout this node wants for input `input` when that input is a param (undefined: as stored). */
+  layout(input: number, node: Node, inputType: TensorType): string | undefined;
+  /** Produce `layout` from the stored tensor. */
+  pack(tf: TF, layout: string, t: Tensor): Tensor;
 }
 
 export interface Cost {
@@ -51,6 +67,8 @@ export interface OpDef<A extends Attrs = Attrs> {
   infer(inputs: readonly TensorType[], attrs: A): TensorType;
   /** CPU lowering on tfjs. */
   readonly cpu?: (ctx: CpuContext, inputs: readonly Tensor[], node: Node) => Tensor;
+  /** CPU: param operands this op wants in another layout, prepared once (see CpuContext.layouts). */
+  readonly cpuPack?: CpuPack;
   /** XLA lowering (one builder, two printers: StableHLO and HLO text). */
   readonly xla?: (b: XlaBuilder, inputs: readonly XlaValue[], node: Node, out: XlaType) => XlaValue;
   /** Cost under XLA's HloCostAnalysis conventions; the default is 0 flops and operands + output bytes. */

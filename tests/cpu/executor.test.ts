@@ -1,5 +1,5 @@
 import { GraphBuilder } from '../../src/ir';
-import { execute, initCpuBackend, tf, ParamStore, OpProfile } from '../../src/backends/cpu';
+import { execute, initCpuBackend, tf, ParamStore, OpProfile, PackedParams } from '../../src/backends/cpu';
 
 /** y = tanh(gather(emb, ids) · wᵀ) + positions (as f32), plus a dead branch that must never run. */
 function graph() {
@@ -71,6 +71,34 @@ describe.each(['wasm', 'cpu'] as const)('executor on tfjs %s', (kind) => {
     expect(tf.memory().numBytes).toBe(bytes);
     feed.dispose();
     for (const t of ps.values()) t.dispose();
+  });
+
+  test('packed params: the matmul weight is transposed once and reused; same results; remade when the param changes; freed by dispose', () => {
+    const { g } = graph();
+    const ps = params();
+    const feed = tf.tensor2d([[1, 2, 3], [4, 0, 1]], [2, 3], 'int32');
+    const plain = execute(g, { input_ids: feed }, ps).outputs.y;
+    const packed = new PackedParams();
+    const before = tf.memory().numTensors;
+    const run = () => execute(g, { input_ids: feed }, ps, { packed }).outputs.y;
+    const a = run();
+    expect(packed.size).toBe(1); // 'w' as [in, out]; 'emb' feeds a gather and stays as stored
+    expect(tf.memory().numTensors).toBe(before + 2); // the output and the packed weight
+    const b = run();
+    expect(tf.memory().numTensors).toBe(before + 3); // no new packed copy
+    expect(Array.from(a.dataSync())).toEqual(Array.from(plain.dataSync()));
+    expect(Array.from(b.dataSync())).toEqual(Array.from(plain.dataSync()));
+    // an optimiser step replaces the tensor under the name: the packed copy follows
+    ps.get('w')!.dispose();
+    ps.set('w', tf.tensor2d([[1, 0, 0], [0, 0, 2]]));
+    const c = run();
+    const want = [[1, 2, 3], [4, 0, 1]].map((row) => row.map((id, s) => { const e = [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1]][id]; return [Math.tanh(e[0]) + s, Math.tanh(2 * e[2]) + s]; }));
+    Array.from(c.dataSync()).forEach((v, i) => expect(v).toBeCloseTo(want.flat(2)[i], 6));
+    expect(packed.size).toBe(1);
+    packed.dispose();
+    expect(packed.size).toBe(0);
+    for (const t of [plain, a, b, c, feed, ...ps.values()]) t.dispose();
+    expect(tf.memory().numTensors).toBe(before - 4); // everything this test made is gone (plain, feed, 2 params)
   });
 
   test('an output that is a feed or the same node twice is handed out as separate tensors', () => {

@@ -6,7 +6,7 @@
  * after `maxNewTokens`.
  */
 import { Graph } from '../../ir';
-import { execute, ExecError, ParamStore, tf } from './index';
+import { execute, ExecError, PackedParams, ParamStore, tf } from './index';
 
 export interface SampleOptions {
   /** 0 or absent: greedy (argmax). */
@@ -26,6 +26,8 @@ export interface GenerateOptions extends SampleOptions {
   cache?: boolean;
   /** Called with each new id as soon as it is chosen. */
   onToken?: (id: number) => void;
+  /** Re-laid-out weights to reuse (and keep) across calls; by default made for this call and freed after it. */
+  packed?: PackedParams;
 }
 
 export interface GenerateResult {
@@ -129,6 +131,7 @@ export function generate(g: Graph, params: ParamStore, prompt: readonly number[]
   const newIds: number[] = [];
   const eos = new Set(opts.eos ?? []);
   const state = new Map<number, unknown>();
+  const packed = opts.packed ?? new PackedParams();
   let prefillMs = 0;
   const t0 = performance.now();
   try {
@@ -140,7 +143,7 @@ export function generate(g: Graph, params: ParamStore, prompt: readonly number[]
         const feedIds = tf.tensor2d(fresh, [1, fresh.length], 'int32');
         const feedPos = tf.range(past, past + fresh.length, 1, 'int32');
         try {
-          const r = execute(g, { input_ids: feedIds, positions: feedPos }, params, { state, decode: { pastLength: past } });
+          const r = execute(g, { input_ids: feedIds, positions: feedPos }, params, { state, decode: { pastLength: past }, packed });
           row = lastRow(r.outputs[out.name]);
           Object.values(r.outputs).forEach((t) => t.dispose());
         } finally {
@@ -150,7 +153,7 @@ export function generate(g: Graph, params: ParamStore, prompt: readonly number[]
       } else {
         const feedIds = tf.tensor2d(ids, [1, ids.length], 'int32');
         try {
-          const r = execute(g, { input_ids: feedIds }, params);
+          const r = execute(g, { input_ids: feedIds }, params, { packed });
           row = lastRow(r.outputs[out.name]);
           Object.values(r.outputs).forEach((t) => t.dispose());
         } finally {
@@ -166,6 +169,7 @@ export function generate(g: Graph, params: ParamStore, prompt: readonly number[]
     }
   } finally {
     disposeState(state);
+    if (!opts.packed) packed.dispose();
   }
   return { ids, newIds, prefillMs, decodeMs: performance.now() - t0 - prefillMs, usedCache: useCache };
 }

@@ -71,6 +71,40 @@ export interface ExecOptions {
   decode?: { pastLength: number };
   /** Aggregate time per op kind into this map. */
   profile?: OpProfile;
+  /**
+   * Params re-laid-out once for the kernels (ops' `cpuPack`, e.g. matmul weights pre-transposed), reused by
+   * every run that passes the same object. Without it, operands are used as stored.
+   */
+  packed?: PackedParams;
+}
+
+/**
+ * The params re-laid-out for the CPU kernels, by (param name, layout): made on first use, remade when the
+ * store holds another tensor under that name (e.g. after an optimiser step), freed by `dispose()`. One per
+ * set of loaded weights; costs one extra copy of each re-laid-out weight.
+ */
+export class PackedParams {
+  private readonly byKey = new Map<string, { src: tf.Tensor; t: tf.Tensor }>();
+
+  get(name: string, layout: string, src: tf.Tensor, make: () => tf.Tensor): tf.Tensor {
+    const key = `${name}\u0000${layout}`;
+    const hit = this.byKey.get(key);
+    if (hit && hit.src === src && !src.isDisposed) return hit.t;
+    hit?.t.dispose();
+    const t = tf.keep(make());
+    this.byKey.set(key, { src, t });
+    return t;
+  }
+
+  /** Number of re-laid-out tensors held. */
+  get size(): number {
+    return this.byKey.size;
+  }
+
+  dispose(): void {
+    for (const { t } of this.byKey.values()) t.dispose();
+    this.byKey.clear();
+  }
 }
 
 export interface ExecResult {
@@ -88,6 +122,10 @@ interface Step {
   readonly cpu: Lowering | undefined;
   /** Slots whose last use is this step (freed after it runs). */
   readonly free: readonly number[];
+  /** Param operands the op wants re-laid-out (cpuPack), by input position. */
+  readonly pack?: readonly { readonly input: number; readonly param: string; readonly layout: string }[];
+  /** `layouts` for the CpuContext when every `pack` entry is applied. */
+  readonly layouts?: readonly (string | undefined)[];
 }
 
 interface Plan {
@@ -125,10 +163,19 @@ function planFor(g: Graph, fetch: readonly number[]): Plan {
   order.forEach((n, i) => n.inputs.forEach((x) => last.set(slotOf.get(x)!, i)));
   const freeAt: number[][] = order.map(() => []);
   for (const [slot, at] of last) if (!keep.has(slot)) freeAt[at].push(slot);
-  const steps = order.map((node, i) => {
+  const steps = order.map((node, i): Step => {
     const def = getOp(node.op);
     if (!def.source && !def.cpu) throw new ExecError(`op '${node.op}' (%${node.id}) has no CPU lowering`);
-    return { node, slot: i, ins: node.inputs.map((x) => slotOf.get(x)!), cpu: def.source ? undefined : def.cpu, free: freeAt[i] };
+    const step = { node, slot: i, ins: node.inputs.map((x) => slotOf.get(x)!), cpu: def.source ? undefined : def.cpu, free: freeAt[i] };
+    if (!def.cpuPack) return step;
+    const pack = node.inputs.flatMap((x, input) => {
+      const src = byId.get(x)!;
+      const layout = src.op === 'param' ? def.cpuPack!.layout(input, node, src.type) : undefined;
+      return layout === undefined ? [] : [{ input, param: String(src.attrs.name), layout }];
+    });
+    if (!pack.length) return step;
+    const layouts = node.inputs.map((_, input) => pack.find((p) => p.input === input)?.layout);
+    return { ...step, pack, layouts };
   });
   const plan: Plan = { steps, slotOf, keep, inputs: order.filter((n) => n.op === 'input') };
   byFetch.set(key, plan);
@@ -184,8 +231,14 @@ export function execute(g: Graph, feeds: Record<string, tf.Tensor>, params: Para
         vals[st.slot] = source(n, feeds, params, env, borrowed, st.slot);
       } else {
         const ins = st.ins.map((s) => vals[s]!);
+        let c = ctx;
+        if (st.pack && opts.packed) {
+          const packer = getOp(n.op).cpuPack!;
+          for (const p of st.pack) ins[p.input] = opts.packed.get(p.param, p.layout, ins[p.input], () => packer.pack(tf, p.layout, ins[p.input]));
+          c = { ...ctx, layouts: st.layouts };
+        }
         const t0 = prof ? performance.now() : 0;
-        let out = tf.tidy(() => st.cpu!(ctx, ins, n));
+        let out = tf.tidy(() => st.cpu!(c, ins, n));
         // A lowering may hand back an input unchanged (e.g. a no-op cast); give this node its own handle.
         if (ins.includes(out)) out = tf.clone(out);
         if (prof) {

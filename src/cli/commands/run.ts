@@ -5,7 +5,7 @@ import { UserError } from '../errors';
 import { addPipelineOptions, pipelineFromOptions, PipelineCliOptions } from './compile';
 import { Graph } from '../../ir';
 import { PassError, runPipeline } from '../../passes';
-import { execute, ExecError, initCpuBackend, OpProfile, tf, BackendKind } from '../../backends/cpu';
+import { execute, ExecError, initCpuBackend, OpProfile, PackedParams, tf, BackendKind } from '../../backends/cpu';
 import { checkIdRows, vocabSize, writeLogitsJson } from '../../backends/cpu/session';
 import { loadParams } from '../../checkpoint/load';
 import { openCheckpoint } from '../../checkpoint';
@@ -92,13 +92,15 @@ export function register(program: Command): void {
       const ids = tf.tensor2d(rows, undefined, 'int32');
       const prof: OpProfile | undefined = opts.profile ? new Map() : undefined;
       const t1 = performance.now();
-      const r = execute(g, { input_ids: ids }, params, { profile: prof });
+      const packed = new PackedParams();
+      const r = execute(g, { input_ids: ids }, params, { profile: prof, packed });
       const out = r.outputs.logits ?? Object.values(r.outputs)[0];
       const data = out.dataSync() as Float32Array; // forces the computation
       const forward_ms = performance.now() - t1;
       const shape = out.shape;
       ids.dispose();
       Object.values(r.outputs).forEach((t) => t.dispose());
+      packed.dispose();
       params.forEach((t) => t.dispose());
       if (prof) printProfile(prof);
       if (opts.logitsOut) {

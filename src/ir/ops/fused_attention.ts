@@ -33,7 +33,8 @@ import { vjpByExpansion } from './_vjp';
  *
  * CPU: queries are processed in blocks; a block only reads the keys its rows may see, so a windowed
  * layer computes only the band (about t × (window + block) scores) and no [t, s] score tensor is ever
- * materialised; K/V heads are shared by reshaping the queries to [b, kv, groups·t, d] — no K/V copy.
+ * materialised; K/V heads are shared by reshaping the queries to [b, kv, groups·t, d] — no K/V copy. The
+ * causal/window rule is an additive 0/−inf bias (equal to the select for finite scores).
  * XLA: plain HLO (dot_general with batch dims [b, kv], iota/compare mask, select, softmax) — no custom
  * call. Cost: bytes are q + k + v (+ mask) + out, with no t × s term (the fused kernel keeps scores on
  * chip); FLOPs and transcendentals are those of the lowering, counted for the band only when window > 0
@@ -196,7 +197,13 @@ export const fused_attention = defineOp<AttentionAttrs>({
     const [, KV, S] = k.shape as number[];
     const DV = v.shape[3] as number;
     const off = S - T;
-    const qg = tf.reshape(q, [B, KV, groups, T, D]);
+    const BK = B * KV;
+    // tfjs-wasm multiplies with XNNPACK only for one batch and no transposes (batched or transposed operands
+    // take a ~10x slower loop), so each (batch, K/V head) pair gets plain 2-d products: q [groups·bq, d] ·
+    // kᵀ [d, L] (k transposed once per call) and p [groups·bq, L] · v [L, dv].
+    const qg = tf.reshape(q, [BK, groups, T, D]);
+    const kT = tf.unstack(tf.transpose(tf.reshape(k, [BK, S, D]), [0, 2, 1]));
+    const vs = tf.unstack(tf.reshape(v, [BK, S, DV]));
     const m4 = mask ? tf.reshape(mask, [...Array(4 - mask.rank).fill(1), ...mask.shape]) : undefined;
     const BQ = blockRows(T, window);
     const blocks: Tensor[] = [];
@@ -209,38 +216,38 @@ export const fused_attention = defineOp<AttentionAttrs>({
           let jhi = causal ? Math.min(S, i0 + bq + off) : S;
           if (jhi <= jlo) [jlo, jhi] = [Math.max(0, Math.min(jlo, S - 1)), Math.max(0, Math.min(jlo, S - 1)) + 1];
           const L = jhi - jlo;
-          const qb = tf.reshape(tf.slice(qg, [0, 0, 0, i0, 0], [B, KV, groups, bq, D]), [B, KV, groups * bq, D]);
-          const kb = L === S ? k : tf.slice(k, [0, 0, jlo, 0], [B, KV, L, D]);
-          const vb = L === S ? v : tf.slice(v, [0, 0, jlo, 0], [B, KV, L, DV]);
-          let s = tf.matMul(qb as never, kb as never, false, true) as Tensor;
+          const qb = tf.unstack(tf.reshape(tf.slice(qg, [0, 0, i0, 0], [BK, groups, bq, D]), [BK, groups * bq, D]));
+          let s = tf.stack(qb.map((x, i) => tf.matMul(x as never, (L === S ? kT[i] : tf.slice(kT[i], [0, jlo], [D, L])) as never))) as Tensor;
           if (scale !== 1) s = tf.mul(s, scale);
           if (softcap > 0) s = tf.mul(tf.tanh(tf.div(s, softcap)), softcap);
           s = tf.reshape(s, [B, KV, groups, bq, L]);
-          let cond: Tensor | undefined;
           if (causal || window > 0) {
-            const ok = new Uint8Array(bq * L);
+            // The causal/window rule as an additive bias (0 or −inf): −inf exactly where the primitive form
+            // selects −inf, for any finite score, and no bool [b, h, bq, L] tensor is built.
+            const bias = new Float32Array(bq * L);
             let all = true;
             for (let r = 0; r < bq; r++) {
               const p = i0 + r + off;
               for (let c = 0; c < L; c++) {
                 const j = jlo + c;
-                const y = (!causal || j <= p) && (!(window > 0) || p - j < window);
-                ok[r * L + c] = y ? 1 : 0;
-                all &&= y;
+                if (!((!causal || j <= p) && (!(window > 0) || p - j < window))) {
+                  bias[r * L + c] = -Infinity;
+                  all = false;
+                }
               }
             }
-            if (!all) cond = tf.tensor(ok, [bq, L], 'bool');
+            if (!all) s = tf.add(s, tf.tensor(bias, [bq, L]));
           }
           if (m4) {
             const [mb, mh, mt, ms] = m4.shape as number[];
             const ms2 = tf.slice(m4, [0, 0, mt === 1 ? 0 : i0, ms === 1 ? 0 : jlo], [mb, mh, mt === 1 ? 1 : bq, ms === 1 ? 1 : L]);
             const [r2, c2] = [ms2.shape[2] as number, ms2.shape[3] as number];
             const m5 = tf.reshape(ms2, mh === 1 ? [mb, 1, 1, r2, c2] : [mb, KV, groups, r2, c2]);
-            cond = cond ? tf.logicalAnd(tf.broadcastTo(cond, s.shape), tf.broadcastTo(m5, s.shape)) : m5;
+            s = tf.where(tf.broadcastTo(m5, s.shape), s, tf.fill(s.shape, -Infinity));
           }
-          if (cond) s = tf.where(tf.broadcastTo(cond, s.shape), s, tf.fill(s.shape, -Infinity));
-          const p = tf.reshape(tf.softmax(s), [B, KV, groups * bq, L]);
-          return tf.reshape(tf.matMul(p as never, vb as never), [B, KV, groups, bq, DV]);
+          const p = tf.unstack(tf.reshape(tf.softmax(s), [BK, groups * bq, L]));
+          const o = tf.stack(p.map((x, i) => tf.matMul(x as never, (L === S ? vs[i] : tf.slice(vs[i], [jlo, 0], [L, DV])) as never)));
+          return tf.reshape(o, [B, KV, groups, bq, DV]);
         }),
       );
     }

@@ -35,9 +35,15 @@ export const matmul = defineOp({
     const batch = rb === 2 ? a.shape.slice(0, ra - 2) : broadcastShapes(a.shape.slice(0, ra - 2), b.shape.slice(0, rb - 2));
     return { dtype: a.dtype, shape: [...batch, m, n] as Dim[] };
   },
-  cpu: ({ tf }, [a, b], node) => {
+  // A [out, in] weight used as x·wᵀ is stored transposed once ([in, out]): then x·w is XNNPACK's fast case,
+  // which also keeps the packed weights of its operator across calls (decoding one token is a GEMV).
+  cpuPack: {
+    layout: (i, node, t) => (i === 1 && t.shape.length === 2 && node.attrs.transpose_b && !node.attrs.transpose_a ? 'T' : undefined),
+    pack: (tf, _layout, w) => tf.transpose(w),
+  },
+  cpu: ({ tf, layouts }, [a, b], node) => {
     const ta = !!node.attrs.transpose_a;
-    const tb = !!node.attrs.transpose_b;
+    const tb = !!node.attrs.transpose_b && layouts?.[1] !== 'T';
     if (b.rank === 2 && a.rank > 2 && !ta) {
       // Fold the batch dims of `a` into rows: one large GEMM instead of many small ones.
       const k = a.shape[a.rank - 1];
