@@ -130,7 +130,7 @@ function shardSteps(steps: readonly PipelineStep[], plan: MeshPlan, opts: VizOpt
   });
 }
 
-/** `lapidary cost`'s headline for the graph as compiled. */
+/** `lapidary cost`'s headline for a graph (the last step: with the default pipeline, the graph `cost` plans). */
 function planLine(graph: Graph, opts: VizOptions): string {
   const r = toUserError(() => evaluatePlan(graph, planOptions({ ...opts, mode: 'forward' }), { batch: opts.batch!, seq: opts.seq! }));
   return `step ${(r.step_time_s * 1e3).toPrecision(3)} ms (forward), MFU ${(100 * r.mfu).toFixed(1)}%, ${(r.memory_per_chip_bytes / 1e9).toFixed(2)} GB/chip, ${r.bound}-bound`;
@@ -162,7 +162,8 @@ export function vizOutput(file: string, opts: VizOptions, live = false): string 
     const mesh = meshInfo(plan.mesh, plan.strategy);
     sharding = { steps: shardSteps(steps, plan, opts), mesh };
     info.mesh = mesh;
-    info.plan = planLine(graph, opts);
+    const last = steps[steps.length - 1];
+    info[steps.length > 1 ? `plan (after ${last.name})` : 'plan'] = planLine(last.graph, opts);
   }
   const data = buildVizData(steps, { title, info, costEnv: env, chip, live, sharding });
   return renderHtml(data);
