@@ -1,7 +1,7 @@
 /** Shared CLI plumbing: read a model file (and an optional HF config.json), compile it, turn diagnostics into UserErrors. */
 import * as fs from 'fs';
 import { Command, Option } from 'commander';
-import { compileModel } from '../../grammar';
+import { compileModel, modelInfo, Diagnostic } from '../../grammar';
 import { formatDiagnostics } from '../../grammar/diagnostics';
 import { Graph } from '../ir';
 import { UserError } from './errors';
@@ -51,6 +51,42 @@ export function readJsonFile(path: string, what: string): unknown {
   }
 }
 
+function diagnosticsError(file: string, ds: readonly Diagnostic[]): UserError {
+  const n = Math.max(ds.filter((d) => d.severity === 'error').length, 1);
+  const text = formatDiagnostics(ds);
+  return new UserError(`${n} error(s) in ${file}`, `${text}${text.endsWith('\n') ? '' : '\n'}${n} error${n === 1 ? '' : 's'}\n`);
+}
+
+/**
+ * `check` without --variant/--config: the defaults and every variant are elaborated, so a size that only
+ * breaks one variant (a head count that does not divide in the 27b) is an error of the file too. Errors
+ * that only one variant has say which (`… (variant 27b)`); the same error in several is reported once.
+ */
+export function checkAllVariants(file: string, opts: ModelOptions): void {
+  const source = readTextFile(file, 'model file');
+  const info = modelInfo(source, file);
+  const dims: Record<string, number> = {};
+  if (opts.batch !== undefined) dims.batch = opts.batch;
+  if (opts.seq !== undefined) dims.seq = opts.seq;
+  const seen = new Set<string>();
+  const out: Diagnostic[] = [];
+  for (const variant of [undefined, ...info.variants]) {
+    const r = compileModel(source, file, { variant, dims });
+    for (const d of r.diagnostics) {
+      const key = `${d.file}:${d.line}:${d.col}:${d.message}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push(variant === undefined || d.severity !== 'error' ? d : { ...d, message: `${d.message} (variant ${variant})` });
+    }
+    // Syntax and declaration errors are the same for every variant: no need to elaborate the others.
+    if (info.diagnostics.some((d) => d.severity === 'error')) break;
+  }
+  const errors = out.filter((d) => d.severity === 'error');
+  if (errors.length) throw diagnosticsError(file, out);
+  const warnings = formatDiagnostics(out);
+  if (warnings) process.stderr.write(warnings.endsWith('\n') ? warnings : warnings + '\n');
+}
+
 /** Compile a model file with the command's options; diagnostics become a UserError (exit 1). */
 export function loadModel(file: string, opts: ModelOptions, extraDims: Record<string, number> = {}): Graph {
   const source = readTextFile(file, 'model file');
@@ -63,11 +99,7 @@ export function loadModel(file: string, opts: ModelOptions, extraDims: Record<st
   if (opts.seq !== undefined) dims.seq = opts.seq;
   const r = compileModel(source, file, { variant: opts.variant, config, dims });
   const errors = r.diagnostics.filter((d) => d.severity === 'error');
-  if (!r.graph || errors.length) {
-    const n = Math.max(errors.length, 1);
-    const text = formatDiagnostics(r.diagnostics);
-    throw new UserError(`${n} error(s) in ${file}`, `${text}${text.endsWith('\n') ? '' : '\n'}${n} error${n === 1 ? '' : 's'}\n`);
-  }
+  if (!r.graph || errors.length) throw diagnosticsError(file, r.diagnostics);
   const warnings = formatDiagnostics(r.diagnostics.filter((d) => d.severity === 'warning'));
   if (warnings) process.stderr.write(warnings.endsWith('\n') ? warnings : warnings + '\n');
   return r.graph;

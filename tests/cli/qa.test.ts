@@ -95,3 +95,15 @@ test('lapidary ir … | head: the reader closing the pipe ends the run quietly (
   expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
 });
+
+test('check without --variant checks every variant: a size that only breaks the 27b is an error of the file', () => {
+  const bad = path.join(tmp, 'gemma2-bad27b.model');
+  fs.writeFileSync(bad, fs.readFileSync(path.join(ROOT, 'gemma2.model'), 'utf8').replace('n_heads = 32; n_kv_heads = 16', 'n_heads = 33; n_kv_heads = 16'));
+  let r = lapidary(['check', bad]);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/gemma2-bad27b\.model:\d+:\d+: error: broadcast: .*\(in prelude block 'repeat_kv'\) \(variant 27b\)\n/);
+  expect(r.stderr).toMatch(/\n1 error\n$/);
+  r = lapidary(['check', bad, '--variant', '9b']);
+  expect(r.code).toBe(0);
+  expect(r.stderr).toBe('');
+});
