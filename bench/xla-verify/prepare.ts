@@ -147,12 +147,16 @@ async function trainStep(): Promise<void> {
   fs.writeFileSync(path.join(out, 'train_highest.mlir'), wh.finish(emitWholeProgram(sg, wh, { env })));
   const c = compileTpu(fg, mesh, s, { chip: 'v5e', mode: 'train', remat: 'layer-inputs' }, { batch: B, seq: T }, { emit: true });
   fs.writeFileSync(path.join(out, 'train_sharded.mlir'), c.programs!.wholeMlir);
-  fs.writeFileSync(path.join(out, 'train_partitioned.mlir'), c.programs!.partitionedMlir);
-  const pr = c.partition;
+  // Our per-device step on 4 devices (data=2, model=2). Known bug: with model=4 (more model shards than the tiny
+  // model's 2 K/V heads) the per-device backward is wrong (docs/tpu.md); the forward and the loss are right.
+  const mesh4 = makeMesh(parseTopology(getChip('v5e'), '2x2'), 'data=2,model=2');
+  const c4 = compileTpu(fg, mesh4, parseStrategy('fsdp+tp', mesh4), { chip: 'v5e', mode: 'train', remat: 'layer-inputs' }, { batch: B, seq: T }, { emit: true });
+  fs.writeFileSync(path.join(out, 'train_partitioned.mlir'), c4.programs!.partitionedMlir);
+  const pr = c4.partition;
   const specOf = (n: (typeof sg.nodes)[number]) => (n.op === 'input' ? pr.inputSpecs : pr.paramSpecs).get(String(n.attrs.name));
   fs.writeFileSync(
     path.join(out, 'train_partitioned_specs.json'),
-    JSON.stringify({ mesh: mesh.axes.map((a) => [a.name, a.size]), args: sourceNodes(c.program).map(specOf), outputs: pr.outputs.map((o) => o.spec) }) + '\n',
+    JSON.stringify({ mesh: mesh4.axes.map((a) => [a.name, a.size]), args: sourceNodes(c4.program).map(specOf), outputs: pr.outputs.map((o) => o.spec) }) + '\n',
   );
   const rec = new CostRecorder();
   emitWholeProgram(sg, rec, { env });

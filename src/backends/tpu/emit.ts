@@ -8,7 +8,7 @@
 import { Graph } from '../../ir/types';
 import { Mesh, Spec } from './mesh';
 import { ParamPolicy } from './partition';
-import { emitWholeProgram, partitionGraph, WholeProgramEmitter } from './program';
+import { emitWholeProgram, partitionGraph, PartitionResult, WholeProgramEmitter } from './program';
 import { StableHloPrinter } from './stablehlo';
 import { HloPrinter } from './hlo';
 import { ModuleOptions, TeeEmitter } from './spmd';
@@ -80,6 +80,8 @@ export interface TpuCompilation {
   readonly program: Graph;
   readonly step?: TrainingStepInfo;
   readonly programs?: EmittedPrograms;
+  /** The partition (layouts of every argument and output; the per-device programs follow them). */
+  readonly partition: PartitionResult;
   /** Wall time of each stage, ms. */
   readonly ms: { training_step: number; partition_and_cost: number; whole_programs: number };
 }
@@ -119,5 +121,5 @@ export function compileTpu(g: Graph, mesh: Mesh, strategy: Strategy, po: PlanOpt
     const wholeHlo = wh.finish(whole.map((x) => ({ ...x, value: TeeEmitter.part(x.value, 1) })));
     programs = { wholeMlir, wholeHlo, partitionedMlir, partitionedHlo, paramSpecs: r.paramSpecs };
   }
-  return { plan, program, ...(step ? { step } : {}), ...(programs ? { programs } : {}), ms: { training_step: msStep, partition_and_cost: msPart, whole_programs: performance.now() - t } };
+  return { plan, program, partition: pre.result, ...(step ? { step } : {}), ...(programs ? { programs } : {}), ms: { training_step: msStep, partition_and_cost: msPart, whole_programs: performance.now() - t } };
 }

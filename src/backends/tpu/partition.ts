@@ -150,7 +150,11 @@ export class Partitioner implements XlaBuilder {
    */
   forgetGathered(): void {
     for (const i of this.weightInfos) i.cache = undefined;
+    this.backward = true;
   }
+
+  /** In the backward of a training step (after `forgetGathered`): partial sums over FSDP axes are gradients. */
+  private backward = false;
 
   spec(v: XlaValue): Spec {
     return this.info(v).spec;
@@ -355,7 +359,7 @@ export class Partitioner implements XlaBuilder {
    * The dim is chosen the way FSDP places a parameter (`addFsdp`), so the gradient lands in its parameter's shard.
    */
   private settle(vs: readonly XlaValue[], spec: MutableSpec, shape: readonly number[]): MutableSpec {
-    if (!this.policy.fsdp) return spec;
+    if (!this.policy.fsdp || !this.backward) return spec;
     const fsdpAxes = this.policy.fsdpAxes ?? this.policy.dataAxes;
     for (const v of vs) {
       const i = this.info(v);
