@@ -974,11 +974,47 @@ export class Elaborator {
     const type: TensorType = { dtype: 'f32', shape };
     try {
       const id = this.builder.param(name, type, { scope: frame.scope, loc: spanLoc(e.span) });
+      this.checkParamReuse(name, e);
       return { k: 'tensor', id, t: this.builder.type(id) };
     } catch (x) {
-      if (x instanceof ShapeError) return this.fail('shape', e.span, x.message);
+      if (x instanceof ShapeError) {
+        const prev = this.paramSites.get(name);
+        const again = prev && prev.expr === `${e.span.file}:${e.span.start}` && this.stack.length > 1;
+        const hint = again ? ` (a second call of '${this.stack[this.stack.length - 1].name}' in the same scope declares the same name; give each call its own label)` : '';
+        return this.fail('shape', e.span, x.message + hint);
+      }
       throw x;
     }
+  }
+
+  /** Where each param name was first declared: the `param` expression and the chain of calls that reached it. */
+  private readonly paramSites = new Map<string, { expr: string; chain: string; site?: A.Span }>();
+
+  /**
+   * Declaring a name again shares the tensor (tied weights; a layer reused in a loop). But the same `param`
+   * expression reached through a *different* call — `rmsnorm(x, eps)` twice in one block without labels —
+   * is almost always a forgotten label: both calls silently get one weight. Warn, at the second call.
+   */
+  private checkParamReuse(name: string, e: A.ParamExpr): void {
+    const expr = `${e.span.file}:${e.span.start}`;
+    const chain = this.stack.map((f) => (f.callSite ? `${f.callSite.file}:${f.callSite.start}` : '')).join('/');
+    let site: A.Span | undefined;
+    for (let i = this.stack.length - 1; i >= 0 && !site; i--) if (this.stack[i].callSite?.file === this.userFile) site = this.stack[i].callSite;
+    const prev = this.paramSites.get(name);
+    if (!prev) {
+      this.paramSites.set(name, { expr, chain, site });
+      return;
+    }
+    if (prev.expr !== expr || prev.chain === chain || !site) return;
+    const block = this.stack[this.stack.length - 1].name;
+    const notes = prev.site ? [this.diags.note(prev.site, 'the first call, which declared it')] : [];
+    this.diags.add(
+      'duplicate',
+      site,
+      `param '${name}' is declared again by this call of '${block}' in the same scope, so both calls share one tensor; give each call its own label (e.g. \`${block}_2: ${block}(...)\`) unless sharing is meant`,
+      notes,
+      'warning',
+    );
   }
 
   // ================================================================ calls

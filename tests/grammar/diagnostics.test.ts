@@ -278,4 +278,26 @@ forward(ids: i32[batch, seq]) {
     // without a config, no such notes
     expect(only(errors(GEMMA2.replace('d_model      = 2304', 'd_model      = -64'), 'gemma2.model')).notes).toEqual([]);
   });
+
+  test('a second unlabelled call of a block with weights warns that the calls share one tensor (a loop reusing a label does not)', () => {
+    const src = `hparams { d = 8; n = 3 }
+dim batch, seq
+block mlp(x) { return linear(x, param w[d, d]) }
+forward(x: f32[batch, seq, d]) {
+  h = rmsnorm(x, 1e-6)
+  h = rmsnorm(h, 1e-6)
+  for i in 0 .. n { h = shared: mlp(h) }
+  return y = h
+}`;
+    const r = compileModel(src, 'share.model');
+    expect(r.graph).toBeDefined();
+    expect(r.diagnostics.map((d) => [d.severity, d.line, d.col])).toEqual([['warning', 6, 7]]);
+    expect(r.diagnostics[0].message).toMatch(/param 'weight' is declared again by this call of 'rmsnorm' in the same scope, so both calls share one tensor/);
+    expect(r.diagnostics[0].notes[0]).toMatchObject({ line: 5, message: 'the first call, which declared it' });
+    // with another width the second call is an error, and it says why
+    const d = only(errors(src.replace('h = rmsnorm(h, 1e-6)', 'h = rmsnorm(concat([h, h], axis = -1), 1e-6)'), 'share.model'));
+    expect(d.message).toMatch(/was declared as f32\[8\], now as f32\[16\] \(a second call of 'rmsnorm' in the same scope declares the same name; give each call its own label\)/);
+    // the shipped models label every call: no warnings
+    for (const f of ['gemma2.model', 'examples/gemma1.model', 'examples/llama2.model']) expect(compileModel(read(f), f).diagnostics).toEqual([]);
+  });
 });
