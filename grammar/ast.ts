@@ -211,6 +211,8 @@ export interface ConfigEntry {
   readonly key: readonly string[];
   readonly keySpan: Span;
   readonly target: Ident;
+  /** `key -> hparam (null = value)`: the value a JSON `null` stands for (else null counts as absent). */
+  readonly nullValue?: Expr;
   readonly span: Span;
 }
 export interface ConfigDecl {

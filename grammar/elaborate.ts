@@ -177,6 +177,8 @@ export class Elaborator {
       }
     }
     for (const e of this.configEntries)
+      if (e.nullValue) this.walkExpr(e.nullValue, (n) => this.err('config', n.span, `the value of a null config key must be a constant, not the name '${n.name}'`), () => undefined);
+    for (const e of this.configEntries)
       if (!this.hparamDefs.has(e.target.name))
         this.err('unknown-hparam', e.target.span, `config maps '${e.key.join('.')}' to unknown hyperparameter '${e.target.name}'${didYouMean(e.target.name, hnames)}`);
     // Names inside hyperparameter definitions refer to hyperparameters only.
@@ -542,9 +544,21 @@ export class Elaborator {
         if (done.has(e.target.name) || !this.hparamDefs.has(e.target.name)) continue;
         let x: unknown = cfg;
         for (const k of e.key) x = x !== null && typeof x === 'object' && !Array.isArray(x) ? (x as Record<string, unknown>)[k] : undefined;
+        const key = e.key.join('.');
+        if (x === null && e.nullValue) {
+          // `key -> h (null = v)`: the model says what null means (no window, no soft-cap, ...)
+          done.add(e.target.name);
+          const frame: Frame = { name: 'config', file: e.span.file, env: new Map(), locals: new Set(), scope: '' };
+          const v = this.evalIn(frame, e.nullValue, () => undefined);
+          if (v.k === 'num' || v.k === 'bool' || v.k === 'str') fixed.set(e.target.name, { value: v, span: e.keySpan, from: `config key '${key}' (null)` });
+          else {
+            if (v.k !== 'err') this.err('config', e.nullValue.span, `the value for a null '${key}' must be a number, bool or string, got ${describeValue(v)}`);
+            ok = false;
+          }
+          continue;
+        }
         if (x === undefined || x === null) continue;
         done.add(e.target.name);
-        const key = e.key.join('.');
         if (typeof x === 'number') fixed.set(e.target.name, { value: num(x), span: e.keySpan, from: `config key '${key}'` });
         else if (typeof x === 'boolean') fixed.set(e.target.name, { value: bool(x), span: e.keySpan, from: `config key '${key}'` });
         else if (typeof x === 'string') fixed.set(e.target.name, { value: str(x), span: e.keySpan, from: `config key '${key}'` });

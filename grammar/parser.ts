@@ -6,7 +6,7 @@
  *
  *   program     := topDecl*
  *   topDecl     := 'model' name | 'hparams' '{' hparamDef* '}' | 'variant' (string|name) '{' hparamDef* '}'
- *                | 'config' '{' configEntry* '}' | 'dim' name (',' name)*
+ *                | 'config' '{' (configKey '->' name ('(' 'null' '=' expr ')')?)* '}' | 'dim' name (',' name)*
  *                | 'block' name '(' params ')' body | 'forward' '(' inputs ')' body
  *   body        := '{' (statement ';'?)* '}'
  *   statement   := name '=' expr | 'return' ((name '=')? expr) (',' ...)* | 'if' expr body ('else' (ifStmt | body))?
@@ -136,6 +136,14 @@ export class ModelParser extends CstParser {
     this.SUBRULE(this.configKey);
     this.CONSUME(T.Arrow);
     this.CONSUME(T.Identifier, { LABEL: 'target' });
+    // (null = value): what a JSON null means for this key (`"sliding_window": null` is "no window")
+    this.OPTION(() => {
+      this.CONSUME(T.LParen);
+      this.CONSUME2(T.Identifier, { LABEL: 'nullWord' });
+      this.CONSUME(T.Equals);
+      this.SUBRULE(this.expression, { LABEL: 'nullValue' });
+      this.CONSUME(T.RParen);
+    });
   });
 
   configKey = this.RULE('configKey', () => {
@@ -574,7 +582,10 @@ class AstBuilder {
         const str = tok(kc, 'string');
         const segs = str ? unquote(str.image).split('.') : toks(kc, 'seg').map((t) => t.image);
         if (!segs.length || segs.some((s) => !s)) continue;
-        entries.push({ key: segs, keySpan: this.nodeSpan(key), target, span: this.nodeSpan(e) });
+        const nullWord = tok(ec, 'nullWord');
+        const nullValue = node(ec, 'nullValue');
+        if (nullWord && nullWord.image !== 'null') this.badNullWords.push(this.tokSpan(nullWord));
+        entries.push({ key: segs, keySpan: this.nodeSpan(key), target, ...(nullValue ? { nullValue: this.expr(nullValue) } : {}), span: this.nodeSpan(e) });
       }
       return { kind: 'config', entries, span: this.nodeSpan(cf) };
     }
@@ -816,6 +827,8 @@ class AstBuilder {
 
   /** Labels that are not scope paths (`f(x): g(y)`), reported by the caller. */
   readonly badLabels: A.Span[] = [];
+  /** `key -> h (nul = 0)`: the word must be `null`. */
+  readonly badNullWords: A.Span[] = [];
 
   /** A label's scope path from `a.b[i].c`; undefined if the expression is not such a chain. */
   pathOf(e: A.Expr): A.PathSegment[] | undefined {
@@ -928,6 +941,8 @@ export function parse(source: string, file: string, diags: DiagnosticBag, src: S
     decls.push(...builder.program(cst));
     for (const s of builder.badLabels) diags.add('syntax', s, 'a label must be a scope path like `name`, `a.b` or `layers[i]`');
     if (builder.badLabels.length) hadErrors = true;
+    for (const s of builder.badNullWords) diags.add('syntax', s, "expected 'null', as in `sliding_window -> window (null = 0)`");
+    if (builder.badNullWords.length) hadErrors = true;
     let restartAt: IToken | undefined;
     for (const err of parser.errors as IRecognitionException[]) {
       hadErrors = true;
