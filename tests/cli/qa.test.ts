@@ -107,3 +107,12 @@ test('check without --variant checks every variant: a size that only breaks the 
   expect(r.code).toBe(0);
   expect(r.stderr).toBe('');
 });
+
+test('stats counts layers from the repeated labels, whatever the layer-count hyperparameter is called', () => {
+  // the tiny model above calls it `layers`, GPT-2 style files `n_layer`
+  const r = lapidary(['stats', MODEL, '--json']);
+  expect(r.stderr).toBe('');
+  const j = JSON.parse(r.stdout);
+  expect(j.layers).toBe(2);
+  expect(lapidary(['stats', MODEL]).stdout).toMatch(/\nlayers +2\n/);
+});

@@ -1,8 +1,25 @@
 import { Command } from 'commander';
-import { countOps, countParams } from '../../ir';
+import { Graph, countOps, countParams } from '../../ir';
 import { loadModel, addModelOptions, ModelOptions } from '../load';
 
 const fmt = (n: number) => n.toLocaleString('en-US');
+
+/**
+ * Layers: the longest run of labelled calls `prefix.0`, `prefix.1`, … (`model.layers.N`, `transformer.h.N`),
+ * whatever the model calls its layer-count hyperparameter; `n_layers` when there are none (0 layers).
+ */
+export function layerCount(g: Graph): number | undefined {
+  const groups = new Map<string, Set<string>>();
+  for (const scope of Object.keys(g.taps)) {
+    const m = /^(.*)\.(\d+)$/.exec(scope);
+    if (!m || /(^|\.)\d+(\.|$)/.test(m[1])) continue; // only the outermost repetition
+    groups.set(m[1], (groups.get(m[1]) ?? new Set()).add(m[2]));
+  }
+  const best = Math.max(0, ...[...groups.values()].map((s) => s.size));
+  if (best > 0) return best;
+  for (const k of ['n_layers', 'num_layers', 'num_hidden_layers', 'n_layer', 'layers']) if (typeof g.hparams[k] === 'number') return g.hparams[k] as number;
+  return undefined;
+}
 
 export function register(program: Command): void {
   addModelOptions(
@@ -17,7 +34,7 @@ export function register(program: Command): void {
     const build_ms = performance.now() - t0;
     const p = countParams(g);
     const ops = countOps(g);
-    const layers = typeof g.hparams.n_layers === 'number' ? g.hparams.n_layers : undefined;
+    const layers = layerCount(g);
     if (opts.json) {
       const out = {
         model: g.name,
