@@ -12,6 +12,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { createRequire } from 'module';
+import { pathToFileURL } from 'url';
 import { Pass, definePass, isPass } from './types';
 
 export class PluginError extends Error {
@@ -53,6 +54,13 @@ export function loadPlugin(file: string, api: object): Pass[] {
       packages: 'external',
       logLevel: 'silent',
       sourcemap: false,
+      // The bundle runs as CommonJS, where import.meta is empty: give ES-module plugins their own location
+      // (fileURLToPath(import.meta.url) to find files next to the plugin).
+      define: {
+        'import.meta.url': JSON.stringify(pathToFileURL(abs).href),
+        'import.meta.filename': JSON.stringify(abs),
+        'import.meta.dirname': JSON.stringify(path.dirname(abs)),
+      },
     });
     code = r.outputFiles[0].text;
   } catch (e) {

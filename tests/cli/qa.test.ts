@@ -116,3 +116,21 @@ test('stats counts layers from the repeated labels, whatever the layer-count hyp
   expect(j.layers).toBe(2);
   expect(lapidary(['stats', MODEL]).stdout).toMatch(/\nlayers +2\n/);
 });
+
+test('an ES-module plugin can find files next to itself through import.meta.url', () => {
+  const dir = path.join(tmp, 'plugin-with-data');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'names.json'), JSON.stringify({ name: 'from-json' }));
+  fs.writeFileSync(
+    path.join(dir, 'p.mjs'),
+    `import { definePass } from 'lapidary';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+const { name } = JSON.parse(readFileSync(new URL('./names.json', import.meta.url), 'utf8'));
+export default definePass({ name, description: fileURLToPath(import.meta.url) + ' ' + import.meta.dirname, run: (g) => g });
+`,
+  );
+  const r = lapidary(['compile', MODEL, '--plugin', path.join(dir, 'p.mjs'), '--list-passes']);
+  expect(r.stderr).toBe('');
+  expect(r.stdout).toMatch(new RegExp(`from-json +${path.join(dir, 'p.mjs').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} ${dir.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
+});
