@@ -1,32 +1,61 @@
 /**
- * How long the TPU backend takes for Gemma 2 27B on the 6144-chip v5p mesh (data=768, model=8), in process:
- * the cost plan of a training step and the emission of the four programs.
-*   (from the repo root) npx esbuild --bundle --platform=node bench/tpu/compile-speed.ts --outfile=/tmp/tpu-speed.js && node /tmp/tpu-speed.js
+ * How long the whole TPU compile of Gemma 2 27B takes for the 6144-chip v5p mesh (data=768, model=8, fsdp+tp,
+ * batch 768 × 8192), in process: front end, the default pass pipeline (as `lapidary compile` runs it), the
+ * training step (src/train), one partitioning pass feeding the cost recorder and both per-device printers, the
+ * plan, and the two whole (annotated) programs. Run 1 is cold (JIT not warm); the median of the rest is warm.
+ *   (from the repo root) npx esbuild --bundle --platform=node bench/tpu/compile-speed.ts --outfile=/tmp/tpu-speed.js && node /tmp/tpu-speed.js [runs] [forward|train]
  */
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import '../../src/ir';
 import { compileModel } from '../../grammar';
-import { emitPrograms, evaluatePlan, getChip, makeMesh, parseStrategy, parseTopology } from '../../src/backends/tpu';
+import { resolvePipeline, runPipeline } from '../../src/passes';
+import { compileTpu, getChip, makeMesh, parseStrategy, parseTopology } from '../../src/backends/tpu';
 
 const root = process.cwd();
 const src = fs.readFileSync(path.join(root, 'gemma2.model'), 'utf8');
+const runs = Number(process.argv[2] ?? 5);
+const mode = (process.argv[3] ?? 'train') as 'train' | 'forward';
 const dims = { batch: 768, seq: 8192 };
-let t = performance.now();
-const g = compileModel(src, 'gemma2.model', { variant: '27b', dims }).graph!;
-const frontMs = performance.now() - t;
 const mesh = makeMesh(parseTopology(getChip('v5p'), '8x24x32'), 'data=768,model=8');
 const strategy = parseStrategy('fsdp+tp', mesh);
-const runs: Record<string, number[]> = { plan_train: [], emit_programs: [] };
-let sizes: Record<string, number> = {};
-for (let i = 0; i < 3; i++) {
-  t = performance.now();
-  evaluatePlan(g, { chip: 'v5p', topology: '8x24x32', mesh: 'data=768,model=8', mode: 'train' }, dims);
-  runs.plan_train.push(performance.now() - t);
-  t = performance.now();
-  const p = emitPrograms(g, mesh, strategy.policy, { floatDtype: 'bf16' });
-  runs.emit_programs.push(performance.now() - t);
-  sizes = { wholeMlir: p.wholeMlir.length, wholeHlo: p.wholeHlo.length, partitionedMlir: p.partitionedMlir.length, partitionedHlo: p.partitionedHlo.length };
+const passes = resolvePipeline({});
+const rows: Record<string, number>[] = [];
+let info: Record<string, unknown> = {};
+for (let i = 0; i < runs; i++) {
+  const t0 = performance.now();
+  const g0 = compileModel(src, 'gemma2.model', { variant: '27b', dims }).graph!;
+  const t1 = performance.now();
+  const g = runPipeline(g0, passes).graph;
+  const t2 = performance.now();
+  const c = compileTpu(g, mesh, strategy, { chip: 'v5p', topology: '8x24x32', mesh: 'data=768,model=8', mode, remat: 'layer-inputs' }, dims, { emit: true, floatDtype: 'bf16' });
+  const t3 = performance.now();
+  rows.push({
+    front_end: t1 - t0,
+    passes: t2 - t1,
+    training_step: c.ms.training_step,
+    partition_cost_and_per_device_programs: c.ms.partition_and_cost,
+    whole_programs: c.ms.whole_programs,
+    total: t3 - t0,
+  });
+  const p = c.programs!;
+  info = {
+    nodes: { forward: g.nodes.length, program: c.program.nodes.length },
+    chars: { wholeMlir: p.wholeMlir.length, wholeHlo: p.wholeHlo.length, partitionedMlir: p.partitionedMlir.length, partitionedHlo: p.partitionedHlo.length },
+    step_time_s: c.plan.step_time_s,
+    mfu: c.plan.mfu,
+  };
 }
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-console.log(JSON.stringify({ nodes: g.nodes.length, front_end_ms: Math.round(frontMs), plan_train_ms: Math.round(med(runs.plan_train)), emit_programs_ms: Math.round(med(runs.emit_programs)), chars: sizes }));
+const r = (x: number) => Math.round(x);
+const keys = Object.keys(rows[0]);
+console.log(
+  JSON.stringify({
+    mode,
+    load_average: os.loadavg().map((x) => Math.round(x * 10) / 10),
+    cold_ms: Object.fromEntries(keys.map((k) => [k, r(rows[0][k])])),
+    warm_median_ms: rows.length > 1 ? Object.fromEntries(keys.map((k) => [k, r(med(rows.slice(1).map((x) => x[k])))])) : undefined,
+    ...info,
+  }),
+);

@@ -35,7 +35,11 @@ describe('the training step, partitioned', () => {
     expect(p.train_graph!.nodes).toBe(train.program.nodes.length);
     expect(train.program.nodes.length).toBeGreaterThan(3 * g.nodes.length);
     expect(p.settings.train_cost).toMatch(/^partitioned training-step graph/);
-    expect(p.analytic!.step_time_s).toBeGreaterThan(0);
+    // The cross-check reuses the forward part of the step's partition: the same as partitioning the forward alone.
+    const alone = evaluateAnalytic(g, { chip: 'v5e', mode: 'train', remat: 'layer-inputs' }, dims, mesh, strategy);
+    expect(p.analytic!.step_time_s).toBeGreaterThan(0.99 * alone.step_time_s);
+    expect(p.analytic!.step_time_s).toBeLessThan(1.01 * alone.step_time_s);
+    expect(p.analytic!.mfu).toBeLessThan(1);
     // The step's own matmul FLOPs per chip exceed the forward's (backward + recompute) but stay within 5x.
     const fwd = evaluateAnalytic(g, { chip: 'v5e', mode: 'forward' }, dims, mesh, strategy);
     expect(p.hardware_flops_per_chip).toBeGreaterThan(3 * fwd.hardware_flops_per_chip);

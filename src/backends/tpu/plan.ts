@@ -645,7 +645,8 @@ export function evaluateTrain(
   const instrs = recorder.instrs;
   const bytes = fusedBytes(instrs, outIdx);
   // The analytic cross-check from the same partition's forward part (its instructions come first).
-  let fwdEnd = instrs.findIndex((x) => x.node >= g.nextId);
+  // (Arguments are recorded where they are first used or, for inputs, up front: they do not end the forward.)
+  let fwdEnd = instrs.findIndex((x) => x.node >= g.nextId && x.cls !== 'arg');
   if (fwdEnd < 0) fwdEnd = instrs.length;
   const fwdRecorder = Object.assign(Object.create(CostRecorder.prototype), { instrs: instrs.slice(0, fwdEnd) }) as CostRecorder;
   const analytic = evaluateAnalytic(g, { ...o, mode: 'train' }, dims, mesh, strategy, {

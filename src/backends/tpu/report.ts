@@ -19,9 +19,11 @@ export function formatPlan(r: PlanResult, opts: { layers?: number } = {}): strin
   const m = r.memory;
   L.push(`  parameters ${gb(m.parameters)}, gradients ${gb(m.gradients)}, optimizer state ${gb(m.optimizer_state)}, activations ${gb(m.activations)}, KV cache ${gb(m.kv_cache)}`);
   if (r.why) L.push(`  why: ${r.why}`);
+  if (r.analytic) L.push(`analytic estimate  step ${ms(r.analytic.step_time_s)}, MFU ${(100 * r.analytic.mfu).toFixed(1)}%, ${gb(r.analytic.memory_per_chip_bytes)}/chip (backward = 2x forward; cross-check)`);
+  if (r.train_graph) L.push(`training step      ${r.train_graph.nodes} nodes (${r.train_graph.recomputed} recomputed), ${r.train_graph.residuals} residuals kept: ${gb(r.train_graph.saved_bytes_per_chip)}/chip`);
   if (r.days) L.push(`days               ${r.days.map((d) => `${(d.tokens / 1e12).toFixed(0)}T tokens: ${d.days.toFixed(1)}`).join(', ')}`);
   L.push('');
-  L.push('per op class (forward, per chip)');
+  L.push(`per op class (${r.mode === 'train' ? 'the training step' : r.mode}, per chip)`);
   const ops = Object.entries(r.per_op_class).sort((a, b) => b[1].time_s - a[1].time_s);
   L.push(`  ${pad('op', 16)} ${lpad('time', 12)} ${lpad('FLOPs', 11)} ${lpad('transc.', 11)} ${lpad('bytes', 11)}`);
   for (const [k, v] of ops.slice(0, 14)) L.push(`  ${pad(k, 16)} ${lpad(ms(v.time_s), 12)} ${lpad(sci(v.flops), 11)} ${lpad(sci(v.transcendentals), 11)} ${lpad(sci(v.bytes), 11)}`);
