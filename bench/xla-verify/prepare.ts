@@ -129,7 +129,7 @@ async function trainStep(): Promise<void> {
     else feeds[name] = td;
   });
   const tfFeeds: Record<string, tf.Tensor> = {};
-  for (const [k, v] of Object.entries(feeds)) tfFeeds[k] = tf.tensor(v.data as Float32Array | Int32Array, v.shape, v.dtype === 'I32' ? 'int32' : 'float32');
+  for (const [k, v] of Object.entries(feeds)) tfFeeds[k] = tf.tensor(v.data as Float32Array | Int32Array, [...v.shape], v.dtype === 'I32' ? 'int32' : 'float32');
   const r = execute(sg, tfFeeds, params);
   const expected: Record<string, TensorData> = {};
   const summary: Record<string, number> = {};
