@@ -95,7 +95,8 @@ export const RBracket = punct('RBracket', ']');
 export const LCurly = punct('LCurly', '{');
 export const RCurly = punct('RCurly', '}');
 
-export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n]+/, group: Lexer.SKIPPED, line_breaks: true });
+// \uFEFF: the byte-order mark some Windows editors put at the start of a UTF-8 file.
+export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n\uFEFF]+/, group: Lexer.SKIPPED, line_breaks: true });
 export const Comment = createToken({ name: 'Comment', pattern: /#[^\n]*/, group: Lexer.SKIPPED });
 
 /** Declarations that start a top-level item; used to resynchronise after a syntax error. */

@@ -300,4 +300,11 @@ forward(x: f32[batch, seq, d]) {
     // the shipped models label every call: no warnings
     for (const f of ['gemma2.model', 'examples/gemma1.model', 'examples/llama2.model']) expect(compileModel(read(f), f).diagnostics).toEqual([]);
   });
+
+  test('a UTF-8 byte-order mark and Windows line endings are read like any other file', () => {
+    const crlf = GEMMA2.replace(/\n/g, '\r\n');
+    expect(compileModel('\uFEFF' + crlf, 'gemma2.model').diagnostics).toEqual([]);
+    const d = only(errors('\uFEFF' + crlf.replace('head_dim = 128;', 'head_dimm = 128;'), 'gemma2.model', { variant: '27b' }));
+    expect(d).toMatchObject({ line: 28, col: 17, lineText: '                head_dimm = 128; query_scalar = d_model / n_heads }' });
+  });
 });
