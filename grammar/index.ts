@@ -143,7 +143,16 @@ export interface ModelInfo {
 
 /** What a model file declares, without elaborating it (for --help texts and tools). */
 export function modelInfo(source: string, file: string): ModelInfo {
-  const { bag, el } = setup(source, file);
+  let s: ReturnType<typeof setup>;
+  try {
+    s = setup(source, file);
+  } catch (e) {
+    // Like compileModel: a compiler bug is reported, never thrown at the caller.
+    const src = new SourceText(file, source);
+    const msg = e instanceof Error ? e.message : String(e);
+    return { variants: [], hparams: [], dims: [], blocks: [], diagnostics: [{ severity: 'error', code: 'internal', message: `internal compiler error: ${msg}`, ...src.locate(src.span(0, 1)), notes: [] }] };
+  }
+  const { bag, el } = s;
   bag.finish();
   return {
     ...(el?.modelName !== undefined ? { name: el.modelName } : {}),

@@ -718,6 +718,11 @@ class AstBuilder {
         const operands = nodes(c, 'operand');
         const ops = (c.op ?? []).filter(isToken);
         if (!operands.length) return this.errorExpr(n);
+        if (operands.length > MAX_CHAIN) {
+          // The tree of a 20,000-term sum is 20,000 deep: every later recursive walk would overflow the stack.
+          this.tooDeep.push(this.tokSpan(ops[MAX_CHAIN - 1] ?? ops[0]));
+          return this.errorExpr(n);
+        }
         let e = this.expr(operands[0]);
         for (let i = 1; i < operands.length; i++) {
           const opTok = ops[i - 1];
@@ -829,6 +834,8 @@ class AstBuilder {
   readonly badLabels: A.Span[] = [];
   /** `key -> h (nul = 0)`: the word must be `null`. */
   readonly badNullWords: A.Span[] = [];
+  /** Operator chains longer than MAX_CHAIN. */
+  readonly tooDeep: A.Span[] = [];
 
   /** A label's scope path from `a.b[i].c`; undefined if the expression is not such a chain. */
   pathOf(e: A.Expr): A.PathSegment[] | undefined {
@@ -921,6 +928,12 @@ export function parse(source: string, file: string, diags: DiagnosticBag, src: S
   const parser = getParser();
   const tokens = lexed.tokens;
   const decls: A.Decl[] = [];
+  // Nesting the recursive-descent parser (and everything after it) cannot take: report where it starts.
+  const deep = tooDeeplyNested(tokens);
+  if (deep) {
+    diags.add('limit', src.span(deep.startOffset, (deep.endOffset ?? deep.startOffset) + 1), `expression nested too deeply (more than ${MAX_NESTING} levels of brackets or prefix operators)`);
+    return { program: { file, source, decls }, hadErrors: true };
+  }
   let hadErrors = lexed.errors.length > 0;
   let from = 0;
   const endSpan = src.endSpan();
@@ -943,6 +956,8 @@ export function parse(source: string, file: string, diags: DiagnosticBag, src: S
     if (builder.badLabels.length) hadErrors = true;
     for (const s of builder.badNullWords) diags.add('syntax', s, "expected 'null', as in `sliding_window -> window (null = 0)`");
     if (builder.badNullWords.length) hadErrors = true;
+    for (const s of builder.tooDeep) diags.add('limit', s, `an expression with more than ${MAX_CHAIN} operators in a row; split it into several statements`);
+    if (builder.tooDeep.length) hadErrors = true;
     let restartAt: IToken | undefined;
     for (const err of parser.errors as IRecognitionException[]) {
       hadErrors = true;
@@ -960,6 +975,26 @@ export function parse(source: string, file: string, diags: DiagnosticBag, src: S
     from = i;
   }
   return { program: { file, source, decls }, hadErrors };
+}
+
+/** Deepest bracket nesting / run of prefix operators a model file may have; operators chained in one expression. */
+export const MAX_NESTING = 200;
+export const MAX_CHAIN = 2000;
+
+/** The token where brackets (or consecutive prefix operators) nest deeper than MAX_NESTING, if any. */
+function tooDeeplyNested(tokens: readonly IToken[]): IToken | undefined {
+  let depth = 0;
+  let prefix = 0;
+  for (let i = 0; i < tokens.length; i++) {
+    const tt = tokens[i].tokenType;
+    if (tt === T.LParen || tt === T.LBracket || tt === T.LCurly) depth++;
+    else if (tt === T.RParen || tt === T.RBracket || tt === T.RCurly) depth = Math.max(0, depth - 1);
+    // `- - - x`, `!!!b`, `a ** -b ** -c …`: each level is a recursive call too
+    if (tt === T.Minus || tt === T.Bang || tt === T.StarStar) prefix++;
+    else if (tt !== T.LParen) prefix = 0;
+    if (depth > MAX_NESTING || prefix > MAX_NESTING) return tokens[i];
+  }
+  return undefined;
 }
 
 /** Errors at the end of the file point just after the previous token. */

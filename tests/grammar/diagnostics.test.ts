@@ -1,5 +1,6 @@
 /** Diagnostics: one test per error class, several errors per run, and the printed caret format. */
-import { compileModel, formatDiagnostic, formatDiagnostics } from '../../grammar';
+import { compileModel, formatDiagnostic, formatDiagnostics, modelInfo } from '../../grammar';
+import { MAX_CHAIN, MAX_NESTING } from '../../grammar/parser';
 import { levenshtein, suggest, MAX_ERRORS, SNIPPET_WIDTH } from '../../grammar/diagnostics';
 import { GEMMA2, errors, model, read } from './helpers';
 
@@ -306,5 +307,19 @@ forward(x: f32[batch, seq, d]) {
     expect(compileModel('\uFEFF' + crlf, 'gemma2.model').diagnostics).toEqual([]);
     const d = only(errors('\uFEFF' + crlf.replace('head_dim = 128;', 'head_dimm = 128;'), 'gemma2.model', { variant: '27b' }));
     expect(d).toMatchObject({ line: 28, col: 17, lineText: '                head_dimm = 128; query_scalar = d_model / n_heads }' });
+  });
+
+  test('absurd nesting and 20,000-term sums are limit errors at their place, not stack overflows', () => {
+    const head = 'hparams { d = 4 }\ndim n\nforward(x: f32[n, d]) {\n  return y = ';
+    let d = only(errors(head + '('.repeat(5000) + 'x' + ')'.repeat(5000) + '\n}\n'));
+    expect(d).toMatchObject({ code: 'limit', line: 4, col: 13 + MAX_NESTING }); // forward's { is the first level
+    d = only(errors(head + '-'.repeat(3000) + 'x\n}\n'));
+    expect(d).toMatchObject({ code: 'limit', line: 4 });
+    d = only(errors(head + 'x' + ' + x'.repeat(20000) + '\n}\n'));
+    expect(d).toMatchObject({ code: 'limit', line: 4, col: 12 + 4 * MAX_CHAIN }); // the MAX_CHAIN-th '+'
+    expect(d.message).toBe(`an expression with more than ${MAX_CHAIN} operators in a row; split it into several statements`);
+    // what is allowed still compiles, and modelInfo (used by \`check\`) never throws either
+    expect(compileModel(head + '('.repeat(MAX_NESTING - 1) + 'x' + ')'.repeat(MAX_NESTING - 1) + ' + x' + ' + x'.repeat(MAX_CHAIN - 2) + '\n}\n', 'ok.model').graph).toBeDefined();
+    expect(() => modelInfo(head + 'x' + ' + x'.repeat(20000) + '\n}\n', 'long.model')).not.toThrow();
   });
 });
