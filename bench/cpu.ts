@@ -1,7 +1,9 @@
 /**
  * CPU backend benchmark: the small Gemma 2 shaped model (bench/fixtures/gemma2-small/config.json, 35.7M
- * params, random weights), side by side in one run with onnxruntime-node on the ONNX export of the same
- * architecture. Run: `npm run bench:cpu` (builds, then `node dist/bench/cpu.js [--quick] [--no-tfjs-cpu]`).
+ * params, random weights) built from gemma2.model by the front end, as written (primitive attention) and
+ * after the default pass pipeline (fused_attention: what `lapidary run` executes), side by side in one run
+ * with onnxruntime-node on the ONNX export of the same architecture.
+ * Run: `npm run bench:cpu` (builds, then `node dist/bench/cpu.js [--quick] [--no-tfjs-cpu]`).
  * Generated data (random safetensors, ONNX external data) goes to bench/.data/ (git-ignored).
  */
 import * as fs from 'fs';
@@ -9,7 +11,7 @@ import * as path from 'path';
 import { execFileSync } from 'child_process';
 import { compileModel } from '../grammar';
 import { Graph, nodeCost, getNode, concreteShape, DimEnv } from '../src/ir';
-import { initCpuBackend, execute, tf, OpProfile, ParamStore, BackendKind } from '../src/backends/cpu';
+import { initCpuBackend, execute, tf, OpProfile, ParamStore, BackendKind, PackedParams } from '../src/backends/cpu';
 import { generate } from '../src/backends/cpu/generate';
 import { writeSafetensors, TensorData } from '../src/checkpoint';
 import { loadParams } from '../src/checkpoint/load';
@@ -63,17 +65,26 @@ function graphFlops(g: Graph, env: DimEnv): number {
   return f;
 }
 
+/**
+ * Milliseconds per call: the fastest of `runs` timed calls after `warm` untimed ones. The machine is shared
+ * (other processes take the cores at random), so the minimum is the best estimate of what the code costs;
+ * every engine in the run is timed the same way.
+ */
 function timeIt(runs: number, warm: number, fn: () => void): number {
   for (let i = 0; i < warm; i++) fn();
-  const t0 = performance.now();
-  for (let i = 0; i < runs; i++) fn();
-  return (performance.now() - t0) / runs;
+  let best = Infinity;
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    fn();
+    best = Math.min(best, performance.now() - t0);
+  }
+  return best;
 }
 
-function forwardMs(g: Graph, params: ParamStore, batch: number, runs: number, warm: number, profile?: OpProfile): number {
+function forwardMs(g: Graph, params: ParamStore, batch: number, runs: number, warm: number, o: { profile?: OpProfile; packed?: PackedParams } = {}): number {
   const ids = tf.tidy(() => tf.cast(tf.mul(tf.randomUniform([batch, T], 0, 8000), 1), 'int32'));
   const ms = timeIt(runs, warm, () => {
-    const r = execute(g, { input_ids: ids }, params, { profile });
+    const r = execute(g, { input_ids: ids }, params, o);
     r.outputs.logits.dataSync();
     r.outputs.logits.dispose();
   });
@@ -81,19 +92,49 @@ function forwardMs(g: Graph, params: ParamStore, batch: number, runs: number, wa
   return ms;
 }
 
+/** tfjs matMul GFLOP/s at one of the model's Linear shapes (128×512 · 512×2048), weight kept across calls. */
 function matmulPeak(): number {
-  const a = tf.randomNormal([512, 512]);
+  const a = tf.randomNormal([128, 512]);
   const b = tf.randomNormal([512, 2048]);
   // (not tf.tidy(() => x.dataSync()): tidy walks the returned typed array element by element)
-  const ms = timeIt(quick ? 3 : 10, 2, () => {
+  const ms = timeIt(quick ? 5 : 20, 2, () => {
     const c = tf.matMul(a, b);
     c.dataSync();
     c.dispose();
   });
   a.dispose();
   b.dispose();
-  return (2 * 512 * 512 * 2048) / (ms / 1000);
+  return (2 * 128 * 512 * 2048) / (ms / 1000);
 }
+
+/**
+ * One Linear (x[M, 512] · W[2048, 512]ᵀ) three ways: tfjs's transposeB, (W·xᵀ)ᵀ (the lowering without packed
+ * weights), and x·Wt with W pre-transposed once (what PackedParams gives). M = 128 (prefill) and 1 (decode).
+ */
+function linearLayouts(): Record<string, { transpose_b_ms: number; w_xT_T_ms: number; packed_ms: number }> {
+  const out: Record<string, { transpose_b_ms: number; w_xT_T_ms: number; packed_ms: number }> = {};
+  const w = tf.randomNormal([2048, 512]);
+  const wt = tf.transpose(w);
+  for (const M of [128, 1]) {
+    const x = tf.randomNormal([M, 512]);
+    const t = (f: () => tf.Tensor) => timeIt(quick ? 5 : 20, 2, () => { const y = f(); y.dataSync(); y.dispose(); });
+    out[`M${M}`] = {
+      transpose_b_ms: t(() => tf.matMul(x, w, false, true)),
+      w_xT_T_ms: t(() => tf.tidy(() => tf.transpose(tf.matMul(w, tf.transpose(x))))),
+      packed_ms: t(() => tf.matMul(x, wt)),
+    };
+    x.dispose();
+  }
+  w.dispose();
+  wt.dispose();
+  return out;
+}
+
+const share = (prof: OpProfile) => {
+  const total = [...prof.values()].reduce((s, e) => s + e.ms, 0);
+  return [...prof.entries()].sort((a, b) => b[1].ms - a[1].ms).map(([k, e]) => ({ op: k, ms: +e.ms.toFixed(1), calls: e.calls, share: +(e.ms / total).toFixed(3) }));
+};
+const fmtShare = (prof: OpProfile) => share(prof).slice(0, 7).map((e) => `${e.op} ${(100 * e.share).toFixed(0)}%`).join(', ');
 
 async function onnxForwardMs(threads: number): Promise<number | string> {
   let ort: typeof import('onnxruntime-node');
@@ -108,10 +149,12 @@ async function onnxForwardMs(threads: number): Promise<number | string> {
     await sess.run({ [sess.inputNames[0]]: ids });
   };
   for (let i = 0; i < 3; i++) await run();
-  const n = quick ? 5 : 20;
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) await run();
-  const ms = (performance.now() - t0) / n;
+  let ms = Infinity;
+  for (let i = 0; i < (quick ? 5 : 20); i++) {
+    const t0 = performance.now();
+    await run();
+    ms = Math.min(ms, performance.now() - t0);
+  }
   await sess.release();
   return ms;
 }
@@ -127,50 +170,76 @@ async function main() {
   ensureOnnx();
   const flops1 = graphFlops(g, { batch: 1, seq: T });
   const fusedFlops1 = graphFlops(fused, { batch: 1, seq: T });
-  const results: Record<string, unknown> = { machine: `${require('os').cpus().length}-core ${process.arch}, Node ${process.version}`, T, flops_forward_b1: flops1, flops_forward_b1_fused_band: fusedFlops1 };
-  log(`model: gemma2-small (${config.num_hidden_layers} layers, d ${config.hidden_size}, vocab ${config.vocab_size}); forward FLOPs at B=1, T=${T}: ${(flops1 / 1e9).toFixed(2)} G (dense attention)`);
+  const results: Record<string, unknown> = {
+    machine: `${require('os').cpus().length}-core ${process.arch}, Node ${process.version}`,
+    loadavg_at_start: require('os').loadavg().map((x: number) => +x.toFixed(2)),
+    T,
+    flops_forward_b1: flops1,
+    flops_forward_b1_fused_band: fusedFlops1,
+  };
+  log(`model: gemma2-small (${config.num_hidden_layers} layers, d ${config.hidden_size}, vocab ${config.vocab_size}); forward FLOPs at B=1, T=${T}: ${(flops1 / 1e9).toFixed(2)} G dense (${(fusedFlops1 / 1e9).toFixed(2)} G band-only after the passes)`);
+  log(`machine: ${results.machine}, load average ${(results.loadavg_at_start as number[]).join(' ')}`);
+  const gflops = (f: number, ms: number) => ((f / ms) * 1e-6).toFixed(1);
 
   for (const kind of (withTfjsCpu ? ['wasm', 'cpu'] : ['wasm']) as BackendKind[]) {
     await initCpuBackend(kind);
     const params = loadParams(g, CK);
+    const packed = new PackedParams();
     const peak = matmulPeak();
     const slow = kind === 'cpu';
     const runs = quick || slow ? 1 : 5;
-    const prof: OpProfile = new Map();
-    const b1 = forwardMs(g, params, 1, runs, 1);
-    forwardMs(g, params, 1, 1, 0, prof);
-    const b4 = slow ? NaN : forwardMs(g, params, 4, quick ? 1 : 3, 1);
-    const bf1 = slow ? NaN : forwardMs(fused, params, 1, runs, 1);
-    const r: Record<string, unknown> = { matmul_peak_gflops: peak / 1e9, forward_b1_ms: b1, forward_b4_ms: b4, forward_b1_fused_ms: bf1 };
-    log(`\ntfjs ${kind}: matMul 512x512·512x2048 ${(peak / 1e9).toFixed(1)} GFLOP/s`);
-    log(`  forward B=1 T=${T}: ${b1.toFixed(1)} ms (${((flops1 / b1) * 1e-6).toFixed(1)} GFLOP/s, ${((T / b1) * 1000).toFixed(0)} tokens/s)`);
+    const r: Record<string, unknown> = { matmul_peak_gflops: peak / 1e9 };
+    log(`\ntfjs ${kind}: matMul 128x512·512x2048 ${(peak / 1e9).toFixed(1)} GFLOP/s`);
     if (!slow) {
-      log(`  forward B=4 T=${T}: ${b4.toFixed(1)} ms (${((4 * flops1) / b4 * 1e-6).toFixed(1)} GFLOP/s, ${((4 * T) / b4 * 1000).toFixed(0)} tokens/s)`);
-      log(`  forward B=1, fused_attention graph: ${bf1.toFixed(1)} ms`);
+      const lin = linearLayouts();
+      r.linear_layouts = lin;
+      for (const [m, e] of Object.entries(lin)) log(`  Linear ${m.slice(1)}x512·(2048x512)ᵀ: transposeB ${e.transpose_b_ms.toFixed(2)} ms, (W·xᵀ)ᵀ ${e.w_xT_T_ms.toFixed(2)} ms, pre-transposed ${e.packed_ms.toFixed(2)} ms`);
+    }
+    const bf1 = forwardMs(fused, params, 1, runs, 1, { packed });
+    r.forward_b1_fused_ms = bf1;
+    log(`  forward B=1 T=${T}, default pipeline (fused_attention, weights pre-transposed): ${bf1.toFixed(1)} ms (${gflops(flops1, bf1)} GFLOP/s dense-equivalent, ${((T / bf1) * 1000).toFixed(0)} tokens/s)`);
+    if (!slow) {
+      const bf4 = forwardMs(fused, params, 4, quick ? 1 : 3, 1, { packed });
+      const bfu = forwardMs(fused, params, 1, runs, 1);
+      const b1 = forwardMs(g, params, 1, runs, 1, { packed });
+      const b4 = forwardMs(g, params, 4, quick ? 1 : 3, 1, { packed });
+      Object.assign(r, { forward_b4_fused_ms: bf4, forward_b1_fused_unpacked_ms: bfu, forward_b1_primitive_ms: b1, forward_b4_primitive_ms: b4 });
+      log(`  forward B=4 T=${T}, default pipeline: ${bf4.toFixed(1)} ms (${gflops(4 * flops1, bf4)} GFLOP/s, ${((4 * T) / bf4 * 1000).toFixed(0)} tokens/s)`);
+      log(`  forward B=1, default pipeline, weights not pre-transposed: ${bfu.toFixed(1)} ms`);
+      log(`  forward B=1 / B=4, primitive graph (--passes ''): ${b1.toFixed(1)} / ${b4.toFixed(1)} ms`);
+      const profF: OpProfile = new Map();
+      forwardMs(fused, params, 1, 1, 0, { packed, profile: profF });
+      const profP: OpProfile = new Map();
+      forwardMs(g, params, 1, 1, 0, { packed, profile: profP });
+      r.profile_fused_b1 = share(profF);
+      r.profile_primitive_b1 = share(profP);
+      log(`  time per op kind, B=1, default pipeline: ${fmtShare(profF)}`);
+      log(`  time per op kind, B=1, primitive graph: ${fmtShare(profP)}`);
       const prompt = Array.from({ length: 64 }, (_, i) => (i * 37) % 8192);
       const n = quick ? 8 : 32;
-      const cached = generate(fused, params, prompt, { maxNewTokens: n + 1 });
-      const full = generate(g, params, prompt, { maxNewTokens: quick ? 3 : 9 });
+      const cached = generate(fused, params, prompt, { maxNewTokens: n + 1, packed });
+      const full = generate(fused, params, prompt, { maxNewTokens: quick ? 3 : 9, cache: false, packed });
       const cacheMs = cached.decodeMs / n;
       const fullMs = full.decodeMs / (full.newIds.length - 1);
       r.decode = { prompt: 64, cached_ms_per_token: cacheMs, recompute_ms_per_token: fullMs, speedup: fullMs / cacheMs, same_tokens: cached.newIds.slice(0, full.newIds.length).join() === full.newIds.join() };
       log(`  decode after a 64-token prompt: KV cache ${cacheMs.toFixed(1)} ms/token (${(1000 / cacheMs).toFixed(0)} tokens/s), recompute ${fullMs.toFixed(1)} ms/token: ${(fullMs / cacheMs).toFixed(1)}× faster; same greedy tokens: ${(r.decode as { same_tokens: boolean }).same_tokens}`);
     }
-    const total = [...prof.values()].reduce((s, e) => s + e.ms, 0);
-    r.profile = Object.fromEntries([...prof.entries()].sort((a, b) => b[1].ms - a[1].ms).map(([k, e]) => [k, { ms: +e.ms.toFixed(2), calls: e.calls, share: +(e.ms / total).toFixed(3) }]));
-    log(`  time per op kind (B=1 forward): ` + [...prof.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 8).map(([k, e]) => `${k} ${((100 * e.ms) / total).toFixed(0)}%`).join(', '));
     results[`tfjs_${kind}`] = r;
+    packed.dispose();
     params.forEach((t) => t.dispose());
   }
   // onnxruntime last: its intra-op threads spin-wait and slowed the tfjs runs that followed it.
   const ort2 = await onnxForwardMs(2);
   const ort1 = await onnxForwardMs(1);
   results.onnxruntime = { threads2_ms: ort2, threads1_ms: ort1 };
+  log(`\nonnxruntime-node 1.30, B=1: ${typeof ort2 === 'number' ? `${ort2.toFixed(1)} ms (2 threads, ${gflops(flops1, ort2)} GFLOP/s), ${(ort1 as number).toFixed(1)} ms (1 thread, ${gflops(flops1, ort1 as number)} GFLOP/s)` : ort2}`);
   for (const kind of ['wasm', 'cpu']) {
-    const r = results[`tfjs_${kind}`] as { forward_b1_ms: number } | undefined;
-    if (r && typeof ort2 === 'number') log(`tfjs ${kind} forward B=1 / onnxruntime (2 threads): ${(r.forward_b1_ms / ort2).toFixed(2)}×`);
+    const r = results[`tfjs_${kind}`] as { forward_b1_fused_ms: number; forward_b1_primitive_ms?: number } | undefined;
+    if (!r || typeof ort2 !== 'number') continue;
+    const vs = (ms: number) => `${(ms / ort2).toFixed(2)}× (2 threads), ${(ms / (ort1 as number)).toFixed(2)}× (1 thread)`;
+    log(`tfjs ${kind} forward B=1 / onnxruntime: default pipeline ${vs(r.forward_b1_fused_ms)}${r.forward_b1_primitive_ms ? `; primitive graph ${vs(r.forward_b1_primitive_ms)}` : ''}`);
   }
-  log(`onnxruntime-node 1.30, B=1: ${typeof ort2 === 'number' ? `${ort2.toFixed(1)} ms (2 threads, ${((flops1 / ort2) * 1e-6).toFixed(1)} GFLOP/s), ${(ort1 as number).toFixed(1)} ms (1 thread)` : ort2}`);
+  results.loadavg_at_end = require('os').loadavg().map((x: number) => +x.toFixed(2));
 
   fs.writeFileSync(path.join(DATA, 'cpu-results.json'), JSON.stringify(results, null, 2));
   log(`\nresults: ${path.relative(ROOT, path.join(DATA, 'cpu-results.json'))}`);
