@@ -27,8 +27,9 @@ export function addModelOptions(cmd: Command, { dims = true } = {}): Command {
 
 export function positiveInt(option: string): (v: string) => number {
   return (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n <= 0) throw new UserError(`option ${option} takes a positive integer, got '${v}'`);
+    // Digits only: Number() would also take '0x10', '1e3', '4.0' and ' 8 '.
+    const n = /^\s*[0-9]+\s*$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || n <= 0) throw new UserError(`option ${option} takes a positive integer, got '${v}'`);
     return n;
   };
 }

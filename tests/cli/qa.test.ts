@@ -134,3 +134,12 @@ export default definePass({ name, description: fileURLToPath(import.meta.url) + 
   expect(r.stderr).toBe('');
   expect(r.stdout).toMatch(new RegExp(`from-json +${path.join(dir, 'p.mjs').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} ${dir.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
 });
+
+test('--batch/--seq take digits only (Number() also read 0x10, 1e3 and 4.0)', () => {
+  for (const v of ['0x10', '1e3', '4.0', '-2', '0', 'abc']) {
+    const r = lapidary(['stats', MODEL, '--seq', v]);
+    expectCleanFailure(r);
+    expect(r.stderr).toBe(`lapidary: error: option --seq takes a positive integer, got '${v}'\n`);
+  }
+  expect(JSON.parse(lapidary(['stats', MODEL, '--seq', '16', '--json']).stdout).nodes).toBeGreaterThan(0);
+});
