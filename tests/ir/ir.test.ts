@@ -72,3 +72,19 @@ describe('IR core', () => {
     expect(c).toEqual({ flops: 0, transcendentals: 24, bytes: 2 * 24 * 4 });
   });
 });
+
+describe('CPU lowerings agree with XLA semantics', () => {
+  test('integer division truncates toward zero (as XLA divide)', async () => {
+    const tf = await import('@tensorflow/tfjs-core');
+    await import('@tensorflow/tfjs-backend-cpu');
+    await tf.setBackend('cpu');
+    const { getOp } = await import('../../src/ir');
+    const b = new GraphBuilder();
+    const x = b.input('x', { dtype: 'i32', shape: [6] });
+    const y = b.input('y', { dtype: 'i32', shape: [6] });
+    const g = b.build({ outputs: [{ name: 'q', node: b.op('div', [x, y]) }] });
+    const n = g.nodes[2];
+    const out = getOp('div').cpu!({ tf, env: {}, state: new Map() }, [tf.tensor1d([-7, 7, -7, 7, 6, -6], 'int32'), tf.tensor1d([2, 2, -2, -2, 3, 3], 'int32')], n);
+    expect(Array.from(await out.data())).toEqual([-3, 3, 3, -3, 2, -2]);
+  });
+});

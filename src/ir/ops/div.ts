@@ -7,7 +7,14 @@ export const div = defineOp({
   arity: 2,
   elementwise: true,
   infer: (t) => inferBinary('div', t),
-  cpu: ({ tf }, [a, b]) => (a.dtype === 'int32' ? tf.floorDiv(a, b) : tf.div(a, b)),
+  // Integer division truncates toward zero, as XLA's `divide` does (floorDiv rounds down: correct it).
+  cpu: ({ tf }, [a, b]) => {
+    if (a.dtype !== 'int32') return tf.div(a, b);
+    const q = tf.floorDiv(a, b);
+    const inexact = tf.notEqual(tf.sub(a, tf.mul(q, b)), 0);
+    const oppositeSigns = tf.notEqual(tf.less(a, 0), tf.less(b, 0));
+    return tf.add(q, tf.cast(tf.logicalAnd(inexact, oppositeSigns), 'int32'));
+  },
   xla: (b, ins, _n, out) => xlaBinary(b, 'divide', ins, out.shape),
   vjp: (g, n, dy) => {
     const [a, b] = n.inputs;
