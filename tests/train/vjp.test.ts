@@ -54,6 +54,7 @@ const CASES: Case[] = [
   { name: 'matmul aᵀ bᵀ batched', op: 'matmul', args: [f([2, 4, 3]), f([2, 5, 4])], attrs: { transpose_a: true, transpose_b: true } },
   { name: 'matmul batched broadcast', op: 'matmul', args: [f([2, 2, 3, 4]), f([1, 2, 4, 3])] },
   { name: 'matmul broadcast in a middle batch dim', op: 'matmul', args: [f([1, 2, 2, 3, 4]), f([1, 2, 1, 5, 4])], attrs: { transpose_b: true } },
+  { name: 'matmul bᵀ with a softcap epilogue (LM head)', op: 'matmul', args: [f([2, 3, 4]), f([5, 4])], attrs: { transpose_b: true, softcap: 0.7 } },
   { name: 'reduce sum', op: 'reduce', args: [f([2, 3, 4])], attrs: { kind: 'sum', axes: [0, 2] } },
   { name: 'reduce sum keepdims', op: 'reduce', args: [f([2, 3])], attrs: { kind: 'sum', axes: [-1], keepdims: true } },
   { name: 'reduce mean', op: 'reduce', args: [f([2, 3, 4])], attrs: { kind: 'mean', axes: [1] } },

@@ -1,4 +1,4 @@
-import { defineOp, Tensor, TF } from '../op';
+import { defineOp, OpDef, Tensor, TF } from '../op';
 import { ShapeError, broadcastShapes, fmtType, isFloat } from '../shape';
 import { Dim, NodeId } from '../types';
 import { broadcastTo } from '../xla';
@@ -16,13 +16,43 @@ function linear2d(tf: TF, x: Tensor, w: Tensor, tb: boolean): Tensor {
 }
 
 /**
+ * Optional epilogue `softcap = c` (c > 0): the result is c · tanh(y / c), computed on the product before it is
+ * written out — the Gemma 2 LM head's final-logit soft-cap, folded in by the softcap-folding pass.
+ */
+function withSoftcapEpilogue(def: OpDef): OpDef {
+  const cap = (n: { attrs: { [k: string]: unknown } }) => (typeof n.attrs.softcap === 'number' && n.attrs.softcap > 0 ? n.attrs.softcap : 0);
+  return {
+    ...def,
+    cpu: (ctx, ins, node) => {
+      const y = def.cpu!(ctx, ins, node);
+      const c = cap(node);
+      return c ? ctx.tf.mul(ctx.tf.tanh(ctx.tf.div(y, c)), c) : y;
+    },
+    xla: (b, ins, node, out) => {
+      const y = def.xla!(b, ins, node, out);
+      const c = cap(node);
+      return c ? b.binary('multiply', b.unary('tanh', b.binary('divide', y, b.constant(c, y.type))), b.constant(c, y.type)) : y;
+    },
+    vjp: (g, node, dy) => {
+      const c = cap(node);
+      if (!c) return def.vjp!(g, node, dy);
+      // d(c·tanh(y/c))/dy = 1 − tanh² = 1 − (out/c)²
+      const dt = node.type.dtype;
+      const t = g.op('div', [node.id, g.constant(c, dt)]);
+      const d = g.op('mul', [dy, g.op('sub', [g.constant(1, dt), g.op('mul', [t, t])])]);
+      return def.vjp!(g, node, d);
+    },
+  };
+}
+
+/**
  * Batched matrix product a[..., M, K] · b[..., K, N] → [..., M, N], with optional transposes of the last two
  * dims. Batch dims broadcast; a rank-2 `b` (a weight) is shared by every batch element. `linear(x, w)` in
  * the language is matmul(x, w, transpose_b = true) with w in Hugging Face's [out, in] layout.
  */
-export const matmul = defineOp({
+export const matmul = defineOp(withSoftcapEpilogue({
   name: 'matmul',
-  doc: 'batched matrix product with optional transposes',
+  doc: 'batched matrix product with optional transposes and an optional softcap epilogue',
   arity: 2,
   infer: ([a, b], at) => {
     if (a.shape.length < 2 || b.shape.length < 2) throw new ShapeError(`matmul needs operands of rank >= 2, got ${fmtType(a)} and ${fmtType(b)}`);
@@ -96,4 +126,4 @@ export const matmul = defineOp({
     else [da, db] = [mm(b, dy, true, true), mm(dy, a, true, true)];
     return [sumTo(g, da, g.type(a).shape), sumTo(g as GraphBuilder, db, g.type(b).shape)];
   },
-});
+}));
