@@ -12,3 +12,4 @@ export * from './collectives';
 export * from './plan';
 export * from './emit';
 export * from './report';
+export * from './simulate';

@@ -125,7 +125,7 @@ export class Partitioner implements XlaBuilder {
     if (spec === undefined) {
       return this.mk(global, global.shape.map(() => []), undefined, null, { param: name, undecided: true, ...at });
     }
-    const local = this.inner.arg(this.localType(global, spec), { name, ...(index !== undefined ? { index } : {}) });
+    const local = this.inner.arg(this.localType(global, spec), { name, spec, ...(index !== undefined ? { index } : {}) });
     return this.mk(global, cloneSpec(spec), local, null, isParam ? { param: name, ...at } : at);
   }
 
@@ -209,7 +209,7 @@ export class Partitioner implements XlaBuilder {
       if (!ps) this.addFsdp(info.global, spec);
       info.spec = spec;
       info.undecided = false;
-      info.local = this.inner.arg(this.localType(info.global, spec), { name: info.input!, ...(info.argIndex !== undefined ? { index: info.argIndex } : {}) });
+      info.local = this.inner.arg(this.localType(info.global, spec), { name: info.input!, spec, ...(info.argIndex !== undefined ? { index: info.argIndex } : {}) });
       this.decidedInputs.set(info.input!, cloneSpec(spec));
       return;
     }
@@ -237,7 +237,7 @@ export class Partitioner implements XlaBuilder {
   private fix(info: Info, spec: MutableSpec): void {
     info.spec = spec;
     info.undecided = false;
-    info.local = this.inner.arg(this.localType(info.global, spec), { name: info.param!, ...(info.argIndex !== undefined ? { index: info.argIndex } : {}) });
+    info.local = this.inner.arg(this.localType(info.global, spec), { name: info.param!, spec, ...(info.argIndex !== undefined ? { index: info.argIndex } : {}) });
     this.decided.set(info.param!, cloneSpec(spec));
   }
 
@@ -434,6 +434,9 @@ export class Partitioner implements XlaBuilder {
     if ((op === 'add' || op === 'subtract') && same(ia.partial, ib.partial) && ia.partial!.reducer === 'add') partial = ia.partial;
     else if ((op === 'multiply' || op === 'divide') && ia.partial?.reducer === 'add' && !ib.partial) partial = ia.partial;
     else if (op === 'multiply' && ib.partial?.reducer === 'add' && !ia.partial) partial = ib.partial;
+    // A pending sum over an axis cannot stay pending on a layout split by that same axis (each device would
+    // hold a different slice of the addends): sum it first — a reduce-scatter onto the split dim.
+    if (partial && spec.some((s) => s.some((x) => partial!.axes.includes(x)))) partial = null;
     if (!partial && (ia.partial || ib.partial)) spec = this.settle([a, b], spec, a.type.shape);
     const la = this.local(a, spec, !!partial && !!ia.partial);
     const lb = this.local(b, spec, !!partial && !!ib.partial);

@@ -176,8 +176,9 @@ export function emitWholeProgram(
   b: WholeProgramEmitter,
   o: ProgramOptions,
   shardings?: { mesh: Mesh; params: ReadonlyMap<string, Spec>; inputs: ReadonlyMap<string, Spec>; outputs: ReadonlyMap<string, Spec> },
+  /** Receives every node's value when given (e.g. the SPMD simulator's reference run). */
+  vals: Map<NodeId, XlaValue> = new Map(),
 ): { name: string; value: XlaValue; sharding?: string }[] {
-  const vals = new Map<NodeId, XlaValue>();
   for (const n of sourceNodes(g)) {
     b.setOrigin(originOf(n));
     const name = String(n.attrs.name);

@@ -4,6 +4,7 @@
  * slices). The StableHLO printer, the HLO printer and the cost recorder all implement it.
  */
 import { DType } from '../../ir/types';
+import type { Spec } from './mesh';
 import { DotDims, GatherDims, XlaBinary, XlaBuilder, XlaCompare, XlaReducer, XlaType, XlaUnary, XlaValue } from '../../ir/xla';
 
 export interface ReplicaGroupSet {
@@ -21,6 +22,8 @@ export interface ArgInfo {
   readonly sharding?: string;
   /** Position in the program's signature (arguments may be created in any order, e.g. at first use). */
   readonly index?: number;
+  /** How the argument is split over the mesh (per-device programs; the simulator cuts its inputs by it). */
+  readonly spec?: Spec;
 }
 
 export interface SpmdEmitter extends XlaBuilder {
