@@ -13,7 +13,7 @@ import { runPipeline, resolvePipeline } from '../../src/passes';
 import { shiftLabels } from '../../src/train/loss';
 import {
   CollectiveEvent, Feeds, buildTrainingStep, checkPartition, getChip, makeMesh, parseStrategy, parseTopology, simulatePartitioned, simulateWhole, sourceNodes,
-  SpmdSimulator, localBlock, assemble,
+  SpmdSimulator, localBlock, assemble, partitionForCost,
 } from '../../src/backends/tpu';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -26,7 +26,7 @@ const mesh = (spec: string, topo: string) => makeMesh(parseTopology(getChip('v5e
 const raw = compileModel(fs.readFileSync(path.join(ROOT, 'gemma2.model'), 'utf8'), 'gemma2.model', { config, dims: { batch: B, seq: T } }).graph!;
 const ck = openCheckpoint(path.join(fx, 'model.safetensors'));
 
-function feedsFor(g: Graph): Feeds {
+function feedsFor(g: Graph, params = true): Feeds {
   let seed = 12345;
   const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
   const ids = Int32Array.from(ref.input_ids.flat() as number[]);
@@ -41,7 +41,7 @@ function feedsFor(g: Graph): Feeds {
     else if (name === 'lr') feeds.set(name, [1e-3]);
     else if (name.startsWith('adam.m.')) feeds.set(name, Float64Array.from({ length: size }, () => (rand() - 0.5) * 2e-3));
     else if (name.startsWith('adam.v.')) feeds.set(name, Float64Array.from({ length: size }, () => 1e-6 + rand() * 1e-6));
-    else feeds.set(name, readTensor(ck.tensors.get(name)!));
+    else if (params) feeds.set(name, readTensor(ck.tensors.get(name)!));
   }
   return feeds;
 }
@@ -98,6 +98,22 @@ describe('the per-device training step, executed', () => {
     expect(Math.abs(whole.outputs.get('loss')![0] - ref.train.loss)).toBeLessThan(1e-5);
   });
 
+  test.each([
+    ['model=4', '2x2', []],
+    ['model=2', '1x2', ['model']],
+  ])('%s: K/V projections column-split, their heads dim split only when the 2 K/V heads divide', (meshText, topo, heads) => {
+    const m = mesh(meshText, topo);
+    const { result } = partitionForCost(step.graph, m, parseStrategy('tp', m).policy, 4, step.forwardEnd);
+    for (const proj of ['k_proj', 'v_proj']) {
+      const w = step.graph.nodes.find((n) => n.op === 'param' && n.attrs.name === `model.layers.0.self_attn.${proj}.weight`)!;
+      expect(result.paramSpecs.get(String(w.attrs.name))).toEqual([['model'], []]);
+      const mm = step.graph.nodes.find((n) => n.op === 'matmul' && n.inputs.includes(w.id))!;
+      const heads4 = step.graph.nodes.find((n) => n.op === 'reshape' && n.inputs[0] === mm.id)!;
+      expect(heads4.type.shape).toEqual([B, T, 2, 16]);
+      expect(result.partitioner.spec(result.values.get(heads4.id)!)).toEqual([[], [], heads, []]);
+    }
+  });
+
   // model=4 and data=2,model=4 were wrong before (more model shards than the tiny model's 2 K/V heads).
   test.each([
     ['model=4', '2x2', 'tp'],
@@ -118,6 +134,23 @@ describe('the per-device training step, executed', () => {
       if (i.partial && !i.bcast) expect(i.spec.flat().filter((a) => i.partial!.axes.includes(a))).toEqual([]);
     }
   });
+});
+
+test('27B\'s head structure (32 query heads, 16 K/V heads) on data=2,model=8: the per-device step is exact', () => {
+  const cfg = { ...config, num_attention_heads: 32, num_key_value_heads: 16, head_dim: 4, query_pre_attn_scalar: 4, num_hidden_layers: 2, layer_types: ['sliding_attention', 'full_attention'] };
+  const g0 = compileModel(fs.readFileSync(path.join(ROOT, 'gemma2.model'), 'utf8'), 'gemma2.model', { config: cfg, dims: { batch: B, seq: T } }).graph!;
+  const st = buildTrainingStep(runPipeline(g0, resolvePipeline({})).graph, 'layer-inputs');
+  let seed = 7;
+  const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const feeds = new Map(feedsFor(st.graph, false));
+  for (const n of sourceNodes(st.graph)) {
+    if (n.op === 'param') feeds.set(String(n.attrs.name), Float64Array.from({ length: (n.type.shape as number[]).reduce((a, b) => a * b, 1) }, () => (rand() - 0.5) * 0.2));
+  }
+  const m = mesh('data=2,model=8', '4x4');
+  const whole = simulateWhole(st.graph, feeds);
+  const run = simulatePartitioned(st.graph, m, parseStrategy('fsdp+tp', m).policy, feeds, { env: {}, backwardFrom: st.forwardEnd });
+  expect(run.partitioner.spec(run.values.get(st.graph.nodes.find((n) => n.op === 'param' && String(n.attrs.name).endsWith('k_proj.weight'))!.id)!)).toEqual([['model'], ['data']]);
+  expect(checkPartition(st.graph, m, run, whole.values)).toEqual([]);
 });
 
 describe('a pending partial sum meeting a split operand', () => {
