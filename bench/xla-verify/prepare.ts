@@ -13,7 +13,8 @@
  *   train_expected.safetensors      out0.. = every output computed by the CPU backend (loss, ce_loss, grad_norm,
  *                                   the new params and moments)
  *   train_sharded.mlir              the step with mhlo.sharding for mesh data=2,model=4 (XLA's SPMD partitioner)
- *   train_partitioned.mlir (+ train_partitioned_specs.json)  our per-device step (reduce-scatter of gradients)
+ *   train_partitioned.mlir (+ train_partitioned_specs.json)  our per-device step on data=2,model=4 (reduce-scatter
+ *                                   of gradients); train_m4_* (model=4) and train_d2m2_* (data=2,model=2) likewise
  *   train_cost.json                 our FLOP / transcendental counts of train.mlir
  * Usage (repo root): npx esbuild --bundle --platform=node bench/xla-verify/prepare.ts --outfile=/tmp/prep.js && node /tmp/prep.js OUTDIR
  */
@@ -147,17 +148,25 @@ async function trainStep(): Promise<void> {
   fs.writeFileSync(path.join(out, 'train_highest.mlir'), wh.finish(emitWholeProgram(sg, wh, { env })));
   const c = compileTpu(fg, mesh, s, { chip: 'v5e', mode: 'train', remat: 'layer-inputs' }, { batch: B, seq: T }, { emit: true });
   fs.writeFileSync(path.join(out, 'train_sharded.mlir'), c.programs!.wholeMlir);
-  // Our per-device step on 4 devices (data=2, model=2). Known bug: with model=4 (more model shards than the tiny
-  // model's 2 K/V heads) the per-device backward is wrong (docs/tpu.md); the forward and the loss are right.
-  const mesh4 = makeMesh(parseTopology(getChip('v5e'), '2x2'), 'data=2,model=2');
-  const c4 = compileTpu(fg, mesh4, parseStrategy('fsdp+tp', mesh4), { chip: 'v5e', mode: 'train', remat: 'layer-inputs' }, { batch: B, seq: T }, { emit: true });
-  fs.writeFileSync(path.join(out, 'train_partitioned.mlir'), c4.programs!.partitionedMlir);
-  const pr = c4.partition;
-  const specOf = (n: (typeof sg.nodes)[number]) => (n.op === 'input' ? pr.inputSpecs : pr.paramSpecs).get(String(n.attrs.name));
-  fs.writeFileSync(
-    path.join(out, 'train_partitioned_specs.json'),
-    JSON.stringify({ mesh: mesh4.axes.map((a) => [a.name, a.size]), args: sourceNodes(c4.program).map(specOf), outputs: pr.outputs.map((o) => o.spec) }) + '\n',
-  );
+  // Our per-device step: train_ on data=2,model=4 (8 devices), train_m4_ on model=4 (4 devices) — the meshes with
+  // more model shards than the tiny model's 2 K/V heads, where the backward was wrong before (now fixed; the
+  // SPMD simulator in tests/tpu/simulate.test.ts checks the same programs on this machine) — and train_d2m2_ on
+  // data=2,model=2. run_partitioned.py DIR PREFIX reads PREFIX{partitioned.mlir,partitioned_specs.json,in,expected}.
+  for (const [pre, meshText, topo] of [['train_', 'data=2,model=4', '2x4'], ['train_m4_', 'model=4', '2x2'], ['train_d2m2_', 'data=2,model=2', '2x2']]) {
+    const m = makeMesh(parseTopology(getChip('v5e'), topo), meshText);
+    const cm = compileTpu(fg, m, parseStrategy(meshText.includes('data') ? 'fsdp+tp' : 'tp', m), { chip: 'v5e', mode: 'train', remat: 'layer-inputs' }, { batch: B, seq: T }, { emit: true });
+    fs.writeFileSync(path.join(out, `${pre}partitioned.mlir`), cm.programs!.partitionedMlir);
+    const pr = cm.partition;
+    const specOf = (n: (typeof sg.nodes)[number]) => (n.op === 'input' ? pr.inputSpecs : pr.paramSpecs).get(String(n.attrs.name));
+    fs.writeFileSync(
+      path.join(out, `${pre}partitioned_specs.json`),
+      JSON.stringify({ mesh: m.axes.map((a) => [a.name, a.size]), args: sourceNodes(cm.program).map(specOf), outputs: pr.outputs.map((o) => o.spec) }) + '\n',
+    );
+    if (pre !== 'train_') {
+      fs.copyFileSync(path.join(out, 'train_in.safetensors'), path.join(out, `${pre}in.safetensors`));
+      fs.copyFileSync(path.join(out, 'train_expected.safetensors'), path.join(out, `${pre}expected.safetensors`));
+    }
+  }
   const rec = new CostRecorder();
   emitWholeProgram(sg, rec, { env });
   const tcost = {
