@@ -9,7 +9,7 @@ import * as path from 'path';
 import { tf, ParamStore } from '../backends/cpu';
 import { Graph, concreteShape } from '../ir';
 import { writeSafetensors, readSafetensorsHeader, readTensor, TensorData } from '../checkpoint';
-import { UserError } from '../cli/errors';
+import { UserError } from '../errors';
 import { OptimizerState } from './trainer';
 import { rng } from '../backends/cpu/generate';
 

@@ -16,7 +16,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { UserError } from '../cli/errors';
+import { UserError } from '../errors';
 import { readSafetensorsHeader, readTensor, writeSafetensors } from '../checkpoint';
 
 export interface TokenStream {

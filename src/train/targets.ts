@@ -11,7 +11,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { execute, tf, ParamStore } from '../backends/cpu';
 import { Graph } from '../ir';
-import { UserError } from '../cli/errors';
+import { UserError } from '../errors';
 import { TokenStream, TargetsMeta, TARGETS_META, windowCount, windowIds, shardComplete, writeShard } from './data';
 
 export interface TargetsOptions {
