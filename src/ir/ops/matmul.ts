@@ -71,9 +71,20 @@ export const matmul = defineOp(withSoftcapEpilogue({
     layout: (i, node, t) => (i === 1 && t.shape.length === 2 && node.attrs.transpose_b && !node.attrs.transpose_a ? 'T' : undefined),
     pack: (tf, _layout, w) => tf.transpose(w),
   },
-  cpu: ({ tf, layouts }, [a, b], node) => {
-    const ta = !!node.attrs.transpose_a;
-    const tb = !!node.attrs.transpose_b && layouts?.[1] !== 'T';
+  cpu: ({ tf, layouts }, [a0, b0], node) => {
+    let [a, b] = [a0, b0];
+    let ta = !!node.attrs.transpose_a;
+    let tb = !!node.attrs.transpose_b && layouts?.[1] !== 'T';
+    if (tf.getBackend() === 'wasm' && (ta || (tb && b.rank > 2))) {
+      // XNNPACK (tfjs-wasm's kernel for a product with one batch element) is ~25× slower with transpose_a and
+      // ~10× with transpose_b (aᵀ·b for a [128, 2048], b [128, 512]: 537 ms vs 11 ms with the transpose done
+      // first). Weight gradients are such products: transpose the operand explicitly (one copy of it). A rank-2
+      // `b` then takes the row-folding path below; batched products use another kernel that does not care.
+      const batch1 = (x: Tensor) => x.shape.slice(0, -2).every((d) => d === 1);
+      const swap = (x: Tensor) => tf.transpose(x, [...Array(x.rank - 2).keys(), x.rank - 1, x.rank - 2]);
+      if (ta && (b.rank === 2 || (batch1(a) && batch1(b)))) [a, ta] = [swap(a), false];
+      if (tb && b.rank > 2 && batch1(a) && batch1(b)) [b, tb] = [swap(b), false];
+    }
     if (b.rank === 2 && a.rank > 2 && !ta) {
       // Fold the batch dims of `a` into rows: one large GEMM instead of many small ones.
       const k = a.shape[a.rank - 1];
@@ -124,6 +135,14 @@ export const matmul = defineOp(withSoftcapEpilogue({
     else if (!ta && tb) [da, db] = [mm(dy, b, false, false), mm(dy, a, true, false)];
     else if (ta && !tb) [da, db] = [mm(b, dy, false, true), mm(a, dy, false, false)];
     else [da, db] = [mm(b, dy, true, true), mm(dy, a, true, true)];
+    const as = g.type(a).shape;
+    if (g.type(b).shape.length === 2 && as.length > 2 && !ta && as.every((d) => typeof d === 'number')) {
+      // A weight shared by every row: its gradient contracts over all rows at once, one [R, ·]ᵀ·[R, ·] product
+      // with R = the batch dims folded into rows, instead of a product per batch element summed afterwards.
+      const rows = (as as number[]).slice(0, -1).reduce((p, d) => p * d, 1);
+      const flat = (x: NodeId) => g.op('reshape', [x], { shape: [rows, g.type(x).shape[as.length - 1]] });
+      db = tb ? mm(flat(dy), flat(a), true, false) : mm(flat(a), flat(dy), true, false);
+    }
     return [sumTo(g, da, g.type(a).shape), sumTo(g as GraphBuilder, db, g.type(b).shape)];
   },
 }));

@@ -2,6 +2,7 @@ import { defineOp } from '../op';
 import { ShapeError, broadcastShapes, fmtType, concreteShape } from '../shape';
 import { broadcastTo } from '../xla';
 import { sumTo, zerosLike } from './_kinds';
+import { broadcastCpu } from './broadcast';
 
 /** select(cond, a, b): a where cond, else b (NumPy broadcasting over all three). */
 export const select = defineOp({
@@ -16,7 +17,7 @@ export const select = defineOp({
   },
   cpu: ({ tf, env }, [c, a, b], n) => {
     const s = concreteShape(n.type.shape, env);
-    return tf.where(tf.broadcastTo(c, s), tf.broadcastTo(a, s), tf.broadcastTo(b, s));
+    return tf.where(broadcastCpu(tf, c, s), broadcastCpu(tf, a, s), broadcastCpu(tf, b, s));
   },
   xla: (b, [c, x, y], _n, out) => b.select(broadcastTo(b, c, out.shape), broadcastTo(b, x, out.shape), broadcastTo(b, y, out.shape)),
   vjp: (g, n, dy) => {
