@@ -6,6 +6,7 @@
 import { DType } from '../../ir/types';
 import { DotDims, GatherDims, XlaBinary, XlaCompare, XlaReducer, XlaType, XlaUnary, XlaValue } from '../../ir/xla';
 import { ArgInfo, ModuleOptions, Output, ReplicaGroupSet, SpmdEmitter, reducerInit, resultType } from './spmd';
+import { TextBuffer } from './text';
 
 const ELT: Record<DType, string> = { f32: 'f32', bf16: 'bf16', f16: 'f16', i32: 's32', i64: 's64', bool: 'pred' };
 
@@ -25,7 +26,7 @@ const REDUCER: Record<XlaReducer, string> = { add: 'add', max: 'maximum', min: '
 const set = (xs: readonly number[]) => `{${xs.join(',')}}`;
 
 export class HloPrinter implements SpmdEmitter {
-  private readonly lines: string[] = [];
+  private readonly lines = new TextBuffer();
   private readonly params: [number, string][] = [];
   private readonly computations = new Map<string, string>();
   private n = 0;
@@ -34,19 +35,24 @@ export class HloPrinter implements SpmdEmitter {
 
   constructor(readonly opts: ModuleOptions) {}
 
+  /** The metadata suffix of the current origin, computed once per origin. */
+  private metaText = '';
+
   setOrigin(o: { id: number; op: string; scope: string; name?: string } | undefined): void {
+    if (o === this.origin) return;
     this.origin = o;
+    if (!o) this.metaText = '';
+    else {
+      const name = o.name ?? `${o.scope ? o.scope + '/' : ''}${o.op}`;
+      this.metaText = `, metadata={op_type=${JSON.stringify(o.op)} op_name=${JSON.stringify(name)}}`;
+    }
   }
 
-  private meta(): string {
-    if (!this.origin) return '';
-    const name = this.origin.name ?? `${this.origin.scope ? this.origin.scope + '/' : ''}${this.origin.op}`;
-    return `, metadata={op_type=${JSON.stringify(this.origin.op)} op_name=${JSON.stringify(name)}}`;
-  }
-
-  private emit(opcode: string, operands: readonly XlaValue[], attrs: string, out: XlaType): XlaValue {
+  /** One instruction; `outText` overrides the printed result type, `refs` the text between the parentheses. */
+  private emit(opcode: string, operands: readonly XlaValue[], attrs: string, out: XlaType, outText = hloType(out), refs = ''): XlaValue {
     const ref = `v${this.n++}`;
-    this.lines.push(`  ${ref} = ${hloType(out)} ${opcode}(${operands.map((o) => o.ref).join(', ')})${attrs ? ', ' + attrs : ''}${this.meta()}`);
+    for (let i = 0; i < operands.length; i++) refs += i ? ', ' + operands[i].ref : operands[i].ref;
+    this.lines.line(`  ${ref} = ${outText} ${opcode}(${refs})${attrs ? ', ' + attrs : ''}${this.metaText}`);
     return { ref, type: out };
   }
 
@@ -69,8 +75,7 @@ export class HloPrinter implements SpmdEmitter {
   }
 
   constant(value: number, type: XlaType): XlaValue {
-    const c = this.emit('constant', [], '', { dtype: type.dtype, shape: [] });
-    this.lines[this.lines.length - 1] = this.lines[this.lines.length - 1].replace('constant()', `constant(${hloLiteral(value, type.dtype)})`);
+    const c = this.emit('constant', [], '', { dtype: type.dtype, shape: [] }, undefined, hloLiteral(value, type.dtype));
     return type.shape.length ? this.emit('broadcast', [c], 'dimensions={}', type) : c;
   }
   iota(type: XlaType, dim: number): XlaValue {
@@ -145,8 +150,7 @@ export class HloPrinter implements SpmdEmitter {
     return this.emit('all-to-all', [x], `${this.groups(g)}, dimensions={${split}}`, resultType.allToAll(x.type, split, split, 1));
   }
   partitionId(): XlaValue {
-    const u = this.emit('partition-id', [], this.opts.manual ? 'sharding={manual}' : '', { dtype: 'i32', shape: [] });
-    this.lines[this.lines.length - 1] = this.lines[this.lines.length - 1].replace(' = s32[] partition-id', ' = u32[] partition-id');
+    const u = this.emit('partition-id', [], this.opts.manual ? 'sharding={manual}' : '', { dtype: 'i32', shape: [] }, 'u32[]');
     return this.emit('convert', [u], '', { dtype: 'i32', shape: [] });
   }
   dynamicSlice(x: XlaValue, starts: readonly XlaValue[], sizes: readonly number[]): XlaValue {
@@ -154,7 +158,8 @@ export class HloPrinter implements SpmdEmitter {
   }
 
   finish(outputs: readonly Output[]): string {
-    const body = [...[...this.params].sort((a, b) => a[0] - b[0]).map((p) => p[1]), ...this.lines];
+    const body = [...this.params].sort((a, b) => a[0] - b[0]).map((p) => p[1]);
+    if (this.lines.count) body.push(this.lines.toString().slice(0, -1));
     const shardingOf = (o: Output) => o.sharding ?? (this.opts.manual ? '{manual}' : undefined);
     if (outputs.length === 1) {
       const sh = shardingOf(outputs[0]);

@@ -6,12 +6,21 @@ import { DType } from '../../ir/types';
 
 import { DotDims, GatherDims, XlaBinary, XlaCompare, XlaReducer, XlaType, XlaUnary, XlaValue } from '../../ir/xla';
 import { ArgInfo, ModuleOptions, Output, ReplicaGroupSet, SpmdEmitter, reducerInit, resultType } from './spmd';
+import { TextBuffer } from './text';
 
 const ELT: Record<DType, string> = { f32: 'f32', bf16: 'bf16', f16: 'f16', i32: 'i32', i64: 'i64', bool: 'i1' };
 
 export function tensorType(t: XlaType): string {
-  return `tensor<${[...t.shape.map(String), ELT[t.dtype]].join('x')}>`;
+  let s = 'tensor<';
+  for (const d of t.shape) s += d + 'x';
+  return s + ELT[t.dtype] + '>';
 }
+
+/** A printed value keeps its type's text (operand types are printed again at every use). */
+interface Printed extends XlaValue {
+  readonly tt?: string;
+}
+const typeOf = (v: XlaValue) => (v as Printed).tt ?? tensorType(v.type);
 
 const HEX_INF: Partial<Record<DType, [string, string, string]>> = {
   f32: ['0x7F800000', '0xFF800000', '0x7FC00000'],
@@ -50,7 +59,7 @@ const arr = (xs: readonly number[]) => `array<i64${xs.length ? ': ' + xs.join(',
 const list = (xs: readonly number[]) => `[${xs.join(', ')}]`;
 
 export class StableHloPrinter implements SpmdEmitter {
-  private readonly lines: string[] = [];
+  private readonly lines = new TextBuffer();
   private readonly args: { v: XlaValue; info: ArgInfo }[] = [];
   private n = 0;
   private channel = 0;
@@ -60,24 +69,39 @@ export class StableHloPrinter implements SpmdEmitter {
 
   constructor(readonly opts: ModuleOptions) {}
 
+  /** The location suffix of the current origin, computed once per origin. */
+  private locText = '';
+
   setOrigin(o: { id: number; op: string; scope: string; name?: string } | undefined): void {
+    if (o === this.origin) return;
     this.origin = o;
+    if (!o) this.locText = '';
+    else {
+      const name = o.name ?? `${o.scope ? o.scope + '/' : ''}${o.op}`;
+      this.locText = ` loc(${JSON.stringify(name)})`;
+    }
   }
 
   private loc(): string {
-    if (!this.origin) return '';
-    const name = this.origin.name ?? `${this.origin.scope ? this.origin.scope + '/' : ''}${this.origin.op}`;
-    return ` loc(${JSON.stringify(name)})`;
+    return this.locText;
   }
 
-  private emit(opText: string, operands: readonly XlaValue[], attrs: string, out: XlaType, region?: string): XlaValue {
+  private emit(opText: string, operands: readonly XlaValue[], attrs: string, out: XlaType, region?: string, outText = tensorType(out)): XlaValue {
     const ref = `%${this.n++}`;
+    let refs = '';
+    let types = '';
+    for (let i = 0; i < operands.length; i++) {
+      if (i) {
+        refs += ', ';
+        types += ', ';
+      }
+      refs += operands[i].ref;
+      types += typeOf(operands[i]);
+    }
     const a = attrs ? ` {${attrs}}` : '';
     const r = region ? ` (${region})` : '';
-    this.lines.push(
-      `    ${ref} = "stablehlo.${opText}"(${operands.map((o) => o.ref).join(', ')})${r}${a} : (${operands.map((o) => tensorType(o.type)).join(', ')}) -> ${tensorType(out)}${this.loc()}`,
-    );
-    return { ref, type: out };
+    this.lines.line(`    ${ref} = "stablehlo.${opText}"(${refs})${r}${a} : (${types}) -> ${outText}${this.locText}`);
+    return { ref, type: out, tt: outText } as Printed;
   }
 
   arg(type: XlaType, info: ArgInfo): XlaValue {
@@ -188,11 +212,10 @@ export class StableHloPrinter implements SpmdEmitter {
     return this.emit('all_to_all', [x], `split_dimension = ${split} : i64, concat_dimension = ${concat} : i64, split_count = ${k} : i64, ${this.groups(g)}`, resultType.allToAll(x.type, split, concat, k));
   }
   partitionId(): XlaValue {
-    const u = this.emit('partition_id', [], this.opts.manual ? 'mhlo.sharding = "{manual}"' : '', { dtype: 'i32', shape: [] });
-    // partition_id is ui32; reinterpret the printed type (the value is small, so convert is exact).
-    this.lines[this.lines.length - 1] = this.lines[this.lines.length - 1].replace('-> tensor<i32>', '-> tensor<ui32>');
+    // partition_id is ui32 (printed so), converted to i32 (the value is small, so convert is exact).
+    const u = this.emit('partition_id', [], this.opts.manual ? 'mhlo.sharding = "{manual}"' : '', { dtype: 'i32', shape: [] }, undefined, 'tensor<ui32>');
     const ref = `%${this.n++}`;
-    this.lines.push(`    ${ref} = "stablehlo.convert"(${u.ref}) : (tensor<ui32>) -> tensor<i32>${this.loc()}`);
+    this.lines.line(`    ${ref} = "stablehlo.convert"(${u.ref}) : (tensor<ui32>) -> tensor<i32>${this.loc()}`);
     return { ref, type: { dtype: 'i32', shape: [] } };
   }
   dynamicSlice(x: XlaValue, starts: readonly XlaValue[], sizes: readonly number[]): XlaValue {
@@ -224,14 +247,14 @@ export class StableHloPrinter implements SpmdEmitter {
       aliases +
       `module @${name} attributes {mhlo.num_partitions = ${this.opts.numPartitions} : i32, mhlo.num_replicas = 1 : i32} {\n` +
       `  func.func public @main(${sig}) -> (${res}) {\n` +
-      this.lines.join('\n') +
-      `\n    "func.return"(${outputs.map((o) => o.value.ref).join(', ')}) : (${outputs.map((o) => tensorType(o.value.type)).join(', ')}) -> ()\n` +
+      this.lines.toString() +
+      `    "func.return"(${outputs.map((o) => o.value.ref).join(', ')}) : (${outputs.map((o) => tensorType(o.value.type)).join(', ')}) -> ()\n` +
       `  }\n}\n`
     );
   }
 
   get instructionCount(): number {
-    return this.lines.length;
+    return this.lines.count;
   }
 }
 
