@@ -628,6 +628,19 @@ export class Elaborator {
     return ok;
   }
 
+  /**
+   * The `config {}` mapping in file order (the first key present wins for an hparam): each key path, its
+   * hyperparameter, and what a JSON null stands for when the entry says so (a constant, evaluated here).
+   */
+  configMapping(): { key: string[]; hparam: string; nullValue?: number | boolean | string }[] {
+    return this.configEntries.map((e) => {
+      const frame: Frame = { name: 'config', file: e.span.file, env: new Map(), locals: new Set(), scope: '' };
+      const v = e.nullValue ? this.evalIn(frame, e.nullValue, () => undefined) : undefined;
+      const nullValue = v && (v.k === 'num' || v.k === 'bool' || v.k === 'str') ? (v.v as number | boolean | string) : undefined;
+      return { key: [...e.key], hparam: e.target.name, ...(nullValue !== undefined ? { nullValue } : {}) };
+    });
+  }
+
   /** Hyperparameters set from config.json: where the mapping is and which key it read. */
   private readonly hparamOrigins = new Map<string, { span: A.Span; from: string }>();
   /** An hparam and every hparam its definition (for the chosen variant) uses, transitively. */

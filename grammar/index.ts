@@ -138,6 +138,8 @@ export interface ModelInfo {
   readonly dims: string[];
   /** Blocks the model file itself defines (not the prelude's). */
   readonly blocks: string[];
+  /** The `config {}` mapping (Hugging Face key path → hyperparameter), in file order: the first key present wins. */
+  readonly config: { key: string[]; hparam: string; nullValue?: number | boolean | string }[];
   readonly diagnostics: Diagnostic[];
 }
 
@@ -150,7 +152,7 @@ export function modelInfo(source: string, file: string): ModelInfo {
     // Like compileModel: a compiler bug is reported, never thrown at the caller.
     const src = new SourceText(file, source);
     const msg = e instanceof Error ? e.message : String(e);
-    return { variants: [], hparams: [], dims: [], blocks: [], diagnostics: [{ severity: 'error', code: 'internal', message: `internal compiler error: ${msg}`, ...src.locate(src.span(0, 1)), notes: [] }] };
+    return { variants: [], hparams: [], dims: [], blocks: [], config: [], diagnostics: [{ severity: 'error', code: 'internal', message: `internal compiler error: ${msg}`, ...src.locate(src.span(0, 1)), notes: [] }] };
   }
   const { bag, el } = s;
   bag.finish();
@@ -160,6 +162,7 @@ export function modelInfo(source: string, file: string): ModelInfo {
     hparams: el ? [...el.hparamDefs.keys()] : [],
     dims: el ? [...el.dimDecls.keys()] : [],
     blocks: el ? [...el.blocks.entries()].filter(([, b]) => b.file !== PRELUDE_FILE).map(([k]) => k) : [],
+    config: el ? el.configMapping() : [],
     diagnostics: sortDiagnostics(bag.list),
   };
 }

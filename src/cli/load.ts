@@ -9,6 +9,8 @@ import { UserError } from './errors';
 export interface ModelOptions {
   variant?: string;
   config?: string;
+  /** Direct hyperparameter overrides, applied after the variant and the config. */
+  hparams?: Record<string, number | boolean | string>;
   batch?: number;
   seq?: number;
 }
@@ -98,7 +100,7 @@ export function loadModel(file: string, opts: ModelOptions, extraDims: Record<st
   const dims: Record<string, number> = { ...extraDims };
   if (opts.batch !== undefined) dims.batch = opts.batch;
   if (opts.seq !== undefined) dims.seq = opts.seq;
-  const r = compileModel(source, file, { variant: opts.variant, config, dims });
+  const r = compileModel(source, file, { variant: opts.variant, config, dims, ...(opts.hparams ? { hparams: opts.hparams } : {}) });
   const errors = r.diagnostics.filter((d) => d.severity === 'error');
   if (!r.graph || errors.length) throw diagnosticsError(file, r.diagnostics);
   const warnings = formatDiagnostics(r.diagnostics.filter((d) => d.severity === 'warning'));

@@ -86,6 +86,9 @@ test.each([
   [['--distill-weight', '0.3'], /--distill-weight needs --targets/],
   [['--lr', '-1'], /option --lr takes a number > 0, got '-1'/],
   [['--remat', 'some'], /Allowed choices are save-all, layer-inputs, matmul-outputs/],
+  [['--hparam', 'n_layers'], /option --hparam takes name=value \(e.g. --hparam n_layers=4\), got 'n_layers'/],
+  [['--hparam', 'n_layerz=2'], /unknown hyperparameter 'n_layerz' in the overrides \(did you mean 'n_layers'\?\)/],
+  [['--hparam', 'n_layers=two'], /gemma2.model:\d+:\d+: error: the override of 'n_layers' gives the string "two" for 'n_layers', which is the number 26 by default/],
 ])('clean user error for %j', (extra, msg) => {
   const args = trainArgs(path.join(tmp, 'bad'), 1);
   for (let i = 0; i < extra.length; i += 2) {
@@ -97,4 +100,28 @@ test.each([
   expect(r.code).toBe(1);
   expect(r.stderr).toMatch(msg);
   expect(r.stderr).not.toMatch(/\n\s+at /);
+});
+
+test('train from a variant and --hparam alone: the written config.json loads back in run, and resumes without the flags', () => {
+  const out = path.join(tmp, 'variant');
+  const sizes = ['vocab=80', 'd_model=32', 'n_layers=2', 'd_ff=48', 'n_heads=2', 'n_kv_heads=1', 'head_dim=16', 'query_scalar=16', 'window=0', 'attn_cap=0', 'max_pos=64'];
+  const args = (steps: number, flags: string[]) => ['train', 'gemma2.model', ...flags, '--data', data, '--steps', String(steps), '--batch', '2', '--seq', '16', '--out', out];
+  const r = lapidary(args(2, ['--variant', '9b', ...sizes.flatMap((h) => ['--hparam', h])]));
+  expect(r.stderr).not.toMatch(/warning/);
+  expect(r.code).toBe(0);
+  const cfg = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
+  // the model file's `config {}` mapping read backwards: first key per hparam, nested keys nested, null values null
+  expect(cfg).toMatchObject({ vocab_size: 80, hidden_size: 32, num_hidden_layers: 2, intermediate_size: 48, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 16 });
+  expect(cfg).toMatchObject({ sliding_window: null, attn_logit_softcapping: null, final_logit_softcapping: 30, rope_parameters: { rope_theta: 10000 }, max_position_embeddings: 64 });
+  expect(cfg.rope_theta).toBeUndefined();
+
+  const ids = path.join(tmp, 'ids-variant.json');
+  fs.writeFileSync(ids, '[[2, 9, 16]]');
+  const run = lapidary(['run', 'gemma2.model', '--checkpoint', out, '--input-ids', ids]);
+  expect(run.code).toBe(0);
+  expect(run.stdout).toMatch(/logits f32\[1, 3, 80\]/);
+
+  const again = lapidary(args(3, []));
+  expect(again.code).toBe(0);
+  expect(again.stderr).toMatch(/resuming from .* at step 2/);
 });

@@ -6,20 +6,23 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Command, Option } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
-import { loadModel, addModelOptions, ModelOptions, readJsonFile } from '../load';
+import { loadModel, addModelOptions, ModelOptions, readJsonFile, readTextFile } from '../load';
+import { compileModel, modelInfo } from '../../../grammar';
 import { UserError } from '../errors';
 import { initCpuBackend, BackendKind, ParamStore } from '../../backends/cpu';
 import { vocabSize } from '../../backends/cpu/session';
 import { loadParams } from '../../checkpoint/load';
 import { openCheckpoint } from '../../checkpoint';
 import { asUserErrors, tfjsBackendOption } from './run';
-import { ShapeError } from '../../ir';
+import { Graph, ShapeError } from '../../ir';
+import { hfConfigFor, hparamDiff } from '../../train/hfconfig';
 import { REMAT_POLICIES, RematPolicy } from '../../train/autodiff';
 import { readTokens, readTargetsMeta, TargetsReader, windowCount } from '../../train/data';
 import { Trainer, zeroState, OptimizerState, StepLog } from '../../train/trainer';
 import { initParams, saveCheckpoint, readTrainerState, loadOptimizerState, TrainerState } from '../../train/ckpt';
 
 interface TrainOptions extends ModelOptions {
+  hparam?: Record<string, number | boolean | string>;
   data: string;
   steps: number;
   lr: number;
@@ -52,6 +55,17 @@ export const num = (opt: string, check: (n: number) => boolean, want: string) =>
 };
 const posInt = (opt: string) => num(opt, (n) => Number.isInteger(n) && n > 0, 'a positive integer');
 
+/** `--hparam name=value` (repeatable): a number, true/false, or else a string. */
+function hparamArg(v: string, prev: Record<string, number | boolean | string> = {}): Record<string, number | boolean | string> {
+  const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\S(?:.*\S)?)\s*$/.exec(v);
+  if (!m) throw new UserError(`option --hparam takes name=value (e.g. --hparam n_layers=4), got '${v}'`);
+  const [, name, raw] = m;
+  if (name in prev) throw new UserError(`option --hparam sets '${name}' twice`);
+  const n = Number(raw);
+  const value = raw === 'true' ? true : raw === 'false' ? false : /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(raw) && Number.isFinite(n) ? n : raw;
+  return { ...prev, [name]: value };
+}
+
 export function register(program: Command): void {
   addModelOptions(
     program
@@ -64,7 +78,8 @@ export function register(program: Command): void {
       .addOption(new Option('--batch <n>', 'sequences per step').argParser(posInt('--batch')).makeOptionMandatory())
       .addOption(new Option('--seq <n>', 'tokens per sequence').argParser(posInt('--seq')).makeOptionMandatory())
       .requiredOption('--out <dir>', 'checkpoint folder to write (and to resume from when it holds trainer_state.json)')
-      .option('--checkpoint <dir>', 'initial weights (a Hugging Face checkpoint folder); default: random init (needs --config)')
+      .option('--hparam <name=value>', 'set a hyperparameter of the model file (repeatable), after --variant and --config: e.g. --variant 2b --hparam n_layers=4 --hparam d_model=256', hparamArg)
+      .option('--checkpoint <dir>', 'initial weights (a Hugging Face checkpoint folder); default: random init')
       .option('--targets <dir>', 'teacher targets from `lapidary distill-targets` (same --data and --seq)')
       .addOption(new Option('--distill-weight <a>', 'α: loss = (1-α)·CE(labels) + α·τ²·distill (default 1 with --targets)').argParser(num('--distill-weight', (n) => n >= 0 && n <= 1, 'a number in [0, 1]')))
       .addOption(new Option('--temperature <t>', 'distillation temperature τ (student logits / τ; teacher targets as stored)').argParser(num('--temperature', (n) => n > 0, 'a number > 0')).default(1))
@@ -89,19 +104,25 @@ async function train(file: string, opts: TrainOptions): Promise<void> {
   await initCpuBackend(opts.tfjsBackend);
   const prev = opts.resume ? readTrainerState(opts.out) : undefined;
   const configPath = opts.config ?? (prev ? path.join(opts.out, 'config.json') : opts.checkpoint ? path.join(opts.checkpoint, 'config.json') : undefined);
-  if (!configPath && !opts.variant) throw new UserError('train needs the model sizes: give --config <config.json> (Hugging Face keys) or --checkpoint <dir> with a config.json');
-  const config = configPath ? (readJsonFile(configPath, 'config') as Record<string, unknown>) : {};
+  if (!configPath && !opts.variant && !opts.hparam) {
+    throw new UserError('train needs the model sizes: give --variant <name> (with --hparam name=value to change sizes), --config <config.json> (Hugging Face keys) or --checkpoint <dir> with a config.json');
+  }
+  const base = configPath ? readJsonFile(configPath, 'config') : {};
+  if (typeof base !== 'object' || base === null || Array.isArray(base)) throw new UserError(`config '${configPath}' must be a JSON object`);
   if (prev && (prev.batch !== opts.batch || prev.seq !== opts.seq)) {
     throw new UserError(`${opts.out} holds a run with --batch ${prev.batch} --seq ${prev.seq}; resume with the same values, or pass --no-resume to start over`);
   }
   const graph = (() => {
     try {
-      return loadModel(file, { variant: opts.variant, config: configPath }, { batch: opts.batch, seq: opts.seq });
+      return loadModel(file, { variant: opts.variant, config: configPath, hparams: opts.hparam }, { batch: opts.batch, seq: opts.seq });
     } catch (e) {
       if (e instanceof ShapeError) throw new UserError(e.message);
       throw e;
     }
   })();
+  // The checkpoint's config.json: the sizes actually trained, through the model file's `config {}` mapping
+  // read backwards (so a variant and --hparam overrides need no config file, and `lapidary run` loads it).
+  const config = checkpointConfig(file, graph, base as Record<string, unknown>, opts);
   const data = readTokens(opts.data, vocabSize(graph));
   const nw = windowCount(data, opts.seq);
   if (nw < 1) throw new UserError(`--data '${opts.data}' has ${data.ids.length} tokens: fewer than one sequence of --seq ${opts.seq}`);
@@ -185,6 +206,23 @@ async function train(file: string, opts: TrainOptions): Promise<void> {
   params.forEach((t) => t.dispose());
   state.m.forEach((t) => t.dispose());
   state.v.forEach((t) => t.dispose());
+}
+
+function checkpointConfig(file: string, graph: Graph, base: Record<string, unknown>, opts: TrainOptions): Record<string, unknown> {
+  const source = readTextFile(file, 'model file');
+  const info = modelInfo(source, file);
+  const config = hfConfigFor(info.config, graph.hparams, base);
+  // Read it back as `lapidary run --checkpoint` will (no variant, no overrides): what can it not express?
+  const back = compileModel(source, file, { config, dims: { batch: opts.batch, seq: opts.seq } });
+  const lost = back.graph ? hparamDiff(graph.hparams, back.graph.hparams) : Object.keys(graph.hparams);
+  if (lost.length) {
+    const list = lost.map((h) => `'${h}' (${JSON.stringify(graph.hparams[h])}, read back as ${JSON.stringify(back.graph?.hparams[h])})`).join(', ');
+    process.stderr.write(
+      `lapidary: warning: the checkpoint's config.json cannot express ${list}: no key of the config {} mapping in ${file} sets ${lost.length === 1 ? 'it' : 'them'}` +
+        (opts.variant ? `; load the checkpoint with --variant ${opts.variant}${opts.hparam ? ' and the same --hparam values' : ''}\n` : '\n'),
+    );
+  }
+  return config;
 }
 
 function roundLog(l: StepLog): Record<string, number> {
