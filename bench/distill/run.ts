@@ -22,6 +22,7 @@ import { TokenStream, TargetsReader, readTargetsMeta } from '../../src/train/dat
 import { Trainer, zeroState, evaluate } from '../../src/train/trainer';
 import { initParams } from '../../src/train/ckpt';
 import { makeTargets } from '../../src/train/targets';
+import { mulberry32 as rng } from '../../src/random';
 
 const ROOT = path.join(__dirname, '../../..');
 const V = 128;
@@ -32,16 +33,6 @@ const TEACHER_STEPS = Number(process.env.TEACHER_STEPS ?? 4 * STUDENT_STEPS);
 const EVAL_EVERY = Math.max(1, Math.floor(STUDENT_STEPS / 10));
 const HELD_OUT_WINDOWS = 64;
 
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The source: context (a mod 4, b) of the last two tokens → 8 successors with log-normal weights. */
 const CONTEXTS = 4 * V;

@@ -11,7 +11,7 @@ import { Graph, concreteShape } from '../ir';
 import { writeSafetensors, readSafetensorsHeader, readTensor, TensorData } from '../checkpoint';
 import { UserError } from '../errors';
 import { OptimizerState } from './trainer';
-import { rng } from '../backends/cpu/generate';
+import { rng } from '../random';
 
 export const TRAINER_STATE = 'trainer_state.json';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';

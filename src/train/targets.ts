@@ -13,6 +13,7 @@ import { execute, tf, ParamStore } from '../backends/cpu';
 import { Graph } from '../ir';
 import { UserError } from '../errors';
 import { TokenStream, TargetsMeta, TARGETS_META, windowCount, windowIds, shardComplete, writeShard } from './data';
+import { mulberry32 as mulberry } from '../random';
 
 export interface TargetsOptions {
   readonly out: string;
@@ -29,16 +30,6 @@ export interface TargetsOptions {
   readonly onProgress?: (done: number, total: number, skipped: number) => void;
 }
 
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function makeTargets(graph: Graph, params: ParamStore, data: TokenStream, o: TargetsOptions): TargetsMeta {
   const logitsOut = graph.outputs.find((x) => x.name === 'logits') ?? graph.outputs[0];

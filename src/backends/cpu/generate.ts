@@ -7,6 +7,7 @@
  */
 import { Graph } from '../../ir';
 import { execute, ExecError, PackedParams, ParamStore, tf } from './index';
+import { rng } from '../../random';
 
 export interface SampleOptions {
   /** 0 or absent: greedy (argmax). */
@@ -48,25 +49,6 @@ export function supportsKvCache(g: Graph): boolean {
   return hasFused && !quadratic && !!pos;
 }
 
-/** A small seeded PRNG (sfc32), so sampled generation is reproducible. */
-export function rng(seed: number): () => number {
-  let a = 0x9e3779b9 ^ seed;
-  let b = 0x243f6a88 ^ (seed * 31);
-  let c = 0xb7e15162;
-  let d = (seed >>> 0) || 1;
-  const next = () => {
-    a |= 0; b |= 0; c |= 0; d |= 0;
-    const t = (((a + b) | 0) + d) | 0;
-    d = (d + 1) | 0;
-    a = b ^ (b >>> 9);
-    b = (c + (c << 3)) | 0;
-    c = (c << 21) | (c >>> 11);
-    c = (c + t) | 0;
-    return (t >>> 0) / 4294967296;
-  };
-  for (let i = 0; i < 12; i++) next();
-  return next;
-}
 
 /** Pick the next id from one row of logits. */
 export function pickToken(logits: Float32Array, opts: SampleOptions, random: () => number): number {
