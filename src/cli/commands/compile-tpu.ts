@@ -53,6 +53,13 @@ export function addTpuOptions(cmd: Command, { forCompile = false } = {}): Comman
     .option('--tokens <list>', 'training token budgets for the days estimate, e.g. 2e12,8e12,13e12')
     .option('--no-overlap', 'do not overlap FSDP weight gathers with compute')
     .addOption(new Option('--matmul-efficiency <f>', 'achievable fraction of the MXU peak (calibrated default 0.9)').argParser(fraction));
+  if (forCompile) {
+    cmd.addOption(
+      new Option('--dtype <t>', 'float type of the emitted programs: bf16 (what the cost model assumes, and what cost.json is computed on) or f32 (to compare numerics with the CPU backend)')
+        .choices(['bf16', 'f32'])
+        .default('bf16'),
+    );
+  }
   return cmd;
 }
 
@@ -143,7 +150,7 @@ export function emitTpu(graph: Graph, o: TpuCliOptions): { json: Record<string, 
   const mesh = toUserError(() => makeMesh(topo, po.mesh!));
   const strategy = toUserError(() => parseStrategy(po.strategy, mesh));
   const t0 = performance.now();
-  const c = toUserError(() => compileTpu(graph, mesh, strategy, po, dims, { emit: true, floatDtype: o.dtype }));
+  const c = toUserError(() => compileTpu(graph, mesh, strategy, po, dims, { emit: true, floatDtype: o.dtype ?? 'bf16' }));
   const emit_ms = performance.now() - t0;
   const progs = c.programs!;
   const plan = c.plan;
