@@ -2,7 +2,6 @@
  * GraphBuilder: the one way nodes are created — by the front end, by pass replacements and by autodiff.
  * Every node's type comes from its op's rule in the registry.
  */
-import { freeze } from 'immer';
 import { Attrs, DType, Graph, GraphOutput, Node, NodeId, Shape, SourceLoc, TensorType } from './types';
 import { inferType } from './op';
 import { ShapeError, fmtType, typeEq } from './shape';
@@ -113,8 +112,27 @@ export class GraphBuilder {
       ...(meta.variant !== undefined ? { variant: meta.variant } : {}),
       nextId: this.nextId,
     };
-    return freeze(g, true);
+    return deepFreeze(g);
   }
+}
+
+/**
+ * What immer's `freeze(g, true)` does (plain objects and arrays frozen recursively, anything else left alone), but
+ * stopping at already-frozen objects without walking them: nodes copied from a frozen graph (`GraphBuilder.from`)
+ * are skipped in O(1), and no per-object closures are made (immer's deep freeze of a 28k-node training step took ~80 ms).
+ */
+function deepFreeze<T>(v: T): T {
+  if (typeof v !== 'object' || v === null || Object.isFrozen(v)) return v;
+  if (Array.isArray(v)) {
+    Object.freeze(v);
+    for (let i = 0; i < v.length; i++) deepFreeze(v[i]);
+    return v;
+  }
+  const proto = Object.getPrototypeOf(v);
+  if (proto !== Object.prototype && proto !== null) return v;
+  Object.freeze(v);
+  for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
+  return v;
 }
 
 /** JSON has no infinities or NaN: constants store them as strings. */
