@@ -80,6 +80,18 @@ function sameSpec(a: Spec, b: Spec): boolean {
   return true;
 }
 const cloneSpec = (s: Spec): MutableSpec => s.map((a) => [...a]);
+/**
+ * Specs stored in values are never changed in place (every in-place edit works on a `cloneSpec` copy), so values
+ * share them and their per-dim axis lists: ~100k values live for a whole 27B training-step compile, and cloned
+ * spec arrays were a large part of what the garbage collector copied. `NONE` (an unsplit dim) is frozen so that
+ * an in-place edit of a shared list fails loudly.
+ */
+const NONE = Object.freeze([]) as unknown as string[];
+const unsplit = (rank: number): MutableSpec => {
+  const s: MutableSpec = new Array(rank);
+  for (let i = 0; i < rank; i++) s[i] = NONE;
+  return s;
+};
 const bytesOf = (t: XlaType) => numel(t.shape) * ({ f32: 4, bf16: 2, f16: 2, i32: 4, i64: 8, bool: 1 } as Record<DType, number>)[t.dtype];
 
 export class Partitioner implements XlaBuilder {
@@ -376,16 +388,23 @@ export class Partitioner implements XlaBuilder {
 
   /** Merge operand specs for an elementwise op: keep the first operand's axes, add the others' where free. */
   private merge(vs: readonly XlaValue[]): MutableSpec {
-    const all = vs.map((v) => this.info(v)).filter((i) => i.splat === undefined && !i.undecided);
     // Real values lead; broadcasts follow whatever they meet (resharding their source is cheap).
-    const infos = [...all.filter((i) => !i.bcast), ...all.filter((i) => i.bcast)];
-    if (!infos.length) return vs[0].type.shape.map(() => []);
-    const out = cloneSpec(infos[0].spec);
-    for (const o of infos.slice(1)) {
-      o.spec.forEach((axes, d) => {
+    const infos: Info[] = [];
+    for (const v of vs) {
+      const i = this.info(v);
+      if (i.splat === undefined && !i.undecided && !i.bcast) infos.push(i);
+    }
+    for (const v of vs) {
+      const i = this.info(v);
+      if (i.splat === undefined && !i.undecided && i.bcast) infos.push(i);
+    }
+    if (!infos.length) return unsplit(vs[0].type.shape.length);
+    const out = infos[0].spec.slice();
+    for (let k = 1; k < infos.length; k++) {
+      infos[k].spec.forEach((axes, d) => {
         if (out[d].length || !axes.length) return;
         if (axes.some((a) => out.some((s) => s.includes(a)))) return;
-        out[d] = [...axes];
+        out[d] = axes;
       });
     }
     return out;
@@ -393,8 +412,14 @@ export class Partitioner implements XlaBuilder {
 
   /** A value computed only from parameters (and constants) is weight traffic when moved, like `1 + w`. */
   private weightOf(vs: readonly XlaValue[]): { param?: string } {
-    const is = vs.map((v) => this.info(v)).filter((i) => i.splat === undefined);
-    return is.length && is.every((i) => i.param) ? { param: is[0].param } : {};
+    let param: string | undefined;
+    for (const v of vs) {
+      const i = this.info(v);
+      if (i.splat !== undefined) continue;
+      if (!i.param) return NO_EXTRA;
+      param ??= i.param;
+    }
+    return param ? { param } : NO_EXTRA;
   }
 
   private allSplat(vs: readonly XlaValue[]): number[] | undefined {
@@ -405,19 +430,19 @@ export class Partitioner implements XlaBuilder {
   // ---------- XlaBuilder ----------
 
   constant(value: number, type: XlaType): XlaValue {
-    return this.mk(type, type.shape.map(() => []), undefined, null, { splat: value });
+    return this.mk(type, unsplit(type.shape.length), undefined, null, { splat: value });
   }
 
   iota(type: XlaType, dim: number): XlaValue {
-    return this.mk(type, type.shape.map(() => []), this.inner.iota(type, dim));
+    return this.mk(type, unsplit(type.shape.length), this.inner.iota(type, dim));
   }
 
   unary(op: XlaUnary, x: XlaValue): XlaValue {
     const i = this.info(x);
     const out = op === 'not' ? { dtype: 'bool' as DType, shape: x.type.shape } : x.type;
-    if (i.splat !== undefined) return this.mk(out, out.shape.map(() => []), this.inner.unary(op, this.local(x, i.spec)));
+    if (i.splat !== undefined) return this.mk(out, unsplit(out.shape.length), this.inner.unary(op, this.local(x, i.spec)));
     const keep = op === 'negate' && !!i.partial;
-    let spec = cloneSpec(i.undecided ? (this.decideDefault(i), i.spec) : i.spec);
+    let spec = i.undecided ? (this.decideDefault(i), i.spec) : i.spec;
     if (i.partial && !keep) spec = this.settle([x], spec, x.type.shape);
     return this.mk(out, spec, this.inner.unary(op, this.local(x, spec, keep)), keep ? i.partial : null, this.weightOf([x]));
   }
@@ -456,9 +481,9 @@ export class Partitioner implements XlaBuilder {
   convert(x: XlaValue, dtype: DType): XlaValue {
     const i = this.info(x);
     const out = resultType.withDtype(x.type, dtype);
-    if (i.splat !== undefined) return this.mk(out, out.shape.map(() => []), undefined, null, { splat: i.splat });
+    if (i.splat !== undefined) return this.mk(out, unsplit(out.shape.length), undefined, null, { splat: i.splat });
     if (i.undecided) this.decideDefault(i);
-    const spec = cloneSpec(i.spec);
+    const spec = i.spec;
     return this.mk(out, spec, this.inner.convert(this.local(x, spec), dtype), null, this.weightOf([x]));
   }
 
@@ -546,7 +571,7 @@ export class Partitioner implements XlaBuilder {
     const i = this.info(x);
     if (i.undecided) this.decideDefault(i);
     const keepIn = reducer === 'add' && i.partial?.reducer === 'add';
-    const spec = cloneSpec(i.spec);
+    const spec = i.spec;
     const lx = this.local(x, spec, keepIn);
     const r = this.inner.reduce(lx, dims, reducer);
     const red = this.mesh.axes.map((a) => a.name).filter((a) => dims.some((dd) => spec[dd].includes(a)));
@@ -564,11 +589,11 @@ export class Partitioner implements XlaBuilder {
   reshape(x: XlaValue, shape: readonly number[]): XlaValue {
     const i = this.info(x);
     const out = { dtype: x.type.dtype, shape };
-    if (i.splat !== undefined) return this.mk(out, shape.map(() => []), undefined, null, { splat: i.splat });
+    if (i.splat !== undefined) return this.mk(out, unsplit(shape.length), undefined, null, { splat: i.splat });
     if (i.undecided) this.decideDefault(i);
     const ins = x.type.shape;
-    const target = cloneSpec(i.spec);
-    const outSpec: MutableSpec = shape.map(() => []);
+    const target = i.spec.slice();
+    const outSpec: MutableSpec = unsplit(shape.length);
     for (const [I, O] of reshapeGroups(ins, shape)) {
       const sharded = I.filter((k) => target[k].length);
       if (!sharded.length) continue;
@@ -576,9 +601,9 @@ export class Partitioner implements XlaBuilder {
       const majorOut = O.find((k) => shape[k] > 1);
       const s = this.shards(target[sharded[0]]);
       if (sharded.length === 1 && sharded[0] === majorIn && majorOut !== undefined && shape[majorOut] % s === 0) {
-        outSpec[majorOut] = [...target[sharded[0]]];
+        outSpec[majorOut] = target[sharded[0]];
       } else {
-        for (const k of I) target[k] = [];
+        for (const k of I) target[k] = NONE;
       }
     }
     const lx = this.local(x, target, !!i.partial);
@@ -588,20 +613,20 @@ export class Partitioner implements XlaBuilder {
   transpose(x: XlaValue, perm: readonly number[]): XlaValue {
     const i = this.info(x);
     const out = { dtype: x.type.dtype, shape: perm.map((p) => x.type.shape[p]) };
-    if (i.splat !== undefined) return this.mk(out, out.shape.map(() => []), undefined, null, { splat: i.splat });
+    if (i.splat !== undefined) return this.mk(out, unsplit(out.shape.length), undefined, null, { splat: i.splat });
     if (i.undecided) this.decideDefault(i);
-    const spec = cloneSpec(i.spec);
-    return this.mk(out, perm.map((p) => [...spec[p]]), this.inner.transpose(this.local(x, spec, !!i.partial), perm), i.partial, this.weightOf([x]));
+    const spec = i.spec;
+    return this.mk(out, perm.map((p) => spec[p]), this.inner.transpose(this.local(x, spec, !!i.partial), perm), i.partial, this.weightOf([x]));
   }
 
   broadcastInDim(x: XlaValue, shape: readonly number[], dims: readonly number[]): XlaValue {
     const i = this.info(x);
     const out = { dtype: x.type.dtype, shape };
-    if (i.splat !== undefined) return this.mk(out, shape.map(() => []), undefined, null, { splat: i.splat });
+    if (i.splat !== undefined) return this.mk(out, unsplit(shape.length), undefined, null, { splat: i.splat });
     if (i.undecided) this.decideDefault(i);
-    const outSpec: MutableSpec = shape.map(() => []);
+    const outSpec: MutableSpec = unsplit(shape.length);
     dims.forEach((od, k) => {
-      if (x.type.shape[k] === shape[od]) outSpec[od] = [...i.spec[k]];
+      if (x.type.shape[k] === shape[od]) outSpec[od] = i.spec[k];
     });
     return this.mk(out, outSpec, undefined, i.partial, { bcast: { src: x, dims: [...dims] }, ...this.weightOf([x]) });
   }
@@ -609,11 +634,11 @@ export class Partitioner implements XlaBuilder {
   slice(x: XlaValue, start: readonly number[], limit: readonly number[], strides?: readonly number[]): XlaValue {
     const i = this.info(x);
     const out = resultType.slice(x.type, start, limit, strides);
-    if (i.splat !== undefined) return this.mk(out, out.shape.map(() => []), undefined, null, { splat: i.splat });
+    if (i.splat !== undefined) return this.mk(out, unsplit(out.shape.length), undefined, null, { splat: i.splat });
     if (i.undecided) this.decideDefault(i);
-    const spec = cloneSpec(i.spec);
+    const spec = i.spec.slice();
     x.type.shape.forEach((d, k) => {
-      if (start[k] !== 0 || limit[k] !== d || (strides?.[k] ?? 1) !== 1) spec[k] = [];
+      if (start[k] !== 0 || limit[k] !== d || (strides?.[k] ?? 1) !== 1) spec[k] = NONE;
     });
     const lx = this.local(x, spec, !!i.partial);
     const lt = this.localType(x.type, spec);
@@ -623,7 +648,7 @@ export class Partitioner implements XlaBuilder {
 
   concatenate(xs: readonly XlaValue[], dim: number): XlaValue {
     const spec = this.merge(xs);
-    spec[dim] = [];
+    spec[dim] = NONE;
     const out = resultType.concat(xs.map((x) => x.type), dim);
     return this.mk(out, spec, this.inner.concatenate(xs.map((x) => this.local(x, spec)), dim));
   }
@@ -683,6 +708,7 @@ export class Partitioner implements XlaBuilder {
 }
 
 type Partial_<T> = { [K in keyof T]?: T[K] };
+const NO_EXTRA: { param?: string } = Object.freeze({});
 
 /** The `param` of collectives that sum gradients over the data axes (weight traffic, overlappable). */
 export const GRADIENT = '(gradients)';
