@@ -84,3 +84,35 @@ test('bad input: clear messages, exit 1, no stack trace, the output file left al
   expectCleanFailure(r);
   expect(r.stderr).toMatch(/--no-pass: unknown pass 'softcap_folding' \(did you mean 'softcap-folding'\?\)/);
 });
+
+test('--logits-out into a missing folder or onto a folder: a clean error before the forward, no temp file left', () => {
+  const ids = path.join(tmp, 'ids-out.json');
+  fs.writeFileSync(ids, '[[2, 3]]');
+  const dir = path.join(tmp, 'outdir');
+  fs.mkdirSync(dir);
+  let r = lapidary(['run', 'gemma2.model', '--checkpoint', TINY, '--input-ids', ids, '--logits-out', path.join(tmp, 'missing-dir', 'o.json')]);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/--logits-out '.*o\.json': the directory '.*missing-dir' does not exist/);
+  r = lapidary(['run', 'gemma2.model', '--checkpoint', TINY, '--input-ids', ids, '--logits-out', dir]);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/--logits-out '.*outdir' is a directory/);
+  expect(fs.readdirSync(tmp).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+});
+
+test('generate: counts and seeds are digits in range (1e1 was 10 tokens, seed 1e30 sampled as seed 0); an empty prompt is named', () => {
+  const base = ['generate', 'gemma2.model', '--checkpoint', TINY, '--prompt-ids', '1,2'];
+  for (const [extra, msg] of [
+    [['--max-new-tokens', '1e1'], /option --max-new-tokens takes a positive integer, got '1e1'/],
+    [['--max-new-tokens', '99999999999999999999'], /option --max-new-tokens takes a positive integer/],
+    [['--max-new-tokens', '2', '--temperature', '1', '--top-k', '0x10'], /option --top-k takes a positive integer, got '0x10'/],
+    [['--max-new-tokens', '2', '--temperature', '1', '--seed', '1e30'], /option --seed takes a 32-bit integer .*got '1e30'/],
+    [['--max-new-tokens', '2', '--temperature', '1', '--seed', '4294967296'], /option --seed takes a 32-bit integer/],
+  ] as const) {
+    const r = lapidary([...base, ...extra]);
+    expectCleanFailure(r);
+    expect(r.stderr).toMatch(msg);
+  }
+  const r = lapidary(['generate', 'gemma2.model', '--checkpoint', TINY, '--prompt-ids', '', '--max-new-tokens', '1']);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/--prompt-ids is empty/);
+});

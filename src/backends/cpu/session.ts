@@ -62,7 +62,12 @@ export function writeFileAtomic(file: string, write: (fd: number) => void): void
     fs.rmSync(tmp, { force: true });
     throw e;
   }
-  fs.renameSync(tmp, file);
+  try {
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true }); // never leave the temp file behind (e.g. `file` is a directory)
+    throw e;
+  }
 }
 
 /** Stream `{"logits": [B][T][V]}` row by row (a [4, 128, 256000] result would not fit in one string). */

@@ -98,7 +98,7 @@ const realPath = (p: string) => {
 };
 
 /** An output file must not be an input (symlinks followed), nor a directory, and its directory must exist. */
-function checkOutputFile(out: string, inputs: string[], option: string): void {
+export function checkOutputFile(out: string, inputs: string[], option: string): void {
   const o = realPath(out);
   for (const i of inputs) if (realPath(i) === o) throw new UserError(`${option} '${out}' is an input file; refusing to overwrite it`);
   if (fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new UserError(`${option} '${out}' is a directory; give a file name`);

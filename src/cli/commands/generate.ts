@@ -1,13 +1,13 @@
 /** `lapidary generate`: autoregressive decoding on the CPU backend (KV cache when the graph's attention is fused). */
 import { Command, Option } from 'commander';
-import { addModelOptions, ModelOptions } from '../load';
+import { addModelOptions, ModelOptions, positiveInt } from '../load';
 import { UserError } from '../errors';
 import { initCpuBackend, BackendKind } from '../../backends/cpu';
 import { generate } from '../../backends/cpu/generate';
 import { checkIdRows, eosIds, vocabSize } from '../../backends/cpu/session';
 import { loadParams } from '../../checkpoint/load';
 import { openCheckpoint } from '../../checkpoint';
-import { asUserErrors, checkpointDir, loadPipelineGraph, tfjsBackendOption } from './run';
+import { asUserErrors, checkpointDir, loadPipelineGraph, seedArg, tfjsBackendOption } from './run';
 import { addPipelineOptions, PipelineCliOptions } from './compile';
 import { loadTokenizer } from '../../backends/cpu/tokenizer';
 
@@ -41,11 +41,11 @@ export function register(program: Command): void {
         .requiredOption('--checkpoint <dir>', 'checkpoint folder (config.json + safetensors; tokenizer.json for --prompt)')
         .option('--prompt-ids <ids>', 'prompt token ids, comma-separated: 2,651,6037')
         .option('--prompt <text>', 'prompt text (needs tokenizer.json in the checkpoint folder)')
-        .addOption(new Option('--max-new-tokens <n>', 'stop after n new tokens').argParser(num('--max-new-tokens', (n) => Number.isInteger(n) && n > 0, 'a positive integer')).makeOptionMandatory())
+        .addOption(new Option('--max-new-tokens <n>', 'stop after n new tokens').argParser(positiveInt('--max-new-tokens')).makeOptionMandatory())
         .addOption(new Option('--temperature <t>', 'sampling temperature; 0 = greedy').argParser(num('--temperature', (n) => n >= 0, 'a number >= 0')))
-        .addOption(new Option('--top-k <k>', 'sample among the k most likely tokens').argParser(num('--top-k', (n) => Number.isInteger(n) && n > 0, 'a positive integer')))
+        .addOption(new Option('--top-k <k>', 'sample among the k most likely tokens').argParser(positiveInt('--top-k')))
         .addOption(new Option('--top-p <p>', 'sample among the most likely tokens whose probabilities sum to p').argParser(num('--top-p', (n) => n > 0 && n <= 1, 'a number in (0, 1]')))
-        .addOption(new Option('--seed <s>', 'random seed for sampling').argParser(num('--seed', (n) => Number.isInteger(n), 'an integer')).default(0))
+        .addOption(new Option('--seed <s>', 'random seed for sampling (a 32-bit integer)').argParser(seedArg('--seed')).default(0))
         .option('--no-cache', 'recompute the whole prefix at every step instead of using the KV cache')
         .option('--json', 'print {"ids": [...], "tokens_per_s": ..}')
         .addOption(tfjsBackendOption()),
@@ -53,7 +53,8 @@ export function register(program: Command): void {
     { dims: false },
   ).action((file: string, opts: GenerateOptions) =>
     asUserErrors(async () => {
-      if (!!opts.prompt === !!opts.promptIds) throw new UserError('give exactly one of --prompt-ids and --prompt');
+      if ((opts.prompt !== undefined) === (opts.promptIds !== undefined)) throw new UserError('give exactly one of --prompt-ids and --prompt');
+      if (opts.prompt === '' || opts.promptIds?.trim() === '') throw new UserError(`${opts.prompt === '' ? '--prompt' : '--prompt-ids'} is empty: the prompt needs at least one token`);
       if ((opts.topK !== undefined || opts.topP !== undefined) && !(opts.temperature && opts.temperature > 0)) {
         throw new UserError('--top-k and --top-p apply to sampling: also give --temperature > 0');
       }

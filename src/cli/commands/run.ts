@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { loadModel, addModelOptions, ModelOptions, readJsonFile } from '../load';
 import { UserError } from '../errors';
-import { addPipelineOptions, pipelineFromOptions, PipelineCliOptions } from './compile';
+import { addPipelineOptions, checkOutputFile, pipelineFromOptions, PipelineCliOptions } from './compile';
 import { Graph } from '../../ir';
 import { PassError, runPipeline } from '../../passes';
 import { execute, ExecError, initCpuBackend, OpProfile, PackedParams, tf, BackendKind } from '../../backends/cpu';
@@ -37,6 +37,18 @@ export function loadPipelineGraph(file: string, opts: ModelOptions & PipelineCli
     if (e instanceof PassError) throw new UserError(e.message);
     throw e;
   }
+}
+
+/**
+ * A seed option: a 32-bit integer in digits, which the generators of src/random.ts tell apart. Larger values
+ * (1e30, 2**32) were accepted and silently aliased to other seeds (1e30 sampled exactly as seed 0).
+ */
+export function seedArg(option: string): (v: string) => number {
+  return (v: string) => {
+    const n = /^\s*-?[0-9]+\s*$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || n < -2147483648 || n > 2147483647) throw new UserError(`option ${option} takes a 32-bit integer (-2147483648 … 2147483647), got '${v}'`);
+    return n;
+  };
 }
 
 export function tfjsBackendOption(): Option {
@@ -82,6 +94,8 @@ export function register(program: Command): void {
     { dims: false },
   ).action((file: string, opts: RunOptions) =>
     asUserErrors(async () => {
+      // Before any work: a missing folder or a directory is the user's mistake, found now, not after the forward.
+      if (opts.logitsOut) checkOutputFile(opts.logitsOut, [file, opts.inputIds], '--logits-out');
       const t0 = performance.now();
       await initCpuBackend(opts.tfjsBackend);
       const ck = openCheckpoint(opts.checkpoint);
