@@ -107,6 +107,8 @@ export interface TargetsMeta {
   readonly windows: number;
   readonly windowsPerShard: number;
   readonly teacher: string;
+  /** --seed of `--strategy sample` (checked when a run is resumed). */
+  readonly seed?: number;
 }
 
 export const TARGETS_META = 'targets.json';

@@ -53,11 +53,25 @@ export function makeTargets(graph: Graph, params: ParamStore, data: TokenStream,
     windows,
     windowsPerShard: per,
     teacher: o.teacher,
+    ...(o.strategy === 'sample' ? { seed: o.seed ?? 0 } : {}),
   };
+  if (fs.existsSync(o.out) && !fs.statSync(o.out).isDirectory()) throw new UserError(`--out '${o.out}' is a file; give a folder for the targets`);
   fs.mkdirSync(o.out, { recursive: true });
   const metaFile = path.join(o.out, TARGETS_META);
   if (fs.existsSync(metaFile)) {
-    const prev = JSON.parse(fs.readFileSync(metaFile, 'utf8'));
+    let prev: Partial<TargetsMeta> & { seed?: number };
+    try {
+      prev = JSON.parse(fs.readFileSync(metaFile, 'utf8'));
+    } catch (e) {
+      throw new UserError(`${metaFile}: not valid JSON (${(e as Error).message}); not a targets folder of \`lapidary distill-targets\`: use another --out folder`);
+    }
+    if (prev?.format !== meta.format) {
+      throw new UserError(`${metaFile}: not written by \`lapidary distill-targets\` (format ${JSON.stringify(prev?.format)}); refusing to overwrite it: use another --out folder`);
+    }
+    // Resumed shards must come from the same draws: an older folder without a seed is taken as it is.
+    if (o.strategy === 'sample' && prev.seed !== undefined && prev.seed !== (o.seed ?? 0)) {
+      throw new UserError(`${metaFile}: these targets were sampled with --seed ${prev.seed}, now ${o.seed ?? 0}; use the same seed to resume, or another --out folder`);
+    }
     for (const key of ['k', 'seq', 'strategy', 'temperature', 'vocab', 'windowsPerShard'] as const) {
       if (prev[key] !== meta[key]) throw new UserError(`${metaFile}: these targets were made with ${key} = ${JSON.stringify(prev[key])}, now ${JSON.stringify(meta[key])}; use another --out folder (or delete it) to start over`);
     }

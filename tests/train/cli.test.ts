@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { lapidary } from '../cli/helpers';
+import { lapidary, expectCleanFailure } from '../cli/helpers';
 
 const CONFIG = path.join(__dirname, '../fixtures/gemma2-tiny/config.json');
 let tmp: string;
@@ -124,4 +124,63 @@ test('train from a variant and --hparam alone: the written config.json loads bac
   const again = lapidary(args(3, []));
   expect(again.code).toBe(0);
   expect(again.stderr).toMatch(/resuming from .* at step 2/);
+});
+
+test("--out never overwrites the user's files: a folder train did not write, a file, a --log in a missing folder (refused before any work)", () => {
+  const mine = path.join(tmp, 'users-checkpoint');
+  fs.mkdirSync(mine);
+  fs.writeFileSync(path.join(mine, 'config.json'), '{"mine": 1}');
+  fs.writeFileSync(path.join(mine, 'model.safetensors'), 'precious weights');
+  let r = lapidary(trainArgs(mine, 1));
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/--out '.*users-checkpoint' holds config\.json, model\.safetensors that `lapidary train` did not write/);
+  expect(fs.readFileSync(path.join(mine, 'config.json'), 'utf8')).toBe('{"mine": 1}');
+  expect(fs.readFileSync(path.join(mine, 'model.safetensors'), 'utf8')).toBe('precious weights');
+  const file = path.join(tmp, 'a-file');
+  fs.writeFileSync(file, 'x');
+  r = lapidary(trainArgs(file, 1));
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/--out '.*a-file' is a file/);
+  r = lapidary(trainArgs(path.join(tmp, 'fresh'), 1, ['--log', path.join(tmp, 'no-such-dir', 'log.jsonl')]));
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/--log '.*log\.jsonl': the directory '.*no-such-dir' does not exist/);
+  expect(fs.existsSync(path.join(tmp, 'fresh'))).toBe(false);
+  // digits only, like --batch/--seq elsewhere: '1e1' was read as 10
+  r = lapidary(trainArgs(path.join(tmp, 'fresh'), 1, ['--save-every', '1e1']));
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/option --save-every takes a positive integer, got '1e1'/);
+});
+
+test("--no-resume over an earlier run starts a fresh default log (steps were appended to the old run's)", () => {
+  const out = path.join(tmp, 'restart');
+  expect(lapidary(trainArgs(out, 2)).code).toBe(0);
+  expect(lapidary(trainArgs(out, 1, ['--no-resume'])).code).toBe(0);
+  expect(readLog(out).map((l) => l.step)).toEqual([1]);
+});
+
+test("distill-targets --out: a file, another tool's targets.json, a non-JSON one, another --seed are clean errors; the user's file is kept", () => {
+  const args = (out: string, extra: string[] = []) => ['distill-targets', 'gemma2.model', '--checkpoint', 'tests/fixtures/gemma2-tiny', '--tokens', data, '--k', '2', '--seq', '16', '--max-sequences', '2', '--out', out, ...extra];
+  const file = path.join(tmp, 'targets-file');
+  fs.writeFileSync(file, 'x');
+  let r = lapidary(args(file));
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/--out '.*targets-file' is a file/);
+  const other = path.join(tmp, 'other-targets');
+  fs.mkdirSync(other);
+  for (const [text, msg] of [
+    ['not json', /targets\.json: not valid JSON .*use another --out folder/],
+    ['{"k": 2}', /targets\.json: not written by `lapidary distill-targets` \(format undefined\); refusing to overwrite it/],
+  ] as const) {
+    fs.writeFileSync(path.join(other, 'targets.json'), text);
+    r = lapidary(args(other));
+    expectCleanFailure(r);
+    expect(r.stderr).toMatch(msg);
+    expect(fs.readFileSync(path.join(other, 'targets.json'), 'utf8')).toBe(text);
+  }
+  const sampled = path.join(tmp, 'sampled');
+  expect(lapidary(args(sampled, ['--strategy', 'sample', '--seed', '1'])).code).toBe(0);
+  r = lapidary(args(sampled, ['--strategy', 'sample', '--seed', '2']));
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/sampled with --seed 1, now 2; use the same seed to resume/);
+  expect(lapidary(args(sampled, ['--strategy', 'sample', '--seed', '1'])).code).toBe(0);
 });

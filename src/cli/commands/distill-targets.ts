@@ -5,13 +5,13 @@
 import * as path from 'path';
 import { Command, Option } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
-import { loadModel, addModelOptions, ModelOptions } from '../load';
+import { loadModel, addModelOptions, ModelOptions, positiveInt } from '../load';
 
 import { initCpuBackend, BackendKind } from '../../backends/cpu';
 import { vocabSize } from '../../backends/cpu/session';
 import { loadParams } from '../../checkpoint/load';
 import { openCheckpoint } from '../../checkpoint';
-import { asUserErrors, tfjsBackendOption } from './run';
+import { asUserErrors, seedArg, tfjsBackendOption } from './run';
 import { readTokens } from '../../train/data';
 import { makeTargets } from '../../train/targets';
 import { num } from './train';
@@ -31,7 +31,8 @@ interface TargetsCliOptions extends ModelOptions {
   tfjsBackend: BackendKind;
 }
 
-const posInt = (opt: string) => num(opt, (n) => Number.isInteger(n) && n > 0, 'a positive integer');
+// Digits only (shared with --batch/--seq of the other commands): '1e3' or '0x10' are not read as numbers.
+const posInt = positiveInt;
 
 export function register(program: Command): void {
   addModelOptions(
@@ -49,7 +50,7 @@ export function register(program: Command): void {
       .addOption(new Option('--temperature <t>', 'teacher temperature').argParser(num('--temperature', (n) => n > 0, 'a number > 0')).default(1))
       .addOption(new Option('--shard-windows <n>', 'sequences per shard').argParser(posInt('--shard-windows')).default(256))
       .addOption(new Option('--max-sequences <n>', 'only the first n sequences of the token file').argParser(posInt('--max-sequences')))
-      .addOption(new Option('--seed <s>', 'seed for --strategy sample').argParser(num('--seed', (n) => Number.isInteger(n), 'an integer')).default(0))
+      .addOption(new Option('--seed <s>', 'seed for --strategy sample').argParser(seedArg('--seed')).default(0))
       .addOption(tfjsBackendOption()),
     { dims: false },
   ).action((file: string, opts: TargetsCliOptions) =>

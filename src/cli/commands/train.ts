@@ -6,14 +6,15 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Command, Option } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
-import { loadModel, addModelOptions, ModelOptions, readJsonFile, readTextFile } from '../load';
+import { loadModel, addModelOptions, ModelOptions, positiveInt, readJsonFile, readTextFile } from '../load';
 import { compileModel, modelInfo } from '../../../grammar';
 import { UserError } from '../errors';
 import { initCpuBackend, BackendKind, ParamStore } from '../../backends/cpu';
 import { vocabSize } from '../../backends/cpu/session';
 import { loadParams } from '../../checkpoint/load';
 import { openCheckpoint } from '../../checkpoint';
-import { asUserErrors, tfjsBackendOption } from './run';
+import { asUserErrors, seedArg, tfjsBackendOption } from './run';
+import { checkOutputFile } from './compile';
 import { Graph, ShapeError } from '../../ir';
 import { hfConfigFor, hparamDiff } from '../../train/hfconfig';
 import { REMAT_POLICIES, RematPolicy } from '../../train/autodiff';
@@ -53,7 +54,8 @@ export const num = (opt: string, check: (n: number) => boolean, want: string) =>
   if (v.trim() === '' || !Number.isFinite(n) || !check(n)) throw new UserError(`option ${opt} takes ${want}, got '${v}'`);
   return n;
 };
-const posInt = (opt: string) => num(opt, (n) => Number.isInteger(n) && n > 0, 'a positive integer');
+// Digits only (shared with --batch/--seq of the other commands): '1e3' or '0x10' are not read as numbers.
+const posInt = positiveInt;
 
 /** `--hparam name=value` (repeatable): a number, true/false, or else a string. */
 function hparamArg(v: string, prev: Record<string, number | boolean | string> = {}): Record<string, number | boolean | string> {
@@ -91,7 +93,7 @@ export function register(program: Command): void {
       .addOption(new Option('--beta1 <b>', 'AdamW β1').argParser(num('--beta1', (n) => n >= 0 && n < 1, 'a number in [0, 1)')).default(0.9))
       .addOption(new Option('--beta2 <b>', 'AdamW β2').argParser(num('--beta2', (n) => n >= 0 && n < 1, 'a number in [0, 1)')).default(0.999))
       .addOption(new Option('--remat <policy>', 'what the backward keeps from the forward').choices([...REMAT_POLICIES]).default('save-all'))
-      .addOption(new Option('--seed <s>', 'seed of the random init').argParser(num('--seed', (n) => Number.isInteger(n), 'an integer')).default(0))
+      .addOption(new Option('--seed <s>', 'seed of the random init').argParser(seedArg('--seed')).default(0))
       .addOption(new Option('--save-every <n>', 'also write the checkpoint every n steps').argParser(posInt('--save-every')))
       .option('--log <file>', 'append one JSON line per step (default: <out>/train_log.jsonl)')
       .option('--no-resume', 'start over even if --out holds a training state')
@@ -100,7 +102,27 @@ export function register(program: Command): void {
   ).action((file: string, opts: TrainOptions) => asUserErrors(() => train(file, opts)));
 }
 
+/** The files `train` writes into --out (model.safetensors.index.json: a sharded checkpoint there would shadow ours). */
+const WRITTEN = ['config.json', 'model.safetensors', 'model.safetensors.index.json', 'optimizer.safetensors', 'trainer_state.json', 'train_log.jsonl'];
+
+/**
+ * --out must be a new folder, an empty one, or one `lapidary train` wrote (it holds trainer_state.json or, after
+ * a crash between saves, optimizer.safetensors). A folder of the user's own files with the names train writes
+ * (a downloaded checkpoint, say) is refused before any work — it was silently overwritten after training.
+ */
+export function checkTrainOut(out: string): void {
+  if (!fs.existsSync(out)) return;
+  if (!fs.statSync(out).isDirectory()) throw new UserError(`--out '${out}' is a file; give a folder for the checkpoint`);
+  if (['trainer_state.json', 'optimizer.safetensors'].some((f) => fs.existsSync(path.join(out, f)))) return;
+  const clash = WRITTEN.filter((f) => fs.existsSync(path.join(out, f)));
+  if (clash.length) {
+    throw new UserError(`--out '${out}' holds ${clash.join(', ')} that \`lapidary train\` did not write (no trainer_state.json); refusing to overwrite: give a new or empty folder (to start from those weights, pass it as --checkpoint)`);
+  }
+}
+
 async function train(file: string, opts: TrainOptions): Promise<void> {
+  checkTrainOut(opts.out);
+  if (opts.log) checkOutputFile(opts.log, [file, opts.data], '--log');
   await initCpuBackend(opts.tfjsBackend);
   const prev = opts.resume ? readTrainerState(opts.out) : undefined;
   const configPath = opts.config ?? (prev ? path.join(opts.out, 'config.json') : opts.checkpoint ? path.join(opts.checkpoint, 'config.json') : undefined);
@@ -175,6 +197,8 @@ async function train(file: string, opts: TrainOptions): Promise<void> {
 
   fs.mkdirSync(opts.out, { recursive: true });
   const logFile = opts.log ?? path.join(opts.out, 'train_log.jsonl');
+  // A fresh start (--no-resume over an earlier run) begins a fresh default log; an explicit --log is appended to.
+  if (!prev && !opts.log) fs.rmSync(logFile, { force: true });
   const tty = !!process.stderr.isTTY;
   const bar = tty ? new SingleBar({ format: 'train {bar} {value}/{total} | loss {loss} | {tps} tok/s | eta {eta_formatted}', stream: process.stderr, hideCursor: true }, Presets.shades_classic) : undefined;
   bar?.start(opts.steps, start, { loss: '-', tps: '-' });
