@@ -16,6 +16,11 @@
  *   train_partitioned.mlir (+ train_partitioned_specs.json)  our per-device step on data=2,model=4 (reduce-scatter
  *                                   of gradients); train_m4_* (model=4) and train_d2m2_* (data=2,model=2) likewise
  *   train_cost.json                 our FLOP / transcendental counts of train.mlir
+ * and the decode step (one token against KV caches that are arguments and results; context 12, position 6):
+ *   decode.mlir / decode.hlo        unpartitioned; decode_in / decode_expected.safetensors (logits and new caches,
+ *                                   from the CPU backend after steps 0..5 — its logits equal Hugging Face's)
+ *   decode_sharded.mlir             with mhlo.sharding for data=2,model=2 (4 partitions)
+ *   decode_partitioned.mlir (+ decode_partitioned_specs.json)  our per-device step (run_partitioned.py DIR decode_)
  * Usage (repo root): npx esbuild --bundle --platform=node bench/xla-verify/prepare.ts --outfile=/tmp/prep.js && node /tmp/prep.js OUTDIR
  */
 import * as fs from 'fs';
@@ -27,7 +32,7 @@ import { runPipeline, resolvePipeline } from '../../src/passes';
 import { shiftLabels } from '../../src/train/loss';
 import { execute, initCpuBackend, tf } from '../../src/backends/cpu';
 import {
-  buildTrainingStep, compileTpu, CostRecorder, HloPrinter, StableHloPrinter, emitPrograms, emitWholeProgram, fusedBytes, getChip, makeMesh, parseStrategy, parseTopology, partitionGraph, sourceNodes,
+  buildTrainingStep, compileTpu, CostRecorder, decodeStep, HloPrinter, StableHloPrinter, emitPrograms, emitWholeProgram, fusedBytes, getChip, makeMesh, parseStrategy, parseTopology, partitionGraph, sourceNodes,
 } from '../../src/backends/tpu';
 
 const out = process.argv[2] ?? 'out/xla-verify';
@@ -179,7 +184,64 @@ async function trainStep(): Promise<void> {
   fs.writeFileSync(path.join(out, 'train_cost.json'), JSON.stringify(tcost, null, 1) + '\n');
   console.log(JSON.stringify({ train: { args: Object.keys(targs).length, outputs: sg.outputs.length, ...summary, cost: tcost, collectives: c.plan.collectives.map((x) => `${x.kind}/${x.axes}`) } }));
 }
-trainStep().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+// ---------- the decode step ----------
+// The one-token step with KV caches in and out (context T; the local layers' ring buffers of 4 positions wrap),
+// at position 6: its caches come from running steps 0..5 on the CPU backend; expected = every output at step 6.
+async function decode(): Promise<void> {
+  const one = compileModel(fs.readFileSync('gemma2.model', 'utf8'), 'gemma2.model', { config, dims: { batch: B, seq: 1 } }).graph!;
+  const dg = decodeStep(runPipeline(one, resolvePipeline({})).graph, { context: T }).graph;
+  const params = new Map<string, tf.Tensor>();
+  for (const n of dg.nodes) if (n.op === 'param') params.set(String(n.attrs.name), tf.tensor(readTensor(ck.tensors.get(String(n.attrs.name))!) as Float32Array, n.type.shape as number[]));
+  const at = 6;
+  let caches = new Map<string, Float32Array>();
+  let args: Record<string, TensorData> = {};
+  let expected: Record<string, TensorData> = {};
+  for (let t = 0; t <= at; t++) {
+    args = {};
+    const feeds: Record<string, tf.Tensor> = {};
+    sourceNodes(dg).forEach((n, i) => {
+      const name = String(n.attrs.name);
+      const shape = n.type.shape as number[];
+      let data: Float32Array | Int32Array;
+      if (name === 'input_ids') data = Int32Array.from(ref.input_ids.map((row: number[]) => row[t]));
+      else if (name === 'positions') data = Int32Array.from([t]);
+      else if (name.startsWith('cache.')) data = caches.get(name) ?? new Float32Array(shape.reduce((a, b) => a * b, 1));
+      else data = readTensor(ck.tensors.get(name)!) as Float32Array;
+      args[`arg${i}`] = { dtype: n.type.dtype === 'i32' ? 'I32' : 'F32', shape, data };
+      if (n.op === 'input') feeds[name] = tf.tensor(data, shape, n.type.dtype === 'i32' ? 'int32' : 'float32');
+    });
+    const r = execute(dg, feeds, params);
+    expected = {};
+    caches = new Map();
+    dg.outputs.forEach((o, i) => {
+      const d = Float32Array.from(r.outputs[o.name].dataSync());
+      expected[`out${i}`] = { dtype: 'F32', shape: [...r.outputs[o.name].shape], data: d };
+      if (o.name.startsWith('cache.')) caches.set(o.name, d);
+      r.outputs[o.name].dispose();
+    });
+    for (const f of Object.values(feeds)) f.dispose();
+  }
+  writeSafetensors(path.join(out, 'decode_in.safetensors'), args);
+  writeSafetensors(path.join(out, 'decode_expected.safetensors'), expected);
+  const w = new StableHloPrinter({ name: 'gemma2_tiny_decode', numPartitions: 1 });
+  fs.writeFileSync(path.join(out, 'decode.mlir'), w.finish(emitWholeProgram(dg, w, { env })));
+  const wh = new HloPrinter({ name: 'gemma2_tiny_decode', numPartitions: 1 });
+  fs.writeFileSync(path.join(out, 'decode.hlo'), wh.finish(emitWholeProgram(dg, wh, { env })));
+  // data=2,model=2 (4 devices): caches split by batch and K/V heads; XLA's partitioner and our per-device program.
+  const m = makeMesh(parseTopology(getChip('v5e'), '2x2'), 'data=2,model=2');
+  const ds = parseStrategy('dp+tp', m);
+  const p = emitPrograms(dg, m, ds.policy);
+  fs.writeFileSync(path.join(out, 'decode_sharded.mlir'), p.wholeMlir);
+  fs.writeFileSync(path.join(out, 'decode_partitioned.mlir'), p.partitionedMlir);
+  const pr = partitionGraph(dg, m, ds.policy, new CostRecorder(), { env }, p.paramSpecs);
+  const specs = sourceNodes(dg).map((n) => (n.op === 'input' ? pr.inputSpecs : pr.paramSpecs).get(String(n.attrs.name)));
+  fs.writeFileSync(path.join(out, 'decode_partitioned_specs.json'), JSON.stringify({ mesh: m.axes.map((a) => [a.name, a.size]), args: specs, outputs: pr.outputs.map((o) => o.spec) }) + '\n');
+  for (const t of params.values()) t.dispose();
+  console.log(JSON.stringify({ decode: { args: Object.keys(args).length, outputs: dg.outputs.length, position: at } }));
+}
+trainStep()
+  .then(decode)
+  .catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });

@@ -70,6 +70,7 @@ export class CountingBuilder implements XlaBuilder {
     return this.v({ dtype: xs[0].type.dtype, shape });
   }
   gather(operand: XlaValue, _i: XlaValue, _d: GatherDims, outShape: readonly number[]) { return this.v({ dtype: operand.type.dtype, shape: outShape }); }
+  dynamicUpdateSlice(operand: XlaValue) { return this.v(operand.type); }
 }
 
 export function bytesOf(t: XlaType): number {

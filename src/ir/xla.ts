@@ -55,6 +55,11 @@ export interface XlaBuilder {
   slice(x: XlaValue, start: readonly number[], limit: readonly number[], strides?: readonly number[]): XlaValue;
   concatenate(xs: readonly XlaValue[], dim: number): XlaValue;
   gather(operand: XlaValue, indices: XlaValue, dims: GatherDims, outShape: readonly number[]): XlaValue;
+  /**
+   * dynamic_update_slice: `operand` with `update` written at `starts` (one i32 scalar per dim; XLA clamps each
+   * start to [0, operand dim − update dim]). In place in XLA (the operand's buffer is reused).
+   */
+  dynamicUpdateSlice(operand: XlaValue, update: XlaValue, starts: readonly XlaValue[]): XlaValue;
 }
 
 /** NumPy-style broadcast of `x` to `shape`, expressed with XLA's explicit ops. */

@@ -89,6 +89,11 @@ class SplatBuilder implements XlaBuilder {
     return this.v({ dtype: xs[0].type.dtype, shape }, vs[0]);
   }
   gather(operand: XlaValue, _i: XlaValue, _d: GatherDims, outShape: readonly number[]) { return this.v({ dtype: operand.type.dtype, shape: outShape }, this.val(operand)); }
+  dynamicUpdateSlice(operand: XlaValue, update: XlaValue) {
+    const [a, u] = [this.val(operand), this.val(update)];
+    if (!Object.is(a, u)) throw new NotFoldable();
+    return this.v(operand.type, a);
+  }
 }
 
 function round(v: number, dtype: DType): number {

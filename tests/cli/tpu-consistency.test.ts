@@ -22,3 +22,44 @@ test('compile --target tpu and cost agree on the plan they report', () => {
     fs.rmSync(out, { recursive: true, force: true });
   }
 });
+
+// --mode decode writes the decode-step programs (KV caches in and out); its cost.json is `cost --mode decode`'s plan.
+test('compile --target tpu --mode decode writes the decode step, and its plan is the one cost reports', () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-tpu-'));
+  try {
+    const cfg = path.join(ROOT, 'tests/fixtures/gemma2-tiny/config.json');
+    const plan = ['--chip', 'v5e', '--topology', '2x2', '--mesh', 'data=2,model=2', '--mode', 'decode', '--batch', '4', '--seq', '16', '--context', '32'];
+    const c = lapidary(['compile', 'gemma2.model', '--config', cfg, '--target', 'tpu', ...plan, '-o', path.join(out, 'prog')]);
+    expect(c.stderr).toBe('');
+    expect(c.code).toBe(0);
+    expect(c.stdout).toMatch(/decode step \(KV caches of 32 positions in and out\)/);
+    const mlir = fs.readFileSync(path.join(out, 'prog', 'program.mlir'), 'utf8');
+    // Local layers keep a ring of `sliding_window` (4) positions, global layers the context (32).
+    expect(mlir).toMatch(/tensor<4x2x4x16xbf16> \{jax\.arg_info = "cache\.model\.layers\.0\.self_attn\.k"/);
+    expect(mlir).toMatch(/tensor<4x2x32x16xbf16> \{jax\.arg_info = "cache\.model\.layers\.1\.self_attn\.k"/);
+    expect(mlir).toMatch(/tensor<4x1x512xbf16> \{jax\.result_info = "logits"/);
+    expect(fs.readFileSync(path.join(out, 'prog', 'partitioned.hlo'), 'utf8')).toMatch(/dynamic-update-slice\(/);
+    const fromCompile = JSON.parse(fs.readFileSync(path.join(out, 'prog', 'cost.json'), 'utf8'));
+    const r = lapidary(['cost', 'gemma2.model', '--config', cfg, ...plan, '--json']);
+    expect(r.code).toBe(0);
+    const fromCost = JSON.parse(r.stdout);
+    expect(fromCompile.mode).toBe('decode');
+    for (const k of ['step_time_s', 'mfu', 'tokens_per_s_per_chip', 'memory_per_chip_bytes', 'fits']) expect(fromCompile[k]).toEqual(fromCost[k]);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('compile --mode decode without attention fusion is a clear error, not a stack trace, and writes nothing', () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-tpu-'));
+  try {
+    const cfg = path.join(ROOT, 'tests/fixtures/gemma2-tiny/config.json');
+    const r = lapidary(['compile', 'gemma2.model', '--config', cfg, '--no-pass', 'attention-fusion', '--target', 'tpu', '--chip', 'v5e', '--topology', '2x2', '--mesh', 'data=2,model=2', '--mode', 'decode', '--batch', '4', '--seq', '16', '-o', path.join(out, 'prog')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^lapidary: error: decode step: the graph has no fused_attention \(the decode step needs the attention-fusion pass/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(fs.existsSync(path.join(out, 'prog'))).toBe(false);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});

@@ -15,6 +15,7 @@ import { ModuleOptions, TeeEmitter } from './spmd';
 import { PlanOptions, PlanResult, Strategy, buildTrainingStep, evaluateOn, partitionForCost } from './plan';
 import type { TrainingStepInfo } from '../../train/step';
 import { CostRecorder } from './record';
+import { decodeStep } from './decode';
 
 export interface EmittedPrograms {
   readonly wholeMlir: string;
@@ -76,7 +77,7 @@ export interface TpuCompileOptions {
 
 export interface TpuCompilation {
   readonly plan: PlanResult;
-  /** The program that was partitioned: the graph itself, or its training step. */
+  /** The program that was partitioned: the graph itself, its training step, or its decode step (KV caches in and out). */
   readonly program: Graph;
   readonly step?: TrainingStepInfo;
   readonly programs?: EmittedPrograms;
@@ -96,14 +97,17 @@ export function compileTpu(g: Graph, mesh: Mesh, strategy: Strategy, po: PlanOpt
   const mode = po.mode ?? 'forward';
   let t = performance.now();
   const step = mode === 'train' ? buildTrainingStep(g, po.remat ?? 'layer-inputs') : undefined;
-  const program = step ? step.graph : g;
+  // Decode: the one-token graph with its KV caches as arguments and results (the cost stays the analytic
+  // decode plan of the one-token graph over the context, which counts the same cache lengths).
+  const decode = mode === 'decode' ? decodeStep(g, { context: po.context ?? dims.seq }) : undefined;
+  const program = step ? step.graph : decode ? decode.graph : g;
   const msStep = performance.now() - t;
   t = performance.now();
   const name = `${program.name}${g.variant ? '_' + g.variant : ''}`.replace(/\./g, '_');
   const mo = (manual = false): ModuleOptions => ({ name, numPartitions: mesh.devices, ...(o.precision ? { precision: o.precision } : {}), ...(manual ? { manual } : {}) });
   const printers = o.emit ? [new StableHloPrinter(mo(true)), new HloPrinter(mo(true))] : [];
   const pre = partitionForCost(program, mesh, strategy.policy, 2, step?.forwardEnd, printers, { floatDtype: o.floatDtype });
-  const plan = evaluateOn(g, po, dims, mesh, strategy, step, pre);
+  const plan = evaluateOn(g, po, dims, mesh, strategy, step, decode ? undefined : pre);
   const msPart = performance.now() - t;
   t = performance.now();
   let programs: EmittedPrograms | undefined;

@@ -156,6 +156,9 @@ export class HloPrinter implements SpmdEmitter {
   dynamicSlice(x: XlaValue, starts: readonly XlaValue[], sizes: readonly number[]): XlaValue {
     return this.emit('dynamic-slice', [x, ...starts], `dynamic_slice_sizes=${set(sizes)}`, { dtype: x.type.dtype, shape: sizes });
   }
+  dynamicUpdateSlice(x: XlaValue, update: XlaValue, starts: readonly XlaValue[]): XlaValue {
+    return this.emit('dynamic-update-slice', [x, update, ...starts], '', x.type);
+  }
 
   finish(outputs: readonly Output[]): string {
     const body = [...this.params].sort((a, b) => a[0] - b[0]).map((p) => p[1]);

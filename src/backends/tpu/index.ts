@@ -13,3 +13,5 @@ export * from './plan';
 export * from './emit';
 export * from './report';
 export * from './simulate';
+export { decodeStep } from './decode';
+export type { DecodeStep, KvCacheBuffer } from './decode';

@@ -38,8 +38,10 @@ interface Info extends XlaValue {
   undecided?: boolean;
   /** An undecided program input laid out like this parameter (optimizer state: ZeRO-3 shards it with its parameter). */
   readonly follows?: string;
-  /** The input's name (for inputs that follow a parameter). */
+  /** The input's name (for inputs that follow a parameter or are placed at their first use). */
   readonly input?: string;
+  /** An undecided input placed at its first use (a KV cache takes its keys' layout); this spec if nothing decides. */
+  readonly fallback?: Spec;
   /** Position in the program signature. */
   readonly argIndex?: number;
   cache: Map<string, XlaValue> | undefined;
@@ -156,6 +158,14 @@ export class Partitioner implements XlaBuilder {
   }
 
   /**
+   * A program input placed where it is first used (a decode step's KV cache takes the layout of the keys written
+   * into it, so the cache never moves between devices); `fallback` if no use decides.
+   */
+  argAtFirstUse(global: XlaType, name: string, fallback: Spec, index?: number): XlaValue {
+    return this.mk(global, global.shape.map(() => []), undefined, null, { input: name, fallback, undecided: true, ...(index !== undefined ? { argIndex: index } : {}) });
+  }
+
+  /**
    * Forget the gathered (resharded) forms of parameters: called between the forward and the backward of a
    * training step, so the backward gathers FSDP weights again instead of keeping every layer's gathered
    * weights alive (what JAX/XLA FSDP does).
@@ -215,6 +225,14 @@ export class Partitioner implements XlaBuilder {
   /** Decide an undecided parameter's spec from the policy (default placement). */
   private decideDefault(info: Info, prefer?: MutableSpec): void {
     if (!info.undecided) return;
+    if (info.fallback !== undefined) {
+      const spec = prefer ?? cloneSpec(info.fallback);
+      info.spec = spec;
+      info.undecided = false;
+      info.local = this.inner.arg(this.localType(info.global, spec), { name: info.input!, spec, ...(info.argIndex !== undefined ? { index: info.argIndex } : {}) });
+      this.decidedInputs.set(info.input!, cloneSpec(spec));
+      return;
+    }
     if (info.follows !== undefined) {
       const ps = this.decided.get(info.follows);
       const spec = ps && ps.length === info.global.shape.length ? cloneSpec(ps) : info.global.shape.map(() => [] as string[]);
@@ -704,6 +722,24 @@ export class Partitioner implements XlaBuilder {
     const mask = b.broadcastInDim(inRange, localOut, [...Array(ri).keys()]);
     const zero = b.constant(0, { dtype: table.type.dtype, shape: localOut });
     return this.mk(out, outSpec, b.select(mask, g, zero), { axes: [...ts[0]], reducer: 'add' });
+  }
+
+  /**
+   * dynamic_update_slice keeps the operand's sharding on the dims the update covers whole (there every device
+   * writes its own block: XLA clamps those starts to 0); a dim written partially — at a position known only at
+   * run time — is unsplit. An operand still undecided (a KV cache) takes the update's layout there.
+   */
+  dynamicUpdateSlice(x: XlaValue, u: XlaValue, starts: readonly XlaValue[]): XlaValue {
+    const ix = this.info(x);
+    const iu = this.info(u);
+    const whole = x.type.shape.map((d, k) => u.type.shape[k] === d);
+    if (iu.undecided) this.decideDefault(iu);
+    if (ix.undecided) this.decideDefault(ix, iu.splat !== undefined ? undefined : iu.spec.map((s, k) => (whole[k] ? [...s] : [])));
+    const spec = this.merge([x, u]);
+    for (let k = 0; k < spec.length; k++) if (!whole[k]) spec[k] = NONE;
+    const lx = this.local(x, spec);
+    const lu = this.local(u, spec);
+    return this.mk(x.type, spec, this.inner.dynamicUpdateSlice(lx, lu, starts.map((s) => this.local(s, []))));
   }
 }
 

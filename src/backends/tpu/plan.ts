@@ -256,7 +256,7 @@ export function evaluateAnalytic(g: Graph, o: PlanOptions, dims: { batch: number
     a.tr += ins.transcendentals;
     a.bytes += bytes[i];
     if (ins.cls === 'dot') a.dotOut += ins.outBytes;
-    if (ins.cls !== 'elementwise' && ins.cls !== 'layout' && ins.cls !== 'collective') a.materialized += ins.outBytes;
+    if (ins.cls !== 'elementwise' && ins.cls !== 'layout' && ins.cls !== 'collective' && ins.cls !== 'update') a.materialized += ins.outBytes;
   });
   const nodeTime = (a: Acc) => {
     const c = a.mxu / (chip.peakFlops * eff) + (a.vpu + a.tr) / chip.vectorFlops;
@@ -672,7 +672,7 @@ export function evaluateTrain(
     a.vpu += ins.cls === 'collective' ? 0 : ins.vpuFlops;
     a.tr += ins.transcendentals;
     a.bytes += bytes[i];
-    if (ins.cls !== 'elementwise' && ins.cls !== 'layout' && ins.cls !== 'collective') a.mat += ins.outBytes;
+    if (ins.cls !== 'elementwise' && ins.cls !== 'layout' && ins.cls !== 'collective' && ins.cls !== 'update') a.mat += ins.outBytes;
   });
   for (const [id, a] of acc) {
     const n = byId.get(id)!;

@@ -120,6 +120,10 @@ export function partitionGraph(
         vals.set(n.id, p.argFollowing(t, name, f, index));
         return;
       }
+      if (!given && n.attrs.place_at_use === true) {
+        vals.set(n.id, p.argAtFirstUse(t, name, inputSpec(n, t.shape, mesh, policy.dataAxes), index));
+        return;
+      }
       const spec = given ?? inputSpec(n, t.shape, mesh, policy.dataAxes);
       inputSpecs.set(name, spec);
       vals.set(n.id, p.arg(t, name, spec, false, index));

@@ -11,7 +11,8 @@ import { DotDims, GatherDims, XlaBinary, XlaCompare, XlaReducer, XlaType, XlaUna
 import { ArgInfo, ReplicaGroupSet, SpmdEmitter, resultType } from './spmd';
 
 /** fusible: elementwise and layout ops XLA fuses into neighbours; reduce: fuses its producers (input fusion). */
-export type InstrClass = 'arg' | 'elementwise' | 'layout' | 'dot' | 'reduce' | 'gather' | 'concat' | 'collective';
+/** update: dynamic-update-slice, in place (XLA's HloCostAnalysis: 2 × update bytes + the start indices). */
+export type InstrClass = 'arg' | 'elementwise' | 'layout' | 'dot' | 'reduce' | 'gather' | 'concat' | 'collective' | 'update';
 
 export interface Instr {
   readonly cls: InstrClass;
@@ -126,6 +127,9 @@ export class CostRecorder implements SpmdEmitter {
   dynamicSlice(x: XlaValue, starts: readonly XlaValue[], sizes: readonly number[]): XlaValue {
     return this.push('layout', 'dynamic-slice', [x, ...starts], { dtype: x.type.dtype, shape: sizes });
   }
+  dynamicUpdateSlice(x: XlaValue, update: XlaValue, starts: readonly XlaValue[]): XlaValue {
+    return this.push('update', 'dynamic-update-slice', [x, update, ...starts], x.type);
+  }
 }
 
 const FUSIBLE = new Set<InstrClass>(['elementwise', 'layout']);
@@ -151,6 +155,8 @@ export function fusedBytes(instrs: readonly Instr[], outputs: readonly number[])
   });
   return instrs.map((ins, i) => {
     if (ins.cls === 'arg' || ins.cls === 'collective') return 0;
+    // In place: reads the update and writes it into the operand's buffer (plus the scalar start indices).
+    if (ins.cls === 'update') return ins.operands.slice(1).reduce((a, o, k) => a + instrs[o].outBytes * (k === 0 ? 2 : 1), 0);
     let b = materialized[i] ? ins.outBytes : 0;
     const seen = new Set<number>();
     for (const o of ins.operands) {

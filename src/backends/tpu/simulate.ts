@@ -426,6 +426,18 @@ export class SpmdSimulator implements SpmdEmitter {
       return o;
     });
   }
+
+  dynamicUpdateSlice(x: XlaValue, update: XlaValue, starts: readonly XlaValue[]): XlaValue {
+    const st = stridesOf(x.type.shape);
+    const us = update.type.shape;
+    return this.map(x.type, (p) => {
+      const o = Float64Array.from(this.d(x)[p]);
+      const u = this.d(update)[p];
+      const base = starts.reduce((a, s, k) => a + min(max(this.d(s)[p][0], 0), x.type.shape[k] - us[k]) * st[k], 0);
+      walk(us, st, base, (i, s) => (o[s] = u[i]));
+      return o;
+    });
+  }
 }
 
 /** Global arrays of a program's arguments, by name. */

@@ -198,5 +198,8 @@ export class TeeEmitter implements SpmdEmitter {
   dynamicSlice(x: XlaValue, starts: readonly XlaValue[], sizes: readonly number[]): XlaValue {
     return this.each((s, i) => s.dynamicSlice(P(x, i), starts.map((v) => P(v, i)), sizes));
   }
+  dynamicUpdateSlice(x: XlaValue, update: XlaValue, starts: readonly XlaValue[]): XlaValue {
+    return this.each((s, i) => s.dynamicUpdateSlice(P(x, i), P(update, i), starts.map((v) => P(v, i))));
+  }
 }
 const P = (v: XlaValue, i: number) => (v as TeeValue).parts[i];

@@ -221,6 +221,9 @@ export class StableHloPrinter implements SpmdEmitter {
   dynamicSlice(x: XlaValue, starts: readonly XlaValue[], sizes: readonly number[]): XlaValue {
     return this.emit('dynamic_slice', [x, ...starts], `slice_sizes = ${arr(sizes)}`, { dtype: x.type.dtype, shape: sizes });
   }
+  dynamicUpdateSlice(x: XlaValue, update: XlaValue, starts: readonly XlaValue[]): XlaValue {
+    return this.emit('dynamic_update_slice', [x, update, ...starts], '', x.type);
+  }
 
   /** The whole module text. */
   finish(outputs: readonly Output[]): string {

@@ -145,12 +145,13 @@ export function emitTpu(graph: Graph, o: TpuCliOptions): { json: Record<string, 
   const po = planOptions(o, { defaultChip: 'v5p' });
   const dims = dimsOf(o);
   if (!po.mesh || po.mesh === 'auto') throw new UserError("--target tpu needs an explicit --mesh (use 'lapidary cost --mesh auto' to search)");
-  if (po.mode === 'decode') throw new UserError("--target tpu --mode decode: decode-step programs (KV cache as arguments and results) are not emitted yet; plan decode with 'lapidary cost --mode decode'");
   const topo = toUserError(() => resolveTopology(getChip(po.chip), po));
   const mesh = toUserError(() => makeMesh(topo, po.mesh!));
   const strategy = toUserError(() => parseStrategy(po.strategy, mesh));
   const t0 = performance.now();
-  const c = toUserError(() => compileTpu(graph, mesh, strategy, po, dims, { emit: true, floatDtype: o.dtype ?? 'bf16' }));
+  // Decode: the graph was built with seq = 1 (one new token); --seq is the context the KV caches hold.
+  const [stepOpts, stepDims] = po.mode === 'decode' ? [{ ...po, context: po.context ?? dims.seq }, { batch: dims.batch, seq: 1 }] : [po, dims];
+  const c = toUserError(() => compileTpu(graph, mesh, strategy, stepOpts, stepDims, { emit: true, floatDtype: o.dtype ?? 'bf16' }));
   const emit_ms = performance.now() - t0;
   const progs = c.programs!;
   const plan = c.plan;
@@ -172,7 +173,7 @@ export function emitTpu(graph: Graph, o: TpuCliOptions): { json: Record<string, 
   return {
     json: { out_dir: dir, files: Object.keys(files), emit_ms: Math.round(emit_ms), step_time_s: plan.step_time_s, mfu: plan.mfu, tokens_per_s_per_chip: plan.tokens_per_s_per_chip, memory_per_chip_bytes: plan.memory_per_chip_bytes, fits: plan.fits },
     lines: [
-      `tpu: ${plan.mode === 'train' ? `training step (${c.program.nodes.length} nodes, remat ${plan.remat})` : plan.mode}, ${plan.chips} ${plan.chip} chips, mesh ${plan.mesh}, ${plan.strategy}: wrote ${Object.keys(files).join(', ')} to ${dir}/ (emitted in ${emit_ms.toFixed(0)} ms)`,
+      `tpu: ${plan.mode === 'train' ? `training step (${c.program.nodes.length} nodes, remat ${plan.remat})` : plan.mode === 'decode' ? `decode step (KV caches of ${stepOpts.context} positions in and out)` : plan.mode}, ${plan.chips} ${plan.chip} chips, mesh ${plan.mesh}, ${plan.strategy}: wrote ${Object.keys(files).join(', ')} to ${dir}/ (emitted in ${emit_ms.toFixed(0)} ms)`,
       `tpu: step ${(plan.step_time_s * 1e3).toFixed(2)} ms, MFU ${(100 * plan.mfu).toFixed(1)}%, ${plan.tokens_per_s_per_chip.toFixed(0)} tokens/s/chip, ${(plan.memory_per_chip_bytes / 1e9).toFixed(2)} GB/chip (${plan.fits ? 'fits' : 'does not fit'})`,
     ],
   };

@@ -180,7 +180,8 @@ export function compileFile(file: string, opts: CompileOptions, api: () => objec
   else if (opts.output) for (const i of inputs) if (realPath(i) === realPath(opts.output)) throw new UserError(`--output '${opts.output}' is an input file; refusing to overwrite it`);
   if (opts.trace) checkOutputFile(opts.trace, inputs, '--trace');
   if (opts.dumpDir) ensureDir(opts.dumpDir);
-  const graph = loadModel(file, opts);
+  // --target tpu --mode decode compiles the one-new-token step: seq = 1 (--seq is the KV cache's context).
+  const graph = loadModel(file, opts.target === 'tpu' && (opts as { mode?: string }).mode === 'decode' ? { ...opts, seq: 1 } : opts);
   if (opts.dumpDir) writeDump(opts.dumpDir, '00-input.ir.txt', printGraph(graph));
   const printAll = (opts.printAfter ?? []).includes('all');
   const printSet = new Set(opts.printAfter ?? []);

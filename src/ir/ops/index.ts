@@ -34,6 +34,7 @@ import './reshape';
 import './transpose';
 import './broadcast';
 import './slice';
+import './dynamic_update_slice';
 import './concat';
 import './gather';
 import './segment_sum';
