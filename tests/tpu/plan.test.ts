@@ -92,11 +92,29 @@ describe('lapidary cost / compile --target tpu', () => {
     [['--chip', 'v5e', '--topology', '4x4x4x4', '--mesh', 'data=8'], /--topology 4x4x4x4/],
     [['--chip', 'v5e', '--topology', '2x4', '--mesh', 'data=8', '--strategy', 'tp'], /tensor parallelism needs a mesh axis/],
     [['--chip', 'v5e', '--topology', '2x4'], /option --mesh is required/],
+    [['--chip', 'v4', '--topology', '3x5x7', '--mesh', 'data=105'], /--topology 3x5x7: 3x5x7 is not a v4 slice shape \(a 3D slice is 2x2x1, 2x2x2, 2x2x4, 2x4x4, or every side a multiple of 4/],
+    [['--chip', 'v5e', '--topology', '3x4', '--mesh', 'data=12'], /--topology 3x4: 3x4 is not a v5e slice shape/],
+    [['--chip', 'v5p', '--chips', '96', '--mesh', 'data=96'], /96 v5p chips do not form a slice/],
   ])('bad options are clean errors: %j', async (extra, msg) => {
     const r = await cli(['cost', ...TINY, ...(extra as string[])]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(msg as RegExp);
     expect(r.err).not.toMatch(/\n\s+at .+:\d+:\d+/);
+  });
+
+  test('a batch that does not split over the data axes is an error naming both (the partitioner would leave it unsplit)', async () => {
+    const args = ['cost', 'gemma2.model', '--config', 'tests/fixtures/gemma2-tiny/config.json', '--seq', '12', '--chip', 'v5e', '--topology', '2x4', '--mesh', 'data=4,model=2'];
+    const r = await cli([...args, '--batch', '6']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/--batch 6 does not split over the data axes \(data=4\): each of the 4 data shards needs whole sequences; use a multiple of 4 \(e.g. --batch 8\)/);
+    expect((await cli([...args, '--batch', '8'])).code).toBe(0);
+    // --mesh auto keeps searching: the meshes whose data axis does not divide the batch are listed as rejected.
+    const a = await cli(['cost', 'gemma2.model', '--config', 'tests/fixtures/gemma2-tiny/config.json', '--seq', '12', '--chip', 'v5e', '--topology', '2x4', '--mesh', 'auto', '--batch', '2', '--json']);
+    expect(a.code).toBe(0);
+    const plans = JSON.parse(a.out);
+    const list = Array.isArray(plans) ? plans : plans.plans ?? plans.ranked;
+    expect(list.some((p: { mesh: string; rejected?: string }) => /data=8/.test(p.mesh) && /does not split over the data axes/.test(p.rejected ?? ''))).toBe(true);
+    expect(list.some((p: { rejected?: string }) => !p.rejected)).toBe(true);
   });
 
   test('missing --batch is named', async () => {

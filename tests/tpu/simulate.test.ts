@@ -21,7 +21,8 @@ const fx = path.join(ROOT, 'tests/fixtures/gemma2-tiny');
 const config = JSON.parse(fs.readFileSync(path.join(fx, 'config.json'), 'utf8'));
 const ref = JSON.parse(fs.readFileSync(path.join(fx, 'reference.json'), 'utf8'));
 const [B, T] = [ref.input_ids.length as number, ref.input_ids[0].length as number];
-const mesh = (spec: string, topo: string) => makeMesh(parseTopology(getChip('v5e'), topo), spec);
+// v5e slices (2x2, 2x4); two devices are a pair of H100s (v5e has no 2-chip slice).
+const mesh = (spec: string, topo: string) => makeMesh(parseTopology(getChip(topo.includes('x') ? 'v5e' : 'h100'), topo), spec);
 
 const raw = compileModel(fs.readFileSync(path.join(ROOT, 'gemma2.model'), 'utf8'), 'gemma2.model', { config, dims: { batch: B, seq: T } }).graph!;
 const ck = openCheckpoint(path.join(fx, 'model.safetensors'));
@@ -100,7 +101,7 @@ describe('the per-device training step, executed', () => {
 
   test.each([
     ['model=4', '2x2', []],
-    ['model=2', '1x2', ['model']],
+    ['model=2', '2', ['model']],
   ])('%s: K/V projections column-split, their heads dim split only when the 2 K/V heads divide', (meshText, topo, heads) => {
     const m = mesh(meshText, topo);
     const { result } = partitionForCost(step.graph, m, parseStrategy('tp', m).policy, 4, step.forwardEnd);
@@ -170,7 +171,7 @@ describe('a pending partial sum meeting a split operand', () => {
     ['z', rnd(32, 2.1)],
   ]);
 
-  test.each([['model=2', '1x2'], ['model=4', '2x2'], ['data=2,model=2', '2x2']])('%s: reduce-scattered, exact', (meshText, topo) => {
+  test.each([['model=2', '2'], ['model=4', '2x2'], ['data=2,model=2', '2x2']])('%s: reduce-scattered, exact', (meshText, topo) => {
     const m = mesh(meshText, topo);
     const specs = new Map([
       ['x', [[], ['model']]],

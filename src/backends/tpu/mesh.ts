@@ -75,6 +75,8 @@ export function parseTopology(chip: ChipSpec, text: string): Topology {
   if (perSlice > chip.podChips) {
     throw new TpuError(`--topology ${text}: one ${chip.name} slice has at most ${chip.podChips} chips, this one has ${perSlice}; put the number of slices first (e.g. ${Math.ceil(perSlice / chip.podChips)}x...)`);
   }
+  const bad = sliceShapeProblem(chip, ici);
+  if (bad) throw new TpuError(`--topology ${text}: ${bad}`);
   const wraps = ici.map((d) => {
     if (chip.wrap === 'all') return true;
     if (chip.wrap === 'axis16') return d === 16;
@@ -84,6 +86,23 @@ export function parseTopology(chip: ChipSpec, text: string): Topology {
   if (slices > 1) axes.push({ size: slices, wrap: false, dcn: true });
   ici.forEach((d, i) => axes.push({ size: d, wrap: wraps[i], dcn: false }));
   return { chip, text: dims.join('x'), axes, chips: prod(dims), slices };
+}
+
+/** Slice shapes Cloud TPU offers (any axis order): 2D v5e/v6e slices, and the small 3D slices below 4x4x4. */
+const SLICES_2D = ['1x1', '2x2', '2x4', '4x4', '4x8', '8x8', '8x16', '16x16'];
+const SMALL_3D = ['1x2x2', '2x2x2', '2x2x4', '2x4x4'];
+const sortedKey = (d: readonly number[]) => [...d].sort((a, b) => a - b).join('x');
+
+/** Why `ici` is not a slice shape of `chip` (undefined when it is). */
+function sliceShapeProblem(chip: ChipSpec, ici: readonly number[]): string | undefined {
+  const key = sortedKey(ici);
+  if (chip.torusDims === 2 && !SLICES_2D.includes(key)) {
+    return `${ici.join('x')} is not a ${chip.name} slice shape (slices are ${SLICES_2D.join(', ')} in either order; more chips are several slices: put their number first, e.g. 2x16x16)`;
+  }
+  if (chip.torusDims === 3 && !SMALL_3D.includes(key) && !ici.every((d) => d % 4 === 0)) {
+    return `${ici.join('x')} is not a ${chip.name} slice shape (a 3D slice is 2x2x1, 2x2x2, 2x2x4, 2x4x4, or every side a multiple of 4, e.g. 4x4x8 or 8x24x32)`;
+  }
+  return undefined;
 }
 
 /** A default topology for `n` chips: near-square (2D) or near-cube (3D) slices, several slices beyond a pod. */
@@ -97,7 +116,14 @@ export function defaultTopology(chip: ChipSpec, n: number): Topology {
     slices = n / pod;
     per = pod;
   }
-  const dims = balancedFactors(per, chip.torusDims);
+  let dims: number[] | undefined;
+  if (chip.torusDims === 2) dims = SLICES_2D.map((s) => s.split('x').map(Number)).find((d) => d[0] * d[1] === per);
+  else if (chip.torusDims === 3) dims = per % 64 === 0 ? balancedFactors(per / 64, 3).map((d) => 4 * d) : SMALL_3D.map((s) => s.split('x').map(Number)).find((d) => prod(d) === per);
+  else dims = [per];
+  if (!dims) {
+    const sizes = chip.torusDims === 2 ? SLICES_2D.map((s) => prod(s.split('x').map(Number))) : [4, 8, 16, 32, '64k'];
+    throw new TpuError(`${n} ${chip.name} chips do not form a slice (${chip.name} slices have ${sizes.join(', ')} chips${chip.torusDims === 3 ? ' (k ≥ 1)' : ''}); give --topology or another --chips`);
+  }
   return parseTopology(chip, [...(slices > 1 ? [slices] : []), ...dims].join('x'));
 }
 

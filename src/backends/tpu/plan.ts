@@ -225,8 +225,20 @@ export function partitionForCost(
 }
 
 export function evaluateOn(g: Graph, o: PlanOptions, dims: { batch: number; seq: number }, mesh: Mesh, strategy: Strategy, step?: TrainingStepInfo, pre?: Partitioned): PlanResult {
+  checkBatch(dims.batch, mesh, strategy);
   if ((o.mode ?? 'forward') === 'train') return evaluateTrain(g, o, dims, mesh, strategy, step, pre);
   return evaluateAnalytic(g, o, dims, mesh, strategy, pre);
+}
+
+/** The batch must split evenly over the data axes (otherwise the partitioner would silently leave it unsplit). */
+export function checkBatch(batch: number, mesh: Mesh, strategy: Strategy): void {
+  const axes = strategy.policy.dataAxes;
+  const shards = axes.reduce((p, a) => p * axisSize(mesh, a), 1);
+  if (batch % shards !== 0) {
+    const named = axes.map((a) => `${a}=${axisSize(mesh, a)}`).join(', ');
+    const up = Math.ceil(batch / shards) * shards;
+    throw new TpuError(`--batch ${batch} does not split over the data axes (${named}): each of the ${shards} data shards needs whole sequences; use a multiple of ${shards} (e.g. --batch ${up})`);
+  }
 }
 
 /** Forward and decode plans; for training, the analytic estimate from the partitioned forward (the cross-check). */
