@@ -186,6 +186,15 @@ describe('the page in Chromium', () => {
     expect(await page.locator('g.group.created[data-group="model.layers.2"]').count()).toBe(1);
     expect(await page.locator('#created-list li').count()).toBe(created.length);
     expect(await page.locator('#removed-list li').count()).toBe(removed.length);
+    // The badges sit on the box's edge: they cover neither of its text lines nor its expand button.
+    const overlaps = await page.locator('g.group.created[data-group="model.layers.1"]').evaluate((g) => {
+      const r = (e: Element) => e.getBoundingClientRect();
+      const hit = (a: DOMRect, b: DOMRect) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+      const badges = [...g.querySelectorAll('g.badge')].map(r);
+      const others = [...g.querySelectorAll(':scope > text, :scope > g:not(.badge)')].map(r);
+      return { badges: badges.length, hits: badges.filter((b) => others.some((o) => hit(b, o))).length };
+    });
+    expect(overlaps).toEqual({ badges: 2, hits: 0 });
     await toggle(page, 'model.layers.2');
     await toggle(page, 'model.layers.2.self_attn');
     const SCOPE = 'model.layers.2.self_attn';

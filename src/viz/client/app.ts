@@ -277,11 +277,12 @@ export class App {
     if (grp.created) badges.push([`+${grp.created}`, '#1a7f37']);
     if (grp.removed) badges.push([`−${grp.removed}`, '#d1242f']);
     if (matches) badges.push([`${matches}`, '#bf8700']);
-    let bx = w - 26;
+    // Badges sit on the box's top edge, right-aligned (like notification badges), so they never cover its text.
+    let bx = w - 22;
     for (const [text, color] of badges.reverse()) {
       const bw = text.length * 6.2 + 8;
       bx -= bw + 3;
-      g.appendChild(svg('g', { class: 'badge', transform: `translate(${bx},${GROUP_H - 20})` }, svg('rect', { width: bw, height: 13, rx: 6, style: `fill:${color}` }), svg('text', { x: 4, y: 10 }, text)));
+      g.appendChild(svg('g', { class: 'badge', transform: `translate(${bx},-7)` }, svg('rect', { width: bw, height: 13, rx: 6, style: `fill:${color}` }), svg('text', { x: 4, y: 10 }, text)));
     }
     g.addEventListener('click', (e) => {
       if (this.suppressClick) return;

@@ -83,5 +83,5 @@ button[aria-pressed=true] { background: #ddf4ff; border-color: #54aeff; }
 #banner.show { display: block; }
 #banner.ok { background: #dafbe1; border-color: #1a7f37; color: #116329; }
 #progress { position: absolute; top: 8px; right: 8px; background: #ddf4ff; border: 1px solid #54aeff; color: #0a3069; padding: 4px 10px; border-radius: 6px; font-size: 12px; z-index: 2; }
-#stats { position: absolute; right: 8px; bottom: 6px; font-size: 11px; color: #6e7781; }
+#stats { position: absolute; right: 8px; bottom: 6px; font-size: 11px; color: #6e7781; background: rgba(255, 255, 255, 0.85); padding: 1px 6px; border-radius: 4px; pointer-events: none; }
 `;
