@@ -190,8 +190,8 @@ describe('the page in Chromium', () => {
     const overlaps = await page.locator('g.group.created[data-group="model.layers.1"]').evaluate((g) => {
       const r = (e: Element) => e.getBoundingClientRect();
       const hit = (a: DOMRect, b: DOMRect) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
-      const badges = [...g.querySelectorAll('g.badge')].map(r);
-      const others = [...g.querySelectorAll(':scope > text, :scope > g:not(.badge)')].map(r);
+      const badges = Array.from(g.querySelectorAll('g.badge')).map(r);
+      const others = Array.from(g.querySelectorAll(':scope > text, :scope > g:not(.badge)')).map(r);
       return { badges: badges.length, hits: badges.filter((b) => others.some((o) => hit(b, o))).length };
     });
     expect(overlaps).toEqual({ badges: 2, hits: 0 });
