@@ -4,7 +4,8 @@
  * training step (src/train), one partitioning pass feeding the cost recorder and both per-device printers, the
  * plan, and the two whole (annotated) programs. Run 1 is cold (JIT not warm); the median of the rest is warm, and
  * `warm_min_ms` the fastest warm run (least disturbed by other jobs on a shared machine); `cpu` is process CPU time.
- *   (from the repo root) npx esbuild --bundle --platform=node bench/tpu/compile-speed.ts --outfile=/tmp/tpu-speed.js && node /tmp/tpu-speed.js [runs] [forward|train]
+ *   (from the repo root) npx esbuild --bundle --platform=node bench/tpu/compile-speed.ts --outfile=/tmp/tpu-speed.js && node /tmp/tpu-speed.js [runs] [forward|train] [plan]
+ * With `plan`, no program text is printed: the partitioned program and its cost only (what `lapidary cost` does).
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -18,6 +19,7 @@ const root = process.cwd();
 const src = fs.readFileSync(path.join(root, 'gemma2.model'), 'utf8');
 const runs = Number(process.argv[2] ?? 5);
 const mode = (process.argv[3] ?? 'train') as 'train' | 'forward';
+const emit = process.argv[4] !== 'plan';
 const dims = { batch: 768, seq: 8192 };
 const mesh = makeMesh(parseTopology(getChip('v5p'), '8x24x32'), 'data=768,model=8');
 const strategy = parseStrategy('fsdp+tp', mesh);
@@ -31,7 +33,7 @@ for (let i = 0; i < runs; i++) {
   const t1 = performance.now();
   const g = runPipeline(g0, passes).graph;
   const t2 = performance.now();
-  const c = compileTpu(g, mesh, strategy, { chip: 'v5p', topology: '8x24x32', mesh: 'data=768,model=8', mode, remat: 'layer-inputs' }, dims, { emit: true, floatDtype: 'bf16' });
+  const c = compileTpu(g, mesh, strategy, { chip: 'v5p', topology: '8x24x32', mesh: 'data=768,model=8', mode, remat: 'layer-inputs' }, dims, { emit, floatDtype: 'bf16' });
   const t3 = performance.now();
   rows.push({
     front_end: t1 - t0,
@@ -47,10 +49,11 @@ for (let i = 0; i < runs; i++) {
       return (c.user + c.system) / 1000;
     })(),
   });
-  const p = c.programs!;
+  const p = c.programs;
   info = {
+    emit,
     nodes: { forward: g.nodes.length, program: c.program.nodes.length },
-    chars: { wholeMlir: p.wholeMlir.length, wholeHlo: p.wholeHlo.length, partitionedMlir: p.partitionedMlir.length, partitionedHlo: p.partitionedHlo.length },
+    ...(p ? { chars: { wholeMlir: p.wholeMlir.length, wholeHlo: p.wholeHlo.length, partitionedMlir: p.partitionedMlir.length, partitionedHlo: p.partitionedHlo.length } } : {}),
     step_time_s: c.plan.step_time_s,
     mfu: c.plan.mfu,
   };
