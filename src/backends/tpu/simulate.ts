@@ -57,18 +57,24 @@ function walk(shape: readonly number[], srcStrides: readonly number[], base: num
 }
 
 /** The block of a global array that device `p` holds under `spec` (the inverse of `hloSharding`'s tiling). */
+/** Which block of dim `k` device `p` holds under `spec`, and into how many blocks the dim is cut. */
+function blockOf(mesh: Mesh, strides: ReadonlyMap<string, number>, spec: Spec, k: number, p: number): { idx: number; ways: number } {
+  let idx = 0;
+  let ways = 1;
+  for (const a of spec[k] ?? []) {
+    const n = axisSize(mesh, a);
+    idx = idx * n + (floor(p / strides.get(a)!) % n);
+    ways *= n;
+  }
+  return { idx, ways };
+}
+
 export function localBlock(mesh: Mesh, data: ArrayLike<number>, shape: readonly number[], spec: Spec, p: number): { data: Float64Array; shape: number[] } {
   const strides = axisStrides(mesh);
   const start: number[] = [];
   const lshape: number[] = [];
   shape.forEach((d, k) => {
-    let idx = 0;
-    let ways = 1;
-    for (const a of spec[k] ?? []) {
-      const n = axisSize(mesh, a);
-      idx = idx * n + (floor(p / strides.get(a)!) % n);
-      ways *= n;
-    }
+    const { idx, ways } = blockOf(mesh, strides, spec, k, p);
     if (d % ways !== 0) throw new Error(`localBlock: dim ${k} (${d}) does not divide by ${ways}`);
     lshape.push(d / ways);
     start.push(idx * (d / ways));
@@ -494,13 +500,7 @@ export function assemble(mesh: Mesh, shards: readonly Float64Array[], shape: rea
     const lshape: number[] = [];
     let base = 0;
     shape.forEach((d, k) => {
-      let idx = 0;
-      let ways = 1;
-      for (const a of spec[k] ?? []) {
-        const n = axisSize(mesh, a);
-        idx = idx * n + (floor(p / strides.get(a)!) % n);
-        ways *= n;
-      }
+      const { idx, ways } = blockOf(mesh, strides, spec, k, p);
       lshape.push(d / ways);
       base += idx * (d / ways) * gst[k];
     });
