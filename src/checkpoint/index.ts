@@ -6,6 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { CheckpointError, readSafetensorsHeader, TensorInfo } from './safetensors';
+import type { Graph } from '../ir/types';
 
 export * from './safetensors';
 
@@ -102,6 +103,30 @@ export function readHfConfig(dirOrFile: string): Record<string, unknown> {
   }
   if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) throw new CheckpointError(`${file}: not a JSON object`);
   return cfg as Record<string, unknown>;
+}
+
+/**
+ * Hugging Face configs list each layer's attention kind (`layer_types`: "sliding_attention" / "full_attention");
+ * the model file computes it from the layer index. On a graph with fused attention (after the passes: its
+ * `window` attribute, under a `….layers.<i>.…` scope), list where the two disagree — a checkpoint with another
+ * pattern would otherwise run with the wrong masks, silently. Unknown kinds and graphs without fused attention
+ * are not checked.
+ */
+export function layerTypeMismatches(g: Graph, config: Record<string, unknown>): string[] {
+  const types = config.layer_types;
+  if (!Array.isArray(types)) return [];
+  const out: string[] = [];
+  for (const n of g.nodes) {
+    if (n.op !== 'fused_attention') continue;
+    const m = /(?:^|\.)layers\.(\d+)(?:\.|$)/.exec(n.scope);
+    if (!m) continue;
+    const i = Number(m[1]);
+    const kind = types[i];
+    const windowed = (n.attrs.window as number) > 0;
+    if (kind === 'sliding_attention' && !windowed) out.push(`layer ${i}: config.json layer_types says sliding_attention, the model file gives it global attention`);
+    if (kind === 'full_attention' && windowed) out.push(`layer ${i}: config.json layer_types says full_attention, the model file gives it a sliding window of ${n.attrs.window}`);
+  }
+  return out;
 }
 
 /** Edit distance, for "did you mean". */

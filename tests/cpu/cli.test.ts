@@ -116,3 +116,19 @@ test('generate: counts and seeds are digits in range (1e1 was 10 tokens, seed 1e
   expectCleanFailure(r);
   expect(r.stderr).toMatch(/--prompt-ids is empty/);
 });
+
+test("a config.json whose layer_types disagree with the model file's sliding/global pattern is refused, not run with the wrong masks", () => {
+  const ids = path.join(tmp, 'ids-lt.json');
+  fs.writeFileSync(ids, JSON.stringify(ref.input_ids));
+  const cfg = JSON.parse(fs.readFileSync(path.join(TINY, 'config.json'), 'utf8'));
+  const swapped = path.join(tmp, 'config-swapped.json');
+  fs.writeFileSync(swapped, JSON.stringify({ ...cfg, layer_types: cfg.layer_types.map((t: string) => (t === 'full_attention' ? 'sliding_attention' : 'full_attention')) }));
+  const r = lapidary(['run', 'gemma2.model', '--checkpoint', TINY, '--config', swapped, '--input-ids', ids]);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/config-swapped\.json and gemma2\.model disagree on which layers use a sliding window[^]*layer 0: config\.json layer_types says full_attention, the model file gives it a sliding window of 4/);
+  expect(r.stderr).toMatch(/layer 1: config\.json layer_types says sliding_attention, the model file gives it global attention/);
+  // The checkpoint's own config (alternating, sliding first) agrees: run succeeds (the first test). generate checks too.
+  const g = lapidary(['generate', 'gemma2.model', '--checkpoint', TINY, '--config', swapped, '--prompt-ids', '2,10', '--max-new-tokens', '1']);
+  expectCleanFailure(g);
+  expect(g.stderr).toMatch(/disagree on which layers use a sliding window/);
+});

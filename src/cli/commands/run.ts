@@ -8,7 +8,7 @@ import { PassError, runPipeline } from '../../passes';
 import { execute, ExecError, initCpuBackend, OpProfile, PackedParams, tf, BackendKind } from '../../backends/cpu';
 import { checkIdRows, vocabSize, writeLogitsJson } from '../../backends/cpu/session';
 import { loadParams } from '../../checkpoint/load';
-import { openCheckpoint } from '../../checkpoint';
+import { layerTypeMismatches, openCheckpoint } from '../../checkpoint';
 import * as fs from 'fs';
 import * as path from 'path';
 
@@ -30,13 +30,20 @@ interface RunOptions extends ModelOptions, PipelineCliOptions {
 export function loadPipelineGraph(file: string, opts: ModelOptions & PipelineCliOptions, checkpointDir: string): Graph {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const { passes } = pipelineFromOptions(opts, () => require('../../index'));
-  const g = loadModel(file, { ...opts, config: opts.config ?? path.join(checkpointDir, 'config.json') });
+  const configFile = opts.config ?? path.join(checkpointDir, 'config.json');
+  const g = loadModel(file, { ...opts, config: configFile });
+  let fused: Graph;
   try {
-    return runPipeline(g, passes).graph;
+    fused = runPipeline(g, passes).graph;
   } catch (e) {
     if (e instanceof PassError) throw new UserError(e.message);
     throw e;
   }
+  const bad = layerTypeMismatches(fused, readJsonFile(configFile, 'config') as Record<string, unknown>);
+  if (bad.length) {
+    throw new UserError(`${configFile} and ${file} disagree on which layers use a sliding window (the checkpoint would run with the wrong attention masks):\n  ${bad.slice(0, 5).join('\n  ')}${bad.length > 5 ? `\n  … ${bad.length - 5} more` : ''}`);
+  }
+  return fused;
 }
 
 /**
