@@ -108,6 +108,9 @@ describe('decode step', () => {
     expect(p.partitionedHlo).toMatch(/bf16\[1,1,12,16\]\{?[^ ]*\s*dynamic-update-slice\(/);
     expect(p.partitionedMlir).toContain('jax.arg_info = "cache.model.layers.1.self_attn.k", mhlo.sharding = "{manual}"');
     expect(p.wholeMlir).toMatch(/jax\.result_info = "cache\.model\.layers\.1\.self_attn\.k", mhlo\.sharding = "\{devices=\[2,2,1,1\]/);
+    // Deterministic byte for byte: the same step emitted again is the same text.
+    const again = emitPrograms(decodeStep(oneToken, { context: T }).graph, m, parseStrategy('dp+tp', m).policy, { floatDtype: 'bf16' });
+    expect([again.wholeMlir, again.wholeHlo, again.partitionedMlir, again.partitionedHlo]).toEqual([p.wholeMlir, p.wholeHlo, p.partitionedMlir, p.partitionedHlo]);
     // The cost recorder counts the in-place update (2 × update bytes), not the cache.
     const pc = partitionForCost(step.graph, m, parseStrategy('dp+tp', m).policy);
     const dus = pc.recorder.instrs.filter((i) => i.opcode === 'dynamic-update-slice');
