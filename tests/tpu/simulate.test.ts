@@ -154,6 +154,29 @@ test('27B\'s head structure (32 query heads, 16 K/V heads) on data=2,model=8: th
   expect(checkPartition(st.graph, m, run, whole.values)).toEqual([]);
 });
 
+test('sums pending over different axes join (scaled by 1/k): the grad norm is one all-reduce, not one per parameter, and stays exact', () => {
+  const b = new GraphBuilder('norm');
+  // a [8,4] split over data on dim 0 and model on dim 1; c [8,4] split over data only: Σa² + Σc² pends over
+  // {data, model} and {data}; c's sum is identical across model, so c²/2 joins a's sum.
+  const a = b.input('a', { dtype: 'f32', shape: [8, 4] });
+  const c = b.input('c', { dtype: 'f32', shape: [8, 4] });
+  const sa = b.op('reduce', [b.op('mul', [a, a])], { kind: 'sum', axes: [0, 1] });
+  const sc = b.op('reduce', [b.op('mul', [c, c])], { kind: 'sum', axes: [0, 1] });
+  const norm = b.op('sqrt', [b.op('add', [sc, sa])]);
+  const g = b.build({ outputs: [{ name: 'norm', node: norm }] });
+  const m = mesh('data=2,model=2', '2x2');
+  const xa = Float64Array.from({ length: 32 }, (_, i) => Math.sin(i) * 3);
+  const xc = Float64Array.from({ length: 32 }, (_, i) => Math.cos(i));
+  const feeds = new Map<string, ArrayLike<number>>([['a', xa], ['c', xc]]);
+  const events: CollectiveEvent[] = [];
+  const specs = new Map([['a', [['data'], ['model']]], ['c', [['data'], []]]]);
+  const run = simulatePartitioned(g, m, parseStrategy('fsdp+tp', m).policy, feeds, { env: {} }, specs, (e) => events.push(e));
+  expect(events.map((e) => `${e.kind} ${e.axes.join(',')}`)).toEqual(['all-reduce data,model']);
+  const want = Math.sqrt([...xa, ...xc].reduce((s, v) => s + v * v, 0));
+  expect(Math.abs(run.outputs.get('norm')![0] - want)).toBeLessThan(1e-12 * want);
+  expect(checkPartition(g, m, run, simulateWhole(g, feeds).values)).toEqual([]);
+});
+
 describe('a pending partial sum meeting a split operand', () => {
   // x[4,8] split over model on the contraction, y[8,6] likewise: x·y is a partial sum over model;
   // multiplied by z[4,6] split over model on dim 1, the sum must be taken first (a reduce-scatter onto dim 1).

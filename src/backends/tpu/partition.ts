@@ -82,6 +82,7 @@ function sameSpec(a: Spec, b: Spec): boolean {
   return true;
 }
 const cloneSpec = (s: Spec): MutableSpec => s.map((a) => [...a]);
+const isFloatDtype = (d: DType) => d === 'f32' || d === 'bf16' || d === 'f16';
 /**
  * Specs stored in values are never changed in place (every in-place edit works on a `cloneSpec` copy), so values
  * share them and their per-dim axis lists: ~100k values live for a whole 27B training-step compile, and cloned
@@ -474,16 +475,47 @@ export class Partitioner implements XlaBuilder {
     // Linear combinations of partial sums stay partial: (Σa) ± (Σb), (Σa) * c, (Σa) / c.
     let partial: Partial | null = null;
     const same = (p: Partial | null, q: Partial | null) => !!p && !!q && p.reducer === q.reducer && p.axes.join() === q.axes.join();
-    if ((op === 'add' || op === 'subtract') && same(ia.partial, ib.partial) && ia.partial!.reducer === 'add') partial = ia.partial;
+    // Sums pending over different axes (a grad norm adding up the squares of tensors split differently): the one
+    // pending over fewer axes is identical across the others, so 1/k of it on each of those k devices is the same sum
+    // pending over all of them — one all-reduce at the end instead of one per term. Exact when k is a power of two.
+    let widen: { operand: 0 | 1; k: number } | undefined;
+    if ((op === 'add' || op === 'subtract') && !same(ia.partial, ib.partial) && isFloatDtype(a.type.dtype)) {
+      widen = this.widening(ia, ib) ?? this.widening(ib, ia, 1);
+    }
+    if (widen) partial = (widen.operand === 0 ? ib : ia).partial;
+    else if ((op === 'add' || op === 'subtract') && same(ia.partial, ib.partial) && ia.partial!.reducer === 'add') partial = ia.partial;
     else if ((op === 'multiply' || op === 'divide') && ia.partial?.reducer === 'add' && !ib.partial) partial = ia.partial;
     else if (op === 'multiply' && ib.partial?.reducer === 'add' && !ia.partial) partial = ib.partial;
     // A pending sum over an axis cannot stay pending on a layout split by that same axis (each device would
     // hold a different slice of the addends): sum it first — a reduce-scatter onto the split dim.
     if (partial && spec.some((s) => s.some((x) => partial!.axes.includes(x)))) partial = null;
     if (!partial && (ia.partial || ib.partial)) spec = this.settle([a, b], spec, a.type.shape);
-    const la = this.local(a, spec, !!partial && !!ia.partial);
-    const lb = this.local(b, spec, !!partial && !!ib.partial);
+    if (partial === null) widen = undefined;
+    let la = this.local(a, spec, !!partial && !!ia.partial);
+    let lb = this.local(b, spec, !!partial && !!ib.partial);
+    if (widen) {
+      const x = widen.operand === 0 ? la : lb;
+      const scaled = this.inner.binary('multiply', x, this.inner.constant(1 / widen.k, x.type));
+      if (widen.operand === 0) la = scaled;
+      else lb = scaled;
+    }
     return this.mk(a.type, spec, this.inner.binary(op, la, lb), partial, this.weightOf([a, b]));
+  }
+
+  /**
+   * `x + y` with both sums pending over different axes: if x's axes are a subset of y's, x is not split over the
+   * others and their device count k is a power of two, x can join y's pending sum scaled by 1/k.
+   */
+  private widening(x: Info, y: Info, operand: 0 | 1 = 0): { operand: 0 | 1; k: number } | undefined {
+    const px = x.partial;
+    const py = y.partial;
+    if (!px || !py || px.reducer !== 'add' || py.reducer !== 'add' || x.bcast || y.bcast) return undefined;
+    if (!px.axes.every((a) => py.axes.includes(a))) return undefined;
+    const extra = py.axes.filter((a) => !px.axes.includes(a));
+    if (!extra.length || x.spec.some((s) => s.some((a) => extra.includes(a)))) return undefined;
+    const k = this.shards(extra);
+    if ((k & (k - 1)) !== 0) return undefined;
+    return { operand, k };
   }
 
   compare(dir: XlaCompare, a: XlaValue, b: XlaValue): XlaValue {
