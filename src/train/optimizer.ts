@@ -61,6 +61,10 @@ export function appendAdamW(b: GraphBuilder, params: ReadonlyMap<string, NodeId>
     const bc1 = op('sub', [f(1), op('pow', [f(beta1), step])]);
     const bc2 = op('sub', [f(1), op('pow', [f(beta2), step])]);
     const stepSize = op('div', [lr, bc1]);
+    // Scalars every parameter's update shares, made once (the same ops on the same values as per parameter).
+    const [b1, c1, b2, c2, epsC] = [f(beta1), f(1 - beta1), f(beta2), f(1 - beta2), f(eps)];
+    const sqrtBc2 = op('sqrt', [bc2]);
+    const decayFactor = wd > 0 ? op('sub', [f(1), op('mul', [lr, f(wd)])]) : undefined;
 
     for (const [name, p] of params) {
       const g0 = grads.get(name);
@@ -69,10 +73,10 @@ export function appendAdamW(b: GraphBuilder, params: ReadonlyMap<string, NodeId>
       const g = scale === undefined ? g0 : op('mul', [g0, scale]);
       const m0 = b.input(momentName('m', name), pt);
       const v0 = b.input(momentName('v', name), pt);
-      const m = op('add', [op('mul', [m0, f(beta1)]), op('mul', [g, f(1 - beta1)])]);
-      const v = op('add', [op('mul', [v0, f(beta2)]), op('mul', [op('mul', [g, g]), f(1 - beta2)])]);
-      const decayed = wd > 0 && decays(name, pt.shape) ? op('mul', [p, op('sub', [f(1), op('mul', [lr, f(wd)])])]) : p;
-      const denom = op('add', [op('div', [op('sqrt', [v]), op('sqrt', [bc2])]), f(eps)]);
+      const m = op('add', [op('mul', [m0, b1]), op('mul', [g, c1])]);
+      const v = op('add', [op('mul', [v0, b2]), op('mul', [op('mul', [g, g]), c2])]);
+      const decayed = decayFactor !== undefined && decays(name, pt.shape) ? op('mul', [p, decayFactor]) : p;
+      const denom = op('add', [op('div', [op('sqrt', [v]), sqrtBc2]), epsC]);
       const next = op('sub', [decayed, op('mul', [stepSize, op('div', [m, denom])])]);
       outputs.push({ name, node: next }, { name: momentName('m', name), node: m }, { name: momentName('v', name), node: v });
     }
