@@ -63,3 +63,25 @@ test('compile --mode decode without attention fusion is a clear error, not a sta
     fs.rmSync(out, { recursive: true, force: true });
   }
 });
+
+test('compile --target tpu never overwrites a cost.json (or program) it did not write; its own earlier output is replaced', () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-tpu-'));
+  try {
+    const cfg = path.join(ROOT, 'tests/fixtures/gemma2-tiny/config.json');
+    const args = ['compile', 'gemma2.model', '--config', cfg, '--target', 'tpu', '--chip', 'v5e', '--topology', '2x2', '--mesh', 'data=2,model=2', '--batch', '4', '--seq', '16', '-o', out];
+    fs.writeFileSync(path.join(out, 'cost.json'), '{"mine": true}\n');
+    fs.writeFileSync(path.join(out, 'notes.txt'), 'keep\n');
+    const r = lapidary(args);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/holds cost\.json that `compile --target tpu` did not write \(no plan in cost\.json\); refusing to overwrite/);
+    expect(fs.readFileSync(path.join(out, 'cost.json'), 'utf8')).toBe('{"mine": true}\n');
+    expect(fs.existsSync(path.join(out, 'program.mlir'))).toBe(false);
+    fs.rmSync(path.join(out, 'cost.json'));
+    expect(lapidary(args).code).toBe(0); // other files in the folder are fine
+    expect(lapidary(args).code).toBe(0); // and so is its own earlier output
+    expect(fs.readFileSync(path.join(out, 'notes.txt'), 'utf8')).toBe('keep\n');
+    expect(JSON.parse(fs.readFileSync(path.join(out, 'cost.json'), 'utf8')).mesh).toBe('data=2,model=2');
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+});

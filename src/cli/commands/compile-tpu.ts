@@ -140,6 +140,30 @@ export function runCost(file: string, o: TpuCliOptions): { plan?: PlanResult; ra
   return { plan: toUserError(() => evaluatePlan(g, planOpts, decodeDims)) };
 }
 
+const TPU_FILES = ['program.mlir', 'program.hlo', 'partitioned.mlir', 'partitioned.hlo', 'cost.json'];
+
+/**
+ * The -o directory may be new, hold other files, or hold an earlier `compile --target tpu` output (its cost.json is
+ * a plan) — which is replaced. Files of ours by name that lapidary did not write (someone's own cost.json) are
+ * never overwritten: refused before the programs are built.
+ */
+function checkTpuOutputDir(dir: string): void {
+  if (!fs.existsSync(dir)) return;
+  if (!fs.statSync(dir).isDirectory()) throw new UserError(`-o '${dir}' exists and is not a directory (--target tpu writes a directory)`);
+  const clash = TPU_FILES.filter((f) => fs.existsSync(path.join(dir, f)));
+  if (!clash.length) return;
+  let ours = false;
+  try {
+    const c = JSON.parse(fs.readFileSync(path.join(dir, 'cost.json'), 'utf8'));
+    ours = c !== null && typeof c === 'object' && 'step_time_s' in c && 'memory_per_chip_bytes' in c && 'mesh' in c;
+  } catch {
+    ours = false;
+  }
+  if (!ours) {
+    throw new UserError(`-o '${dir}' holds ${clash.join(', ')} that \`compile --target tpu\` did not write (no plan in cost.json); refusing to overwrite: give a new or empty directory`);
+  }
+}
+
 /** `compile --target tpu`: write the programs and cost.json into the output directory. */
 export function emitTpu(graph: Graph, o: TpuCliOptions): { json: Record<string, unknown>; lines: string[] } {
   const po = planOptions(o, { defaultChip: 'v5p' });
@@ -148,6 +172,8 @@ export function emitTpu(graph: Graph, o: TpuCliOptions): { json: Record<string, 
   const topo = toUserError(() => resolveTopology(getChip(po.chip), po));
   const mesh = toUserError(() => makeMesh(topo, po.mesh!));
   const strategy = toUserError(() => parseStrategy(po.strategy, mesh));
+  const dir = o.output ?? `${graph.name}${graph.variant ? '-' + graph.variant : ''}-tpu`;
+  checkTpuOutputDir(dir);
   const t0 = performance.now();
   // Decode: the graph was built with seq = 1 (one new token); --seq is the context the KV caches hold.
   const [stepOpts, stepDims] = po.mode === 'decode' ? [{ ...po, context: po.context ?? dims.seq }, { batch: dims.batch, seq: 1 }] : [po, dims];
@@ -155,10 +181,8 @@ export function emitTpu(graph: Graph, o: TpuCliOptions): { json: Record<string, 
   const emit_ms = performance.now() - t0;
   const progs = c.programs!;
   const plan = c.plan;
-  const dir = o.output ?? `${graph.name}${graph.variant ? '-' + graph.variant : ''}-tpu`;
-  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new UserError(`-o '${dir}' exists and is not a directory (--target tpu writes a directory)`);
   fs.mkdirSync(dir, { recursive: true });
-  const files: Record<string, string> = {
+  const files: Record<(typeof TPU_FILES)[number], string> = {
     'program.mlir': progs.wholeMlir,
     'program.hlo': progs.wholeHlo,
     'partitioned.mlir': progs.partitionedMlir,
