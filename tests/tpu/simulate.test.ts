@@ -129,6 +129,10 @@ describe('the per-device training step, executed', () => {
       expect([name, maxErr(run.outputs.get(name)!, want) / scale < 1e-9]).toEqual([name, true]);
     }
     expect(checkPartition(step.graph, m, run, whole.values)).toEqual([]);
+    // The embedding gradient (segment_sum: a one-hot matmul) is split over the model axis (the vocabulary when
+    // nothing else uses it, as the vocabulary-parallel table is) — not computed whole on every chip.
+    const seg = step.graph.nodes.find((n) => n.op === 'segment_sum')!;
+    expect(run.partitioner.spec(run.values.get(seg.id)!).flat()).toContain('model');
     // The invariant that was broken: no value keeps a pending sum over an axis that also splits it.
     for (const v of run.values.values()) {
       const i = run.partitioner.info(v);

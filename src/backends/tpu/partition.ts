@@ -32,6 +32,11 @@ interface Info extends XlaValue {
   readonly splat?: number;
   /** A broadcast, materialized per use: its source is resharded (cheap), then broadcast locally (fused in XLA). */
   readonly bcast?: { readonly src: XlaValue; readonly dims: readonly number[] };
+  /**
+   * Computed from iotas, constants and broadcasts only (a one-hot matrix): any device can make any block of it
+   * without communication, so a matmul may split it over an otherwise idle axis.
+   */
+  readonly generated?: boolean;
   /** Parameter name when this is a parameter (collectives on it are weight traffic). */
   readonly param?: string;
   /** A parameter whose sharding the strategy decides at its first use. */
@@ -453,7 +458,7 @@ export class Partitioner implements XlaBuilder {
   }
 
   iota(type: XlaType, dim: number): XlaValue {
-    return this.mk(type, unsplit(type.shape.length), this.inner.iota(type, dim));
+    return this.mk(type, unsplit(type.shape.length), this.inner.iota(type, dim), null, { generated: true });
   }
 
   unary(op: XlaUnary, x: XlaValue): XlaValue {
@@ -520,7 +525,7 @@ export class Partitioner implements XlaBuilder {
 
   compare(dir: XlaCompare, a: XlaValue, b: XlaValue): XlaValue {
     const spec = this.merge([a, b]);
-    return this.mk({ dtype: 'bool', shape: a.type.shape }, spec, this.inner.compare(dir, this.local(a, spec), this.local(b, spec)));
+    return this.mk({ dtype: 'bool', shape: a.type.shape }, spec, this.inner.compare(dir, this.local(a, spec), this.local(b, spec)), null, this.generatedOf([a, b]));
   }
 
   select(p: XlaValue, a: XlaValue, b: XlaValue): XlaValue {
@@ -534,7 +539,18 @@ export class Partitioner implements XlaBuilder {
     if (i.splat !== undefined) return this.mk(out, unsplit(out.shape.length), undefined, null, { splat: i.splat });
     if (i.undecided) this.decideDefault(i);
     const spec = i.spec;
-    return this.mk(out, spec, this.inner.convert(this.local(x, spec), dtype), null, this.weightOf([x]));
+    return this.mk(out, spec, this.inner.convert(this.local(x, spec), dtype), null, i.generated ? { generated: true } : this.weightOf([x]));
+  }
+
+  /** `{ generated: true }` when every operand is generated, a splat or a broadcast (and one is generated). */
+  private generatedOf(vs: readonly XlaValue[]): { generated?: boolean } {
+    let any = false;
+    for (const v of vs) {
+      const i = this.info(v);
+      if (i.generated) any = true;
+      else if (i.splat === undefined && !i.bcast) return NOT_GENERATED;
+    }
+    return any ? GENERATED : NOT_GENERATED;
   }
 
   dot(a: XlaValue, b: XlaValue, d: DotDims): XlaValue {
@@ -578,6 +594,20 @@ export class Partitioner implements XlaBuilder {
       // The other operand is split the same way by a free local slice (or, if it cannot be, this one is gathered).
       if (!to.some((s) => s.includes(x)) && this.canAdd(gTo, to, partner, x)) to[partner].push(x);
       else drop(from, x);
+    }
+    // A generated operand (a one-hot matrix: the embedding gradient's segment_sum) is split over the tensor-parallel
+    // axis when neither operand uses it: a free local slice, and the product shrinks by that factor (its result
+    // lands split over the vocabulary, as the vocabulary-parallel table is).
+    const t = this.policy.tpAxis;
+    if (t && !ta.some((s) => s.includes(t)) && !tb.some((s) => s.includes(t))) {
+      for (const [info, spec, role, type] of [[ia, ta, roleA, a.type], [ib, tb, roleB, b.type]] as const) {
+        if (!info.generated) continue;
+        const f = role.findIndex((r, k) => r.kind === 'free' && this.canAdd(type, spec, k, t));
+        if (f >= 0) {
+          spec[f].push(t);
+          break;
+        }
+      }
     }
     // Paired dims must list their axes in the same order.
     d.lhsBatch.forEach((la, k) => (tb[d.rhsBatch[k]] = [...ta[la]]));
@@ -777,6 +807,8 @@ export class Partitioner implements XlaBuilder {
 
 type Partial_<T> = { [K in keyof T]?: T[K] };
 const NO_EXTRA: { param?: string } = Object.freeze({});
+const GENERATED: { generated?: boolean } = Object.freeze({ generated: true });
+const NOT_GENERATED: { generated?: boolean } = Object.freeze({});
 
 /** The `param` of collectives that sum gradients over the data axes (weight traffic, overlappable). */
 export const GRADIENT = '(gradients)';
