@@ -55,7 +55,7 @@ export async function startVizServer(opts: VizServerOptions): Promise<VizServer>
     }
     const path = (req.url ?? '/').split('?')[0];
     const common = { 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer', 'X-Frame-Options': 'DENY' };
-    if (path === '/' || path === '/index.html') {
+    if (path === '/') {
       res.writeHead(200, { ...common, 'Content-Type': 'text/html; charset=utf-8' });
       res.end(req.method === 'HEAD' ? undefined : page);
       return;

@@ -111,8 +111,13 @@ describe('the page in Chromium', () => {
     expect(await page.locator('header h1').innerText()).toBe('gemma2');
     // The four layers start collapsed, one box each.
     expect(await collapsedLayers(page)).toBe(4);
+    // Select the collapsed layer: the panel offers Expand; opening it with its + turns that into Collapse.
+    await panTo(page, 'g.group[data-group="model.layers.1"] rect.box');
+    await page.locator('g.group[data-group="model.layers.1"] rect.box').click();
+    expect(await page.locator('#panel-toggle').innerText()).toBe('Expand');
     await toggle(page, 'model.layers.1');
     expect(await page.locator('g.frame[data-group="model.layers.1"]').count()).toBe(1);
+    expect(await page.locator('#panel-toggle').innerText()).toBe('Collapse');
     for (const sub of ['input_layernorm', 'self_attn', 'mlp', 'post_feedforward_layernorm']) {
       expect(await page.locator(`g.group.collapsed[data-group="model.layers.1.${sub}"]`).count()).toBe(1);
     }
@@ -325,12 +330,19 @@ describe('the page in Chromium', () => {
       const { page, errors } = await open(server.url);
       expect(await collapsedLayers(page)).toBe(26);
       await toggle(page, 'model.layers.3');
+      await panTo(page, 'g.group[data-group="model.layers.5"] rect.box');
+      await page.locator('g.group[data-group="model.layers.5"] rect.box').click();
+      expect(await page.locator('g.group.selected[data-group="model.layers.5"]').count()).toBe(1);
       const first = await page.evaluate(() => window.lapidary!.readyMs + performance.timeOrigin);
       fs.writeFileSync(model, fs.readFileSync(model, 'utf8').replace('n_layers     = 26', 'n_layers     = 24'));
       await page.waitForFunction((t) => window.lapidary && window.lapidary.readyMs + performance.timeOrigin > t, first, { timeout: 15_000 });
       await page.waitForSelector('body[data-ready="1"]');
       expect(await collapsedLayers(page)).toBe(23);
       expect(await page.locator('g.frame[data-group="model.layers.3"]').count()).toBe(1); // still expanded
+      expect(await page.locator('g.group.selected[data-group="model.layers.5"]').count()).toBe(1); // still selected, outlined
+      expect(await page.locator('#panel-title').innerText()).toBe('model.layers.5');
+      // The server serves its page at / and its events; nothing else.
+      expect((await page.request.get(new URL('/index.html', server.url).href)).status()).toBe(404);
       fs.writeFileSync(model, fs.readFileSync(model, 'utf8').replace('head_dim     = 256', 'head_dimm    = 256'));
       await page.waitForSelector('#banner.show', { timeout: 15_000 });
       expect(await page.locator('#banner').innerText()).toMatch(/live\.model:\d+:\d+: error: .*head_dimm/);

@@ -151,9 +151,10 @@ export class App {
       this.showConstants = saved.showConstants;
       (this.root.querySelector('#show-constants') as HTMLInputElement).checked = saved.showConstants;
     }
+    // The selection is restored before the first render, so its outline is drawn (setStep drops it if it is gone).
+    if (saved?.selected) this.selected = saved.selected;
     this.setStep(st, saved ? new Set(saved.expanded) : undefined);
     if (saved) {
-      if (saved.selected) this.select(saved.selected, false);
       if (saved.search) {
         this.searchBox.value = saved.search;
         this.setSearch(saved.search);
@@ -214,6 +215,9 @@ export class App {
     this.timings.render = performance.now() - t1;
     const shown = this.scene.items.filter((p) => !p.expanded).length;
     this.stats.textContent = `${this.view.order.length - this.view.ghosts.size} nodes · ${shown} items shown · layout ${this.timings.layout.toFixed(0)} ms`;
+    // The side panel's Expand/Collapse follows the group however it was opened or closed (+, double-click, Expand all).
+    const toggle = this.panel.querySelector('#panel-toggle');
+    if (toggle && sel?.kind === 'group') toggle.textContent = this.expanded.has(sel.id) ? 'Collapse' : 'Expand';
   }
 
   private fillFor(p: PlacedItem, scale: MetricScale | undefined): { fill?: string; dark: boolean } {
