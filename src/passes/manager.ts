@@ -82,7 +82,7 @@ export function runPipeline(graph: Graph, passes: readonly Pass[], opts: Pipelin
     if (out && typeof (out as { then?: unknown }).then === 'function') {
       throw new PassError(pass.name, pass.origin, 'returned a Promise: passes run synchronously, so run(graph, ctx) must return the graph itself (no async)');
     }
-    if (!looksLikeGraph(out)) throw new PassError(pass.name, pass.origin, `returned ${out === undefined ? 'undefined' : typeof out}, not a graph (a pass returns the input graph when it changes nothing)`);
+    if (!looksLikeGraph(out)) throw new PassError(pass.name, pass.origin, `returned ${out === undefined ? 'undefined' : out === null ? 'null' : typeof out}, not a graph (a pass returns the input graph when it changes nothing)`);
     const changed = out !== g;
     let verifyMs = 0;
     if (changed && opts.verify !== false) {

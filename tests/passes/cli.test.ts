@@ -80,6 +80,17 @@ test('bad pipeline options are clean errors; --print-after and --dump-dir show t
   expect(fs.readdirSync(dump).sort()).toEqual(['00-input.ir.txt', '01-softcap-folding.ir.txt', '02-attention-fusion.ir.txt', 'trace.json']);
   const trace = JSON.parse(fs.readFileSync(path.join(dump, 'trace.json'), 'utf8'));
   expect(trace[0]).toEqual({ pass: 'softcap-folding', rule: expect.any(String), replaced: expect.any(Array), created: expect.any(Array), scope: expect.any(String) });
+  // Two outputs in one file: refused before anything is written (the trace would have been lost).
+  const same = path.join(tmp, 'same.json');
+  r = lapidary(['compile', 'gemma2.model', '-o', same, '--trace', same]);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/--output and --trace name the same file/);
+  expect(fs.existsSync(same)).toBe(false);
+  const dump2 = path.join(tmp, 'dump2');
+  r = lapidary(['compile', 'gemma2.model', '--dump-dir', dump2, '--trace', path.join(dump2, 'trace.json')]);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/is the trace\.json that --dump-dir writes/);
+  expect(fs.existsSync(dump2)).toBe(false);
 });
 
 test('another model file (Llama 2, no soft-cap, no window, no GQA at 7b) fuses every attention as global', () => {

@@ -87,6 +87,8 @@ describe('pass manager', () => {
     expect(() => runPipeline(g, [throws])).toThrow(/pass 'throws' failed: boom/);
     const notGraph = definePass({ name: 'returns-nothing', description: 'x', run: () => undefined as unknown as Graph });
     expect(() => runPipeline(g, [notGraph])).toThrow(/returned undefined, not a graph/);
+    const nullGraph = definePass({ name: 'returns-null', description: 'x', run: () => null as unknown as Graph });
+    expect(() => runPipeline(g, [nullGraph])).toThrow(/pass 'returns-null' .*returned null, not a graph/);
   });
   test('pipelines: unknown names suggest, --no-pass drops, plugins go after a named pass', () => {
     expect(() => resolvePipeline({ passes: ['softcap-foldng'] })).toThrow(/did you mean 'softcap-folding'/);

@@ -178,8 +178,12 @@ export function compileFile(file: string, opts: CompileOptions, api: () => objec
   const inputs = [file, ...(opts.plugin ?? []), ...(opts.config ? [opts.config] : [])];
   if (opts.output && opts.target !== 'tpu') checkOutputFile(opts.output, inputs, '--output');
   else if (opts.output) for (const i of inputs) if (realPath(i) === realPath(opts.output)) throw new UserError(`--output '${opts.output}' is an input file; refusing to overwrite it`);
-  if (opts.trace) checkOutputFile(opts.trace, inputs, '--trace');
+  if (opts.output && opts.trace && realPath(opts.output) === realPath(opts.trace)) throw new UserError(`--output and --trace name the same file '${opts.trace}'; give each its own`);
+  if (opts.trace && opts.dumpDir && realPath(opts.trace) === realPath(path.join(opts.dumpDir, 'trace.json'))) {
+    throw new UserError(`--trace '${opts.trace}' is the trace.json that --dump-dir writes; give another file or drop --trace`);
+  }
   if (opts.dumpDir) ensureDir(opts.dumpDir);
+  if (opts.trace) checkOutputFile(opts.trace, inputs, '--trace');
   // --target tpu --mode decode compiles the one-new-token step: seq = 1 (--seq is the KV cache's context).
   const graph = loadModel(file, opts.target === 'tpu' && (opts as { mode?: string }).mode === 'decode' ? { ...opts, seq: 1 } : opts);
   if (opts.dumpDir) writeDump(opts.dumpDir, '00-input.ir.txt', printGraph(graph));
