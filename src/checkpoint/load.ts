@@ -6,6 +6,20 @@ import { Graph, fmtShape, isFloat } from '../ir';
 import { CheckpointIndex, closestName, openCheckpoint } from './index';
 import { CheckpointError, TensorInfo, isFloatDType, readTensor } from './safetensors';
 
+/** Tensors of a checkpoint that `g` has no param for (e.g. a layer the config's layer count leaves out). */
+export function unusedTensors(g: Graph, ck: CheckpointIndex): string[] {
+  const used = new Set(g.nodes.filter((n) => n.op === 'param').map((n) => String(n.attrs.name)));
+  return [...ck.tensors.keys()].filter((k) => !used.has(k)).sort();
+}
+
+/** The warning a command prints for `unusedTensors` (empty when there are none). */
+export function unusedTensorsWarning(g: Graph, ck: CheckpointIndex): string {
+  const extra = unusedTensors(g, ck);
+  if (!extra.length) return '';
+  const shown = extra.slice(0, 5).join(', ') + (extra.length > 5 ? `, … (${extra.length - 5} more)` : '');
+  return `lapidary: warning: ${extra.length} tensor${extra.length === 1 ? '' : 's'} of ${ck.source} ${extra.length === 1 ? 'is' : 'are'} not used by the model: ${shown} (does config.json match the checkpoint?)\n`;
+}
+
 export interface LoadOptions {
   /** Show a progress bar on stderr: only ever when stderr is a TTY; by default for checkpoints over 64 MB. */
   progress?: boolean;

@@ -137,6 +137,33 @@ test('a Gemma-2-shaped checkpoint of other sizes: F32, BF16 in 3 shards with an 
   expect(maxDiff(runLogits(h16), ref)).toBeLessThan(1e-6);
 });
 
+test('an untied LM head (tie_word_embeddings false) is read from lm_head.weight; tensors the model does not use are named in a warning', () => {
+  // lm_head = the embedding with its rows reversed: the logits are the tied model's with the vocabulary reversed.
+  const emb = weights.get('model.embed_tokens.weight')!;
+  const [V, D] = emb.shape;
+  const head = new Float32Array(V * D);
+  for (let r = 0; r < V; r++) head.set(emb.data.subarray((V - 1 - r) * D, (V - r) * D), r * D);
+  const all = (extra: Record<string, TensorData>) => ({ ...Object.fromEntries([...weights].map(([n, w]) => [n, { dtype: 'F32', ...w } as TensorData])), ...extra });
+  const untied = path.join(tmp, 'untied');
+  fs.mkdirSync(untied);
+  fs.writeFileSync(path.join(untied, 'config.json'), JSON.stringify({ ...config, tie_word_embeddings: false }));
+  writeSafetensors(path.join(untied, 'model.safetensors'), all({ 'lm_head.weight': { dtype: 'F32', shape: [V, D], data: head } }));
+  const got = runLogits(untied);
+  const tied = inProcess((x) => x);
+  const T = IDS[0].length;
+  let m = 0;
+  for (let bt = 0; bt < IDS.length * T; bt++) for (let j = 0; j < V; j++) m = Math.max(m, Math.abs(got[bt * V + j] - tied[bt * V + (V - 1 - j)]));
+  expect(m).toBeLessThan(1e-5);
+  // The same file under a tied config: lm_head.weight is left out, and the user is told so (the run goes on).
+  const extra = path.join(tmp, 'extra');
+  fs.mkdirSync(extra);
+  fs.writeFileSync(path.join(extra, 'config.json'), JSON.stringify({ ...config, num_hidden_layers: 2 }));
+  writeSafetensors(path.join(extra, 'model.safetensors'), all({ 'lm_head.weight': { dtype: 'F32', shape: [V, D], data: head } }));
+  const r = lapidary(['run', 'gemma2.model', '--checkpoint', extra, '--input-ids', path.join(tmp, 'ids.json')]);
+  expect(r.code).toBe(0);
+  expect(r.stderr).toMatch(/^lapidary: warning: \d+ tensors of .*extra.* are not used by the model: lm_head\.weight, model\.layers\.2\..*\(does config\.json match the checkpoint\?\)/);
+});
+
 describe('broken user checkpoints: errors name the file and the tensor', () => {
   const run = (dir: string) => lapidary(['run', 'gemma2.model', '--checkpoint', dir, '--input-ids', path.join(tmp, 'ids.json')]);
   const shard = (dir: string, i: number) => path.join(dir, `model-0000${i}-of-00003.safetensors`);

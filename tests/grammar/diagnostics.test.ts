@@ -15,12 +15,12 @@ describe('format', () => {
     const d = only(errors(src, 'gemma2.model', { variant: '27b' }));
     expect(formatDiagnostic(d)).toBe(
       [
-        "gemma2.model:28:17: error: unknown hyperparameter 'head_dimm' in variant 27b (did you mean 'head_dim'?)",
+        "gemma2.model:29:17: error: unknown hyperparameter 'head_dimm' in variant 27b (did you mean 'head_dim'?)",
         '    head_dimm = 128; query_scalar = d_model / n_heads }',
         '    ^~~~~~~~~',
       ].join('\n'),
     );
-    expect(d).toMatchObject({ code: 'unknown-hparam', line: 28, col: 17, length: 9 });
+    expect(d).toMatchObject({ code: 'unknown-hparam', line: 29, col: 17, length: 9 });
   });
 
   test('errors inside prelude blocks point at the call in the model file, with a note into the prelude', () => {
@@ -85,7 +85,7 @@ forward(ids: i32[4]) {
 describe('name errors with suggestions', () => {
   test('unknown value name', () => {
     const d = only(errors(GEMMA2.replace('rmsnorm(x, eps)\n  h = mlp', 'rmsnorm(x, epss)\n  h = mlp'), 'gemma2.model'));
-    expect(d).toMatchObject({ code: 'unknown-name', message: "unknown name 'epss' (did you mean 'eps'?)", line: 57, col: 45 });
+    expect(d).toMatchObject({ code: 'unknown-name', message: "unknown name 'epss' (did you mean 'eps'?)", line: 59, col: 45 });
   });
 
   test('unknown block or primitive (a transposition is one edit)', () => {
@@ -306,7 +306,7 @@ forward(x: f32[batch, seq, d]) {
     const crlf = GEMMA2.replace(/\n/g, '\r\n');
     expect(compileModel('\uFEFF' + crlf, 'gemma2.model').diagnostics).toEqual([]);
     const d = only(errors('\uFEFF' + crlf.replace('head_dim = 128;', 'head_dimm = 128;'), 'gemma2.model', { variant: '27b' }));
-    expect(d).toMatchObject({ line: 28, col: 17, lineText: '                head_dimm = 128; query_scalar = d_model / n_heads }' });
+    expect(d).toMatchObject({ line: 29, col: 17, lineText: '                head_dimm = 128; query_scalar = d_model / n_heads }' });
   });
 
   test('absurd nesting and 20,000-term sums are limit errors at their place, not stack overflows', () => {

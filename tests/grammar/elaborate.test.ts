@@ -51,7 +51,7 @@ describe('gemma2 IR', () => {
 
   test('nodes carry source locations', () => {
     const gather = g.nodes.find((n) => n.op === 'gather')!;
-    expect(gather.loc).toEqual({ file: 'gemma2.model', line: 64, col: 7 });
+    expect(gather.loc).toEqual({ file: 'gemma2.model', line: 66, col: 7 });
     const softmax = g.nodes.find((n) => n.op === 'softmax')!;
     expect(softmax.loc?.file).toBe('prelude.model');
   });

@@ -9,7 +9,7 @@ import { loadModel, addModelOptions, ModelOptions, positiveInt } from '../load';
 
 import { initCpuBackend, BackendKind } from '../../backends/cpu';
 import { vocabSize } from '../../backends/cpu/session';
-import { loadParams } from '../../checkpoint/load';
+import { loadParams, unusedTensorsWarning } from '../../checkpoint/load';
 import { openCheckpoint } from '../../checkpoint';
 import { asUserErrors, seedArg, tfjsBackendOption } from './run';
 import { readTokens } from '../../train/data';
@@ -60,6 +60,7 @@ export function register(program: Command): void {
       const g = loadModel(file, { variant: opts.variant, config: opts.config ?? path.join(opts.checkpoint, 'config.json') }, { batch: opts.batch, seq: opts.seq });
       const V = vocabSize(g);
       const data = readTokens(opts.tokens, V);
+      process.stderr.write(unusedTensorsWarning(g, ck));
       const params = loadParams(g, ck);
       const tty = !!process.stderr.isTTY;
       const bar = tty ? new SingleBar({ format: 'teacher {bar} {value}/{total} sequences | {skipped} already done | eta {eta_formatted}', stream: process.stderr, hideCursor: true }, Presets.shades_classic) : undefined;

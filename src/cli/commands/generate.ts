@@ -5,7 +5,7 @@ import { UserError } from '../errors';
 import { initCpuBackend, BackendKind } from '../../backends/cpu';
 import { generate } from '../../backends/cpu/generate';
 import { checkIdRows, eosIds, vocabSize } from '../../backends/cpu/session';
-import { loadParams } from '../../checkpoint/load';
+import { loadParams, unusedTensorsWarning } from '../../checkpoint/load';
 import { openCheckpoint } from '../../checkpoint';
 import { asUserErrors, checkpointDir, loadPipelineGraph, seedArg, tfjsBackendOption } from './run';
 import { addPipelineOptions, PipelineCliOptions } from './compile';
@@ -72,6 +72,7 @@ export function register(program: Command): void {
         if (bad >= 0) throw new UserError(`--prompt-ids: '${parts[bad]}' (item ${bad}) is not a token id; expected comma-separated integers like 2,651,6037`);
         prompt = checkIdRows([ids], '--prompt-ids', vocabSize(g))[0];
       }
+      process.stderr.write(unusedTensorsWarning(g, ck));
       const params = loadParams(g, ck);
       try {
         const r = generate(g, params, prompt, {

@@ -7,7 +7,7 @@ import { Graph } from '../../ir';
 import { PassError, runPipeline } from '../../passes';
 import { execute, ExecError, initCpuBackend, OpProfile, PackedParams, tf, BackendKind } from '../../backends/cpu';
 import { checkIdRows, vocabSize, writeLogitsJson } from '../../backends/cpu/session';
-import { loadParams } from '../../checkpoint/load';
+import { loadParams, unusedTensorsWarning } from '../../checkpoint/load';
 import { layerTypeMismatches, openCheckpoint } from '../../checkpoint';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -108,6 +108,7 @@ export function register(program: Command): void {
       const ck = openCheckpoint(opts.checkpoint);
       const g = loadPipelineGraph(file, opts, checkpointDir(opts.checkpoint));
       const rows = checkIdRows(readJsonFile(opts.inputIds, 'input ids'), opts.inputIds, vocabSize(g));
+      process.stderr.write(unusedTensorsWarning(g, ck));
       const params = loadParams(g, ck);
       const load_ms = performance.now() - t0;
       const ids = tf.tensor2d(rows, undefined, 'int32');

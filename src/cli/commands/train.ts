@@ -11,7 +11,7 @@ import { compileModel, modelInfo } from '../../../grammar';
 import { UserError } from '../errors';
 import { initCpuBackend, BackendKind, ParamStore } from '../../backends/cpu';
 import { vocabSize } from '../../backends/cpu/session';
-import { loadParams } from '../../checkpoint/load';
+import { loadParams, unusedTensorsWarning } from '../../checkpoint/load';
 import { openCheckpoint } from '../../checkpoint';
 import { asUserErrors, seedArg, tfjsBackendOption } from './run';
 import { checkOutputFile } from './compile';
@@ -177,7 +177,9 @@ async function train(file: string, opts: TrainOptions): Promise<void> {
     start = prev.step;
     process.stderr.write(`resuming from ${opts.out} at step ${start}\n`);
   } else {
-    params = opts.checkpoint ? loadParams(graph, openCheckpoint(opts.checkpoint)) : initParams(graph, opts.seed, typeof config.initializer_range === 'number' ? config.initializer_range : 0.02);
+    const from = opts.checkpoint ? openCheckpoint(opts.checkpoint) : undefined;
+    if (from) process.stderr.write(unusedTensorsWarning(graph, from));
+    params = from ? loadParams(graph, from) : initParams(graph, opts.seed, typeof config.initializer_range === 'number' ? config.initializer_range : 0.02);
     state = zeroState(params);
   }
   if (start >= opts.steps) {
