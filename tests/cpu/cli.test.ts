@@ -128,6 +128,14 @@ test("a config.json whose layer_types disagree with the model file's sliding/glo
   expect(r.stderr).toMatch(/config-swapped\.json and gemma2\.model disagree on which layers use a sliding window[^]*layer 0: config\.json layer_types says full_attention, the model file gives it a sliding window of 4/);
   expect(r.stderr).toMatch(/layer 1: config\.json layer_types says sliding_attention, the model file gives it global attention/);
   // The checkpoint's own config (alternating, sliding first) agrees: run succeeds (the first test). generate checks too.
+  // Whatever pipeline runs: the primitive graph, or one without the sliding-window pass, is checked the same way.
+  for (const extra of [['--passes', ''], ['--no-pass', 'sliding-window']]) {
+    const rp = lapidary(['run', 'gemma2.model', '--checkpoint', TINY, '--config', swapped, '--input-ids', ids, ...extra]);
+    expectCleanFailure(rp);
+    expect(rp.stderr).toMatch(/layer 0: [^]*layer 1: [^]*layer 2: [^]*layer 3: /);
+    const ok = lapidary(['run', 'gemma2.model', '--checkpoint', TINY, '--input-ids', ids, ...extra]);
+    expect([extra.join(' '), ok.code, ok.stderr]).toEqual([extra.join(' '), 0, '']);
+  }
   const g = lapidary(['generate', 'gemma2.model', '--checkpoint', TINY, '--config', swapped, '--prompt-ids', '2,10', '--max-new-tokens', '1']);
   expectCleanFailure(g);
   expect(g.stderr).toMatch(/disagree on which layers use a sliding window/);

@@ -4,7 +4,7 @@ import { loadModel, addModelOptions, ModelOptions, readJsonFile } from '../load'
 import { UserError } from '../errors';
 import { addPipelineOptions, checkOutputFile, pipelineFromOptions, PipelineCliOptions } from './compile';
 import { Graph } from '../../ir';
-import { PassError, runPipeline } from '../../passes';
+import { PassError, resolvePipeline, runPipeline } from '../../passes';
 import { execute, ExecError, initCpuBackend, OpProfile, PackedParams, tf, BackendKind } from '../../backends/cpu';
 import { checkIdRows, vocabSize, writeLogitsJson } from '../../backends/cpu/session';
 import { loadParams, unusedTensorsWarning } from '../../checkpoint/load';
@@ -39,7 +39,19 @@ export function loadPipelineGraph(file: string, opts: ModelOptions & PipelineCli
     if (e instanceof PassError) throw new UserError(e.message);
     throw e;
   }
-  const bad = layerTypeMismatches(fused, readJsonFile(configFile, 'config') as Record<string, unknown>);
+  // Which layers have a window is read off the default pipeline's fused attention, whatever pipeline the user chose
+  // (--passes '' or --no-pass sliding-window leave no window attribute to compare).
+  const defaults = resolvePipeline({});
+  const standard = defaults.length === passes.length && defaults.every((p, i) => p.name === passes[i].name);
+  let checked = fused;
+  if (!standard) {
+    try {
+      checked = runPipeline(g, defaults).graph;
+    } catch {
+      checked = fused;
+    }
+  }
+  const bad = layerTypeMismatches(checked, readJsonFile(configFile, 'config') as Record<string, unknown>);
   if (bad.length) {
     throw new UserError(`${configFile} and ${file} disagree on which layers use a sliding window (the checkpoint would run with the wrong attention masks):\n  ${bad.slice(0, 5).join('\n  ')}${bad.length > 5 ? `\n  … ${bad.length - 5} more` : ''}`);
   }
