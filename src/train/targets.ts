@@ -56,8 +56,13 @@ export function makeTargets(graph: Graph, params: ParamStore, data: TokenStream,
     ...(o.strategy === 'sample' ? { seed: o.seed ?? 0 } : {}),
   };
   if (fs.existsSync(o.out) && !fs.statSync(o.out).isDirectory()) throw new UserError(`--out '${o.out}' is a file; give a folder for the targets`);
-  fs.mkdirSync(o.out, { recursive: true });
   const metaFile = path.join(o.out, TARGETS_META);
+  // Shards by our names without our targets.json are someone else's files: never overwritten.
+  if (fs.existsSync(o.out) && !fs.existsSync(metaFile)) {
+    const clash = fs.readdirSync(o.out).filter((f) => /^targets-\d{5}\.safetensors$/.test(f));
+    if (clash.length) throw new UserError(`--out '${o.out}' holds ${clash.slice(0, 3).join(', ')}${clash.length > 3 ? ', …' : ''} but no ${TARGETS_META}: not written by \`lapidary distill-targets\`; refusing to overwrite: use another --out folder`);
+  }
+  fs.mkdirSync(o.out, { recursive: true });
   if (fs.existsSync(metaFile)) {
     let prev: Partial<TargetsMeta> & { seed?: number };
     try {

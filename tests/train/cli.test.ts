@@ -136,6 +136,16 @@ test("--out never overwrites the user's files: a folder train did not write, a f
   expect(r.stderr).toMatch(/--out '.*users-checkpoint' holds config\.json, model\.safetensors that `lapidary train` did not write/);
   expect(fs.readFileSync(path.join(mine, 'config.json'), 'utf8')).toBe('{"mine": 1}');
   expect(fs.readFileSync(path.join(mine, 'model.safetensors'), 'utf8')).toBe('precious weights');
+  // A file that merely has the name of train's optimizer state or log does not make the folder train's.
+  const mine2 = path.join(tmp, 'users-run');
+  fs.mkdirSync(mine2);
+  fs.writeFileSync(path.join(mine2, 'optimizer.safetensors'), 'keep');
+  fs.writeFileSync(path.join(mine2, 'train_log.jsonl'), 'my log\n');
+  r = lapidary(trainArgs(mine2, 1));
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/holds optimizer\.safetensors, train_log\.jsonl that `lapidary train` did not write/);
+  expect(fs.readFileSync(path.join(mine2, 'optimizer.safetensors'), 'utf8')).toBe('keep');
+  expect(fs.readFileSync(path.join(mine2, 'train_log.jsonl'), 'utf8')).toBe('my log\n');
   const file = path.join(tmp, 'a-file');
   fs.writeFileSync(file, 'x');
   r = lapidary(trainArgs(file, 1));
@@ -177,6 +187,15 @@ test("distill-targets --out: a file, another tool's targets.json, a non-JSON one
     expect(r.stderr).toMatch(msg);
     expect(fs.readFileSync(path.join(other, 'targets.json'), 'utf8')).toBe(text);
   }
+  // Shards by our names but no targets.json: someone else's; kept.
+  const shardsOnly = path.join(tmp, 'shards-only');
+  fs.mkdirSync(shardsOnly);
+  fs.writeFileSync(path.join(shardsOnly, 'targets-00000.safetensors'), 'mine');
+  r = lapidary(args(shardsOnly));
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/holds targets-00000\.safetensors but no targets\.json: not written by `lapidary distill-targets`; refusing to overwrite/);
+  expect(fs.readFileSync(path.join(shardsOnly, 'targets-00000.safetensors'), 'utf8')).toBe('mine');
+  expect(fs.existsSync(path.join(shardsOnly, 'targets.json'))).toBe(false);
   const sampled = path.join(tmp, 'sampled');
   expect(lapidary(args(sampled, ['--strategy', 'sample', '--seed', '1'])).code).toBe(0);
   r = lapidary(args(sampled, ['--strategy', 'sample', '--seed', '2']));

@@ -12,7 +12,7 @@ import { UserError } from '../errors';
 import { initCpuBackend, BackendKind, ParamStore } from '../../backends/cpu';
 import { vocabSize } from '../../backends/cpu/session';
 import { loadParams, unusedTensorsWarning } from '../../checkpoint/load';
-import { openCheckpoint } from '../../checkpoint';
+import { openCheckpoint, readSafetensorsHeader } from '../../checkpoint';
 import { asUserErrors, seedArg, tfjsBackendOption } from './run';
 import { checkOutputFile } from './compile';
 import { Graph, ShapeError } from '../../ir';
@@ -113,10 +113,30 @@ const WRITTEN = ['config.json', 'model.safetensors', 'model.safetensors.index.js
 export function checkTrainOut(out: string): void {
   if (!fs.existsSync(out)) return;
   if (!fs.statSync(out).isDirectory()) throw new UserError(`--out '${out}' is a file; give a folder for the checkpoint`);
-  if (['trainer_state.json', 'optimizer.safetensors'].some((f) => fs.existsSync(path.join(out, f)))) return;
+  if (writtenByTrain(out)) return;
   const clash = WRITTEN.filter((f) => fs.existsSync(path.join(out, f)));
   if (clash.length) {
     throw new UserError(`--out '${out}' holds ${clash.join(', ')} that \`lapidary train\` did not write (no trainer_state.json); refusing to overwrite: give a new or empty folder (to start from those weights, pass it as --checkpoint)`);
+  }
+}
+
+/**
+ * Ours: a trainer_state.json that is a JSON object with a numeric `step`, or (after a crash between saves) an
+ * optimizer.safetensors whose tensors are all Adam moments `adam.m.*` / `adam.v.*`. A file that merely has one of
+ * those names is not enough (a user's own optimizer.safetensors was overwritten).
+ */
+function writtenByTrain(out: string): boolean {
+  try {
+    const st = JSON.parse(fs.readFileSync(path.join(out, 'trainer_state.json'), 'utf8'));
+    if (st !== null && typeof st === 'object' && typeof st.step === 'number') return true;
+  } catch {
+    // not there, or not ours
+  }
+  try {
+    const names = [...readSafetensorsHeader(path.join(out, 'optimizer.safetensors')).tensors.keys()];
+    return names.length > 0 && names.every((n) => n.startsWith('adam.m.') || n.startsWith('adam.v.'));
+  } catch {
+    return false;
   }
 }
 
