@@ -140,3 +140,20 @@ test("a config.json whose layer_types disagree with the model file's sliding/glo
   expectCleanFailure(g);
   expect(g.stderr).toMatch(/disagree on which layers use a sliding window/);
 });
+
+test('generate --prompt with a tokenizer.json of another vocabulary: a clean error naming the id, not an internal error', () => {
+  const dir = path.join(tmp, 'tok-ck');
+  fs.mkdirSync(dir);
+  for (const f of ['config.json', 'model.safetensors']) fs.copyFileSync(path.join(TINY, f), path.join(dir, f));
+  const tj = JSON.parse(fs.readFileSync(path.join(__dirname, '../fixtures/word-tokenizer/tokenizer.json'), 'utf8'));
+  tj.model.vocab.huge = 1000;
+  fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tj));
+  const r = lapidary(['generate', 'gemma2.model', '--checkpoint', dir, '--prompt', 'the huge cat', '--max-new-tokens', '2']);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/--prompt: tokenizer\.json gives id 1000 .*the model's vocabulary has 512 ids/);
+  const ok = lapidary(['generate', 'gemma2.model', '--checkpoint', dir, '--prompt', 'the cat', '--max-new-tokens', '2']);
+  expect(ok.code).toBe(0);
+  expect(ok.stdout).toMatch(/^the cat/); // the tiny model's new ids lie beyond this 7-word tokenizer: shown as <id N>
+  expect(ok.stdout).toMatch(/<id \d+>/);
+});
+

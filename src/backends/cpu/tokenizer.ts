@@ -36,6 +36,24 @@ export async function loadTokenizer(dir: string, needed: string): Promise<TextTo
       if (bad >= 0) throw new ExecError(`${file}: the tokenizer gives no id for token ${bad} (${JSON.stringify(e.tokens?.[bad])}) of the prompt`);
       return e.ids;
     },
-    decode: (ids) => tok.decode([...ids], { skip_special_tokens: true }),
+    decode: (ids) => {
+      // An id the tokenizer does not know (a model vocabulary padded beyond the tokenizer's) crashed its decoder:
+      // such ids print as <id N>, the runs between them decode as usual.
+      const added = new Set(tok.get_added_tokens_decoder().keys());
+      const known = (id: number) => tok.id_to_token(id) !== undefined || added.has(id);
+      if (ids.every(known)) return tok.decode([...ids], { skip_special_tokens: true });
+      let out = '';
+      let run: number[] = [];
+      for (const id of [...ids, -1]) {
+        if (id >= 0 && known(id)) {
+          run.push(id);
+          continue;
+        }
+        if (run.length) out += tok.decode(run, { skip_special_tokens: true });
+        run = [];
+        if (id >= 0) out += `<id ${id}>`;
+      }
+      return out;
+    },
   };
 }

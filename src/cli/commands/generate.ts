@@ -64,8 +64,14 @@ export function register(program: Command): void {
       const g = loadPipelineGraph(file, opts, dir);
       const tok = opts.prompt !== undefined ? await loadTokenizer(dir, '--prompt') : undefined;
       let prompt: number[];
-      if (tok) prompt = tok.encode(opts.prompt!);
-      else {
+      if (tok) {
+        // The tokenizer's ids must exist in the model (a tokenizer.json of another vocabulary was an internal error).
+        const v = vocabSize(g);
+        const ids = tok.encode(opts.prompt!);
+        const out = ids.findIndex((x) => v !== undefined && x >= v);
+        if (out >= 0) throw new UserError(`--prompt: tokenizer.json gives id ${ids[out]} (token ${out}), but the model's vocabulary has ${v} ids: the tokenizer does not belong to this checkpoint`);
+        prompt = ids;
+      } else {
         const parts = opts.promptIds!.split(',').map((s) => s.trim());
         const ids = parts.map((s) => (/^\d+$/.test(s) ? Number(s) : NaN));
         const bad = ids.findIndex((x) => Number.isNaN(x));
@@ -87,9 +93,9 @@ export function register(program: Command): void {
         });
         const tokens_per_s = Math.round((r.newIds.length / ((r.prefillMs + r.decodeMs) / 1000)) * 10) / 10;
         if (opts.json) {
-          process.stdout.write(JSON.stringify({ ids: r.ids, tokens_per_s, ...(tok ? { text: tok.decode(r.newIds) } : {}) }) + '\n');
+          process.stdout.write(JSON.stringify({ ids: r.ids, tokens_per_s, ...(tok ? { text: newText(tok, prompt, r.newIds) } : {}) }) + '\n');
         } else if (tok) {
-          process.stdout.write(`${opts.prompt}${tok.decode(r.newIds)}\n`);
+          process.stdout.write(`${continuation(tok, prompt, r.newIds, opts.prompt!)}\n`);
         } else process.stdout.write('\n');
         process.stderr.write(`${r.newIds.length} tokens, ${tokens_per_s} tokens/s (${r.usedCache ? 'KV cache' : 'full recomputation'})\n`);
       } finally {
@@ -97,4 +103,20 @@ export function register(program: Command): void {
       }
     }),
   );
+}
+
+/**
+ * The new text as it reads after the prompt: decoded together with the prompt (decoding the new ids alone drops
+ * the space a word-start token carries, so 'hello world' + 'w7' printed 'hello worldw7'), minus the prompt's own
+ * decoding when it is a prefix; else the new ids decoded alone.
+ */
+export function newText(tok: { decode(ids: number[]): string }, prompt: number[], newIds: number[]): string {
+  const before = tok.decode(prompt);
+  const all = tok.decode([...prompt, ...newIds]);
+  return all.startsWith(before) ? all.slice(before.length) : tok.decode(newIds);
+}
+
+/** The prompt as the user typed it, followed by the new text. */
+function continuation(tok: { decode(ids: number[]): string }, prompt: number[], newIds: number[], text: string): string {
+  return text + newText(tok, prompt, newIds);
 }
