@@ -121,9 +121,17 @@ test('train from a variant and --hparam alone: the written config.json loads bac
   expect(run.code).toBe(0);
   expect(run.stdout).toMatch(/logits f32\[1, 3, 80\]/);
 
+  // Resuming with a changed hyperparameter that no tensor shape shows is refused (it trained window 0 → 8 silently).
+  const changed = lapidary(args(3, ['--hparam', 'window=8']));
+  expectCleanFailure(changed);
+  expect(changed.stderr).toMatch(/holds a run with other hyperparameters than this call \(window 0 → 8\); resume without changing them, or pass --no-resume/);
   const again = lapidary(args(3, []));
   expect(again.code).toBe(0);
   expect(again.stderr).toMatch(/resuming from .* at step 2/);
+  // One token per sequence leaves nothing to predict: refused, not a 'loss 0' run.
+  const one = lapidary(['train', 'gemma2.model', '--variant', '9b', ...sizes.flatMap((h) => ['--hparam', h]), '--data', data, '--steps', '1', '--batch', '1', '--seq', '1', '--out', path.join(tmp, 'seq1')]);
+  expectCleanFailure(one);
+  expect(one.stderr).toMatch(/--seq 1: a training sequence needs at least 2 tokens/);
 });
 
 test("--out never overwrites the user's files: a folder train did not write, a file, a --log in a missing folder (refused before any work)", () => {

@@ -151,6 +151,7 @@ async function train(file: string, opts: TrainOptions): Promise<void> {
   }
   const base = configPath ? readJsonFile(configPath, 'config') : {};
   if (typeof base !== 'object' || base === null || Array.isArray(base)) throw new UserError(`config '${configPath}' must be a JSON object`);
+  if (opts.seq < 2) throw new UserError(`--seq ${opts.seq}: a training sequence needs at least 2 tokens (each token is trained to predict the next)`);
   if (prev && (prev.batch !== opts.batch || prev.seq !== opts.seq)) {
     throw new UserError(`${opts.out} holds a run with --batch ${prev.batch} --seq ${prev.seq}; resume with the same values, or pass --no-resume to start over`);
   }
@@ -162,6 +163,22 @@ async function train(file: string, opts: TrainOptions): Promise<void> {
       throw e;
     }
   })();
+  // Resuming continues the run that was saved: a hyperparameter changed by --hparam or another --config (a window,
+  // a soft-cap: no tensor shape tells) would silently train another model from those weights.
+  if (prev) {
+    const saved = (() => {
+      try {
+        return loadModel(file, { config: path.join(opts.out, 'config.json') }, { batch: opts.batch, seq: opts.seq });
+      } catch {
+        return undefined;
+      }
+    })();
+    const changed = saved ? hparamDiff(saved.hparams, graph.hparams) : [];
+    if (changed.length) {
+      const what = changed.map((k) => `${k} ${JSON.stringify(saved!.hparams[k])} → ${JSON.stringify(graph.hparams[k])}`).join(', ');
+      throw new UserError(`${opts.out} holds a run with other hyperparameters than this call (${what}); resume without changing them, or pass --no-resume to start over`);
+    }
+  }
   // The checkpoint's config.json: the sizes actually trained, through the model file's `config {}` mapping
   // read backwards (so a variant and --hparam overrides need no config file, and `lapidary run` loads it).
   const config = checkpointConfig(file, graph, base as Record<string, unknown>, opts);
