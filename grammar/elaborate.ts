@@ -851,6 +851,11 @@ export class Elaborator {
     }
     const a = (from as { v: number }).v;
     const b = (to as { v: number }).v;
+    // a .. a is empty (zero layers is a model); an end before the start is a mistake (n_layers = -1), not a loop.
+    if (b < a) {
+      this.reportAt('type', s.to.span, `the range ${a} .. ${b} runs backwards (its end is below its start)`);
+      return undefined;
+    }
     if (b - a > LIMITS.maxLoopIterations) {
       this.reportAt('limit', s.to.span, `the loop would run ${b - a} times (at most ${LIMITS.maxLoopIterations} are allowed)`);
       return undefined;

@@ -36,3 +36,10 @@ test('(null = v) must spell null and hold a constant', () => {
 test('the shipped gemma2.model still reads its config block', () => {
   expect(compileModel(GEMMA2, 'gemma2.model', { config: { rope_theta: 5e5 } }).graph?.hparams.rope_theta).toBe(5e5);
 });
+
+test('a negative layer count from config.json is an error at the loop, with the config key in a note (it built a 0-layer model)', () => {
+  const [d] = errors(GEMMA2, 'gemma2.model', { config: { num_hidden_layers: -1 } });
+  expect(d.message).toBe('the range 0 .. -1 runs backwards (its end is below its start)');
+  expect(d.notes?.map((n) => n.message).join('\n')).toMatch(/'n_layers' is -1, from config key 'num_hidden_layers'/);
+  expect(build(GEMMA2, 'gemma2.model', { config: { num_hidden_layers: 0 } }).hparams.n_layers).toBe(0); // 0 .. 0: empty, fine
+});
