@@ -33,7 +33,10 @@ export function openCheckpoint(dirOrFile: string): CheckpointIndex {
   } catch {
     throw new CheckpointError(`checkpoint '${dirOrFile}' does not exist`);
   }
-  if (st.isFile()) return fromFiles(dirOrFile, [dirOrFile]);
+  if (st.isFile()) {
+    if (!dirOrFile.endsWith('.safetensors')) throw new CheckpointError(`checkpoint '${dirOrFile}' is a file but not a .safetensors file: give the checkpoint folder (config.json + safetensors) or one .safetensors file`);
+    return fromFiles(dirOrFile, [dirOrFile]);
+  }
   const index = path.join(dirOrFile, INDEX_FILE);
   if (fs.existsSync(index)) return fromIndex(dirOrFile, index);
   const single = path.join(dirOrFile, 'model.safetensors');

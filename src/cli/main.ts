@@ -11,6 +11,8 @@ export function buildProgram(): Command {
     .description('A declarative model compiler: model files → typed graph IR → passes → CPU (tfjs) and TPU (StableHLO/HLO) backends.')
     .version(require('../../../package.json').version)
     .showHelpAfterError('(run with --help for usage)')
+    // commander's own errors (a missing required option, an unknown one) carry the same prefix as ours.
+    .configureOutput({ outputError: (str, write) => write(str.startsWith('error:') ? `lapidary: ${str}` : str) })
     .exitOverride();
   for (const register of commands) register(program);
   for (const c of program.commands) c.exitOverride();

@@ -157,3 +157,14 @@ test('generate --prompt with a tokenizer.json of another vocabulary: a clean err
   expect(ok.stdout).toMatch(/<id \d+>/);
 });
 
+test("a --checkpoint that is config.json, and commander's own errors, read like every other error", () => {
+  const ids = path.join(tmp, 'ids-ck.json');
+  fs.writeFileSync(ids, '[[2, 3]]');
+  const r = lapidary(['run', 'gemma2.model', '--checkpoint', path.join(TINY, 'config.json'), '--input-ids', ids]);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/^lapidary: error: checkpoint '.*config\.json' is a file but not a \.safetensors file: give the checkpoint folder/);
+  const m = lapidary(['run', 'gemma2.model', '--input-ids', ids]);
+  expect(m.code).toBe(1);
+  expect(m.stderr).toMatch(/^lapidary: error: required option '--checkpoint <dir>' not specified/);
+});
+
