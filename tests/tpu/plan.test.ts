@@ -151,4 +151,17 @@ describe('lapidary cost / compile --target tpu', () => {
     expect(paper.mfu).toBeLessThan(0.75);
     expect(paper.days[0].days).toBeGreaterThan(5);
   });
+
+  test('9B on data=1024: FSDP cannot split d_model 3584, the state is counted as laid out (does not fit) and the note names the way out', async () => {
+    const nine = ['gemma2.model', '--variant', '9b', '--mode', 'train', '--seq', '8192', '--json', '--batch', '1024', '--chip', 'v4', '--topology', '8x16x32'];
+    const flat = JSON.parse((await cli(['cost', ...nine, '--mesh', 'data=1024,model=4'])).out);
+    expect(flat.fits).toBe(false);
+    // gradients follow their parameters' layout (the emitted program's), not a flat ZeRO shard
+    expect(flat.memory.gradients).toBeCloseTo(flat.memory.parameters, -3);
+    expect(flat.note).toMatch(/FSDP could not split \d+ parameters over data=1024 \(no dim divides\), e\.g\. .*a mesh with data=512 and a replica=2 axis/);
+    const split = JSON.parse((await cli(['cost', ...nine, '--mesh', 'replica=2,data=512,model=4'])).out);
+    expect(split.fits).toBe(true);
+    expect(split.note).toBeUndefined();
+    expect(split.memory.parameters * 100).toBeLessThan(flat.memory.parameters);
+  });
 });

@@ -147,6 +147,8 @@ export interface PlanResult {
   hbm_bytes: number;
   fits: boolean;
   why?: string;
+  /** Something about the plan the user should know (e.g. parameters FSDP could not split). */
+  note?: string;
   days?: { tokens: number; days: number }[];
   per_layer: Record<string, LayerCost>;
   per_op_class: Record<string, OpClassCost>;
@@ -616,20 +618,47 @@ export function reasonOf(r: PlanResult): string {
 }
 
 /** Per-chip parameter, gradient and optimizer-state elements: parameters as partitioned, state as ZeRO flat shards over the FSDP axes. */
+/**
+ * Per-chip parameter and optimizer-state elements as the program lays them out: gradients and Adam state follow
+ * their parameter's spec (the training step's `adam.*` inputs are placed with it). Under FSDP, a parameter no dim of
+ * which divides by the FSDP axes stays unsplit over them — listed in `unsplit` (its state is then replicated, as in
+ * the emitted program; it used to be counted as if flat-sharded, which the program does not do).
+ */
 function stateElems(g: Graph, paramSpecs: ReadonlyMap<string, Spec>, mesh: Mesh, strategy: Strategy) {
   let localParamElems = 0;
   let localStateElems = 0;
   let params = 0;
+  const fsdpAxes = strategy.policy.fsdp ? strategy.policy.fsdpAxes ?? strategy.policy.dataAxes : [];
+  const unsplit: { name: string; shape: number[]; spec: Spec; elems: number }[] = [];
   for (const p of g.nodes) {
     if (p.op !== 'param') continue;
     const spec = paramSpecs.get(String(p.attrs.name)) ?? [];
-    const total = (p.type.shape as number[]).reduce((x, y) => x * y, 1);
+    const shape = p.type.shape as number[];
+    const total = shape.reduce((x, y) => x * y, 1);
     params += total;
-    localParamElems += total / spec.flat().reduce((k, a) => k * axisSize(mesh, a), 1);
-    const stateAxes = new Set([...spec.flat(), ...(strategy.policy.fsdp ? strategy.policy.fsdpAxes ?? strategy.policy.dataAxes : [])]);
-    localStateElems += total / [...stateAxes].reduce((k, a) => k * axisSize(mesh, a), 1);
+    const local = total / spec.flat().reduce((k, a) => k * axisSize(mesh, a), 1);
+    localParamElems += local;
+    localStateElems += local;
+    if (fsdpAxes.length && !fsdpAxes.some((a) => spec.flat().includes(a)) && fsdpAxes.some((a) => axisSize(mesh, a) > 1)) {
+      unsplit.push({ name: String(p.attrs.name), shape, spec, elems: local });
+    }
   }
-  return { localParamElems, localStateElems, params };
+  return { localParamElems, localStateElems, params, unsplit };
+}
+
+/** The note for parameters FSDP could not split, with a data-axis size that would split them (when there is one). */
+function unsplitNote(unsplit: ReturnType<typeof stateElems>['unsplit'], mesh: Mesh, strategy: Strategy, stateBytes: number): string | undefined {
+  if (!unsplit.length) return undefined;
+  const axes = strategy.policy.fsdpAxes ?? strategy.policy.dataAxes;
+  const size = axes.reduce((k, a) => k * axisSize(mesh, a), 1);
+  const bytes = unsplit.reduce((s, u) => s + u.elems, 0) * (2 + stateBytes);
+  const big = [...unsplit].sort((a, b) => b.elems - a.elems)[0];
+  // The largest divisor of the FSDP size that divides some dim of every unsplit parameter (within its TP shard).
+  let d = size;
+  const fits = (k: number) => unsplit.every((u) => u.shape.some((n, i) => (n / (u.spec[i] ?? []).reduce((m, a) => m * axisSize(mesh, a), 1)) % k === 0));
+  while (d > 1 && !fits(d)) d = d % 2 === 0 ? d / 2 : 1;
+  const hint = axes.length === 1 && d > 1 && d < size ? `; a mesh with ${axes[0]}=${d} and a replica=${size / d} axis (pure data parallel) would shard them` : '';
+  return `FSDP could not split ${unsplit.length} parameter${unsplit.length === 1 ? '' : 's'} over ${axes.map((a) => `${a}=${axisSize(mesh, a)}`).join(',')} (no dim divides), e.g. ${big.name} [${big.shape.join(', ')}]: their parameters, gradients and optimizer state are replicated over it (${(bytes / 1e9).toFixed(2)} GB per chip)${hint}`;
 }
 
 /**
@@ -737,8 +766,9 @@ export function evaluateTrain(
   }
 
   // Memory per chip.
-  const { localParamElems, localStateElems, params } = stateElems(g, result.paramSpecs, mesh, strategy);
+  const { localParamElems, localStateElems, params, unsplit } = stateElems(g, result.paramSpecs, mesh, strategy);
   const stateBytes = precision === 'mixed' ? 16 : 12;
+  const note = unsplitNote(unsplit, mesh, strategy, stateBytes - 2);
   const parameters = localParamElems * 2;
   const gradients = localStateElems * 2;
   const optimizer_state = localStateElems * (stateBytes - 4);
@@ -798,6 +828,7 @@ export function evaluateTrain(
     memory,
     fits,
     why,
+    ...(note ? { note } : {}),
     ...(days ? { days } : {}),
     per_layer: perLayer,
     per_op_class: perOp,

@@ -19,6 +19,7 @@ export function formatPlan(r: PlanResult, opts: { layers?: number } = {}): strin
   const m = r.memory;
   L.push(`  parameters ${gb(m.parameters)}, gradients ${gb(m.gradients)}, optimizer state ${gb(m.optimizer_state)}, activations ${gb(m.activations)}, KV cache ${gb(m.kv_cache)}`);
   if (r.why) L.push(`  why: ${r.why}`);
+  if (r.note) L.push(`  note: ${r.note}`);
   if (r.analytic) L.push(`analytic estimate  step ${ms(r.analytic.step_time_s)}, MFU ${(100 * r.analytic.mfu).toFixed(1)}%, ${gb(r.analytic.memory_per_chip_bytes)}/chip (backward = 2x forward; cross-check)`);
   if (r.train_graph) L.push(`training step      ${r.train_graph.nodes} nodes (${r.train_graph.recomputed} recomputed), ${r.train_graph.residuals} residuals kept: ${gb(r.train_graph.saved_bytes_per_chip)}/chip`);
   if (r.days) L.push(`days               ${r.days.map((d) => `${(d.tokens / 1e12).toFixed(0)}T tokens: ${d.days.toFixed(1)}`).join(', ')}`);
