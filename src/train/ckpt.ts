@@ -12,6 +12,7 @@ import { writeSafetensors, readSafetensorsHeader, readTensor, TensorData } from 
 import { UserError } from '../errors';
 import { OptimizerState } from './trainer';
 import { rng } from '../random';
+import { ensureDir } from '../fsutil';
 
 export const TRAINER_STATE = 'trainer_state.json';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
@@ -31,7 +32,7 @@ function f32(t: tf.Tensor): TensorData {
 }
 
 export function saveCheckpoint(dir: string, params: ParamStore, config: Record<string, unknown>, state: OptimizerState, trainer: TrainerState): void {
-  fs.mkdirSync(dir, { recursive: true });
+  ensureDir(dir, '--out');
   // remove the state first: a crash between the files below leaves a plain checkpoint, never a mismatched resume
   fs.rmSync(path.join(dir, TRAINER_STATE), { force: true });
   const weights = new Map<string, TensorData>();

@@ -14,6 +14,7 @@ import { Graph } from '../ir';
 import { UserError } from '../errors';
 import { TokenStream, TargetsMeta, TARGETS_META, windowCount, windowIds, shardComplete, writeShard } from './data';
 import { mulberry32 as mulberry } from '../random';
+import { ensureDir } from '../fsutil';
 
 export interface TargetsOptions {
   readonly out: string;
@@ -62,7 +63,7 @@ export function makeTargets(graph: Graph, params: ParamStore, data: TokenStream,
     const clash = fs.readdirSync(o.out).filter((f) => /^targets-\d{5}\.safetensors$/.test(f));
     if (clash.length) throw new UserError(`--out '${o.out}' holds ${clash.slice(0, 3).join(', ')}${clash.length > 3 ? ', …' : ''} but no ${TARGETS_META}: not written by \`lapidary distill-targets\`; refusing to overwrite: use another --out folder`);
   }
-  fs.mkdirSync(o.out, { recursive: true });
+  ensureDir(o.out, '--out');
   if (fs.existsSync(metaFile)) {
     let prev: Partial<TargetsMeta> & { seed?: number };
     try {

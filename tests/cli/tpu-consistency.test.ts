@@ -85,3 +85,14 @@ test('compile --target tpu never overwrites a cost.json (or program) it did not 
     fs.rmSync(out, { recursive: true, force: true });
   }
 });
+
+test('-o under a file or where nothing can be created is a clean error (it was a stack trace, and /proc hung)', () => {
+  const cfg = path.join(ROOT, 'tests/fixtures/gemma2-tiny/config.json');
+  const args = ['compile', 'gemma2.model', '--config', cfg, '--target', 'tpu', '--chip', 'v5e', '--topology', '2x2', '--mesh', 'data=2,model=2', '--batch', '4', '--seq', '16', '-o'];
+  const underFile = lapidary([...args, path.join(cfg, 'sub')]);
+  expect(underFile.code).toBe(1);
+  expect(underFile.stderr).toMatch(/^lapidary: error: -o '.*config\.json\/sub': '.*config\.json' exists and is not a directory/);
+  const proc = lapidary([...args, '/proc/lapidary-nope/deeper']);
+  expect(proc.code).toBe(1);
+  expect(proc.stderr).toMatch(/^lapidary: error: -o '\/proc\/lapidary-nope\/deeper': cannot create '\/proc\/lapidary-nope'/);
+});

@@ -13,6 +13,7 @@ import {
 import { UserError } from '../errors';
 import { loadModel, ModelOptions, positiveInt } from '../load';
 import { PassError, resolvePipeline, runPipeline } from '../../passes';
+import { ensureDir } from '../../fsutil';
 
 export interface TpuCliOptions extends ModelOptions {
   chip?: string;
@@ -181,7 +182,7 @@ export function emitTpu(graph: Graph, o: TpuCliOptions): { json: Record<string, 
   const emit_ms = performance.now() - t0;
   const progs = c.programs!;
   const plan = c.plan;
-  fs.mkdirSync(dir, { recursive: true });
+  ensureDir(dir, '-o');
   const files: Record<(typeof TPU_FILES)[number], string> = {
     'program.mlir': progs.wholeMlir,
     'program.hlo': progs.wholeHlo,

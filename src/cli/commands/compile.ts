@@ -9,6 +9,7 @@ import { Graph, countOps, printGraph, graphToJSONText } from '../../ir';
 import { Pass, PassError, PassStat, PipelineError, PluginError, TraceEntry, loadPlugin, resolvePipeline, runPipeline, BUILTIN_PASSES } from '../../passes';
 import { loadModel, addModelOptions, ModelOptions } from '../load';
 import { UserError } from '../errors';
+import { ensureDir, errText } from '../../fsutil';
 import { addTpuOptions, emitTpu } from './compile-tpu';
 
 export interface CompileOptions extends ModelOptions, PipelineCliOptions {
@@ -44,10 +45,6 @@ export const TARGETS: Record<string, Target> = {
 
 const collect = (v: string, prev: unknown) => [...(Array.isArray(prev) ? prev : []), v];
 
-const errText = (e: unknown) => {
-  const x = e as NodeJS.ErrnoException;
-  return x?.code === 'ENOENT' ? 'no such file or directory' : x?.code === 'EACCES' || x?.code === 'EPERM' ? 'permission denied' : x?.code === 'ENOSPC' ? 'no space left on the device' : (x?.message ?? String(e));
-};
 
 /** Write through a temporary file and a rename, so a failed run never leaves a half-written file; errors name the option. */
 function writeFileAtomic(file: string, text: string, option: string): void {
@@ -58,26 +55,6 @@ function writeFileAtomic(file: string, text: string, option: string): void {
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw new UserError(`${option}: cannot write '${file}': ${errText(e)}`);
-  }
-}
-
-/** Create --dump-dir and its missing parents one level at a time (fs.mkdirSync's recursive mode spins forever under /proc). */
-function ensureDir(dir: string): void {
-  const missing: string[] = [];
-  let d = path.resolve(dir);
-  while (!fs.existsSync(d)) {
-    missing.push(d);
-    const up = path.dirname(d);
-    if (up === d) break;
-    d = up;
-  }
-  if (fs.existsSync(d) && !fs.statSync(d).isDirectory()) throw new UserError(`--dump-dir '${dir}': '${d}' exists and is not a directory`);
-  for (const m of missing.reverse()) {
-    try {
-      fs.mkdirSync(m);
-    } catch (e) {
-      throw new UserError(`--dump-dir '${dir}': cannot create '${m}': ${errText(e)}`);
-    }
   }
 }
 
@@ -182,7 +159,7 @@ export function compileFile(file: string, opts: CompileOptions, api: () => objec
   if (opts.trace && opts.dumpDir && realPath(opts.trace) === realPath(path.join(opts.dumpDir, 'trace.json'))) {
     throw new UserError(`--trace '${opts.trace}' is the trace.json that --dump-dir writes; give another file or drop --trace`);
   }
-  if (opts.dumpDir) ensureDir(opts.dumpDir);
+  if (opts.dumpDir) ensureDir(opts.dumpDir, '--dump-dir');
   if (opts.trace) checkOutputFile(opts.trace, inputs, '--trace');
   // --target tpu --mode decode compiles the one-new-token step: seq = 1 (--seq is the KV cache's context).
   const graph = loadModel(file, opts.target === 'tpu' && (opts as { mode?: string }).mode === 'decode' ? { ...opts, seq: 1 } : opts);

@@ -21,6 +21,7 @@ import { REMAT_POLICIES, RematPolicy } from '../../train/autodiff';
 import { readTokens, readTargetsMeta, TargetsReader, windowCount } from '../../train/data';
 import { Trainer, zeroState, OptimizerState, StepLog } from '../../train/trainer';
 import { initParams, saveCheckpoint, readTrainerState, loadOptimizerState, TrainerState } from '../../train/ckpt';
+import { ensureDir } from '../../fsutil';
 
 interface TrainOptions extends ModelOptions {
   hparam?: Record<string, number | boolean | string>;
@@ -234,7 +235,7 @@ async function train(file: string, opts: TrainOptions): Promise<void> {
     schedule: { lr: opts.lr, warmup: opts.warmup, schedule: opts.schedule },
   });
 
-  fs.mkdirSync(opts.out, { recursive: true });
+  ensureDir(opts.out, '--out');
   const logFile = opts.log ?? path.join(opts.out, 'train_log.jsonl');
   // A fresh start (--no-resume over an earlier run) begins a fresh default log; an explicit --log is appended to.
   if (!prev && !opts.log) fs.rmSync(logFile, { force: true });
