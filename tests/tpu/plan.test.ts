@@ -152,6 +152,15 @@ describe('lapidary cost / compile --target tpu', () => {
     expect(paper.days[0].days).toBeGreaterThan(5);
   });
 
+  test('decode at a long context is bound by reading the KV cache and the weights once (attention bytes were 2-3x that)', async () => {
+    const r = JSON.parse((await cli(['cost', 'gemma2.model', '--variant', '2b', '--chip', 'h100', '--chips', '1', '--mesh', 'data=1', '--mode', 'decode', '--batch', '64', '--seq', '8192', '--json'])).out);
+    const once = (r.memory.kv_cache + r.memory.parameters) / 3.0e12;
+    expect(r.bound).toBe('memory');
+    expect(r.step_time_s / once).toBeGreaterThan(1);
+    expect(r.step_time_s / once).toBeLessThan(1.15);
+    expect(r.per_op_class.fused_attention.bytes / r.memory.kv_cache).toBeCloseTo(1, 1);
+  });
+
   test('9B on data=1024: FSDP cannot split d_model 3584, the state is counted as laid out (does not fit) and the note names the way out', async () => {
     const nine = ['gemma2.model', '--variant', '9b', '--mode', 'train', '--seq', '8192', '--json', '--batch', '1024', '--chip', 'v4', '--topology', '8x16x32'];
     const flat = JSON.parse((await cli(['cost', ...nine, '--mesh', 'data=1024,model=4'])).out);

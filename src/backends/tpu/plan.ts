@@ -286,6 +286,13 @@ export function evaluateAnalytic(g: Graph, o: PlanOptions, dims: { batch: number
   // `window` positions on a sliding-window layer (the cache keeps no more).
   const attnLen = mode === 'decode' ? cachedLengths(g, ctx) : new Map<number, number>();
 
+  /** Per-chip bytes of a node's value as partitioned (floats at 2 bytes, as the recorder counts them). */
+  const localBytes = (id: number): number => {
+    const v = result.values.get(id);
+    if (!v) return 0;
+    const lt = result.partitioner.localType(v.type, result.partitioner.spec(v));
+    return lt.shape.reduce((x, y) => x * y, 1) * (isFloat(v.type.dtype) ? 2 : v.type.dtype === 'bool' ? 1 : 4);
+  };
   const perLayer: Record<string, LayerCost> = {};
   const perOp: Record<string, OpClassCost> = {};
   let computeFwd = 0;
@@ -297,9 +304,12 @@ export function evaluateAnalytic(g: Graph, o: PlanOptions, dims: { batch: number
     const a = { ...a0 };
     const len = actMatmuls.has(id) ? ctx : attnLen.get(id);
     if (len !== undefined) {
-      // Scores and values over the cached context: flops and reads scale with it.
+      // Scores and values over the cached context: flops scale with it. Bytes: a fused attention reads the
+      // cached keys and values (len positions) and the new token's query, and writes its output — the op's own
+      // byte rule, with no scores in HBM. (Scaling the recorded bytes of the one-position step by len also
+      // scaled the query and output, overstating decode attention's traffic 2-3x.)
       a.mxu *= len;
-      a.bytes *= len;
+      a.bytes = attnLen.has(id) ? localBytes(n.inputs[0]) + localBytes(id) + (localBytes(n.inputs[1]) + localBytes(n.inputs[2])) * len : a.bytes * len;
       a.vpu *= len;
       a.tr *= len;
     }
