@@ -152,6 +152,16 @@ describe('lapidary cost / compile --target tpu', () => {
     expect(paper.days[0].days).toBeGreaterThan(5);
   });
 
+  test('an axis of one device splits nothing: no collectives over one-device groups in the plan or the program', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-tpu-'));
+    const r = await cli(['compile', ...TINY, '--target', 'tpu', '--chip', 'v5e', '--topology', '1x1', '--mesh', 'data=1', '--mode', 'train', '-o', path.join(dir, 'one')]);
+    expect(r.code).toBe(0);
+    const prog = fs.readFileSync(path.join(dir, 'one', 'partitioned.mlir'), 'utf8');
+    expect(prog).not.toMatch(/all_gather|all_reduce|reduce_scatter/);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'one', 'cost.json'), 'utf8')).collectives).toEqual([]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   test('decode at a long context is bound by reading the KV cache and the weights once (attention bytes were 2-3x that)', async () => {
     const r = JSON.parse((await cli(['cost', 'gemma2.model', '--variant', '2b', '--chip', 'h100', '--chips', '1', '--mesh', 'data=1', '--mode', 'decode', '--batch', '64', '--seq', '8192', '--json'])).out);
     const once = (r.memory.kv_cache + r.memory.parameters) / 3.0e12;

@@ -213,6 +213,8 @@ export class Partitioner implements XlaBuilder {
 
   /** Can `axis` be added (as the minor-most) to dim `d` of `spec` for a global shape? */
   private canAdd(global: XlaType, spec: Spec, d: number, axis: string): boolean {
+    // An axis of one device splits nothing: adding it would only bring collectives over one-device groups.
+    if (this.axisSize(axis) === 1) return false;
     return global.shape[d] % (this.shards(spec[d]) * this.axisSize(axis)) === 0;
   }
 

@@ -46,7 +46,7 @@ export function inputSpec(n: Node, shape: readonly number[], mesh: Mesh, dataAxe
   let k = 1;
   for (const a of dataAxes) {
     const s = axisSize(mesh, a);
-    if (shape[d] % (k * s) === 0) {
+    if (s > 1 && shape[d] % (k * s) === 0) {
       spec[d].push(a);
       k *= s;
     }
