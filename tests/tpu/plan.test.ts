@@ -95,6 +95,7 @@ describe('lapidary cost / compile --target tpu', () => {
     [['--chip', 'v4', '--topology', '3x5x7', '--mesh', 'data=105'], /--topology 3x5x7: 3x5x7 is not a v4 slice shape \(a 3D slice is 2x2x1, 2x2x2, 2x2x4, 2x4x4, or every side a multiple of 4/],
     [['--chip', 'v5e', '--topology', '3x4', '--mesh', 'data=12'], /--topology 3x4: 3x4 is not a v5e slice shape/],
     [['--chip', 'v5p', '--chips', '96', '--mesh', 'data=96'], /96 v5p chips do not form a slice/],
+    [['--chip', 'v5e', '--chips', '8', '--topology', '2x2', '--mesh', 'auto'], /--chips 8 and --topology 2x2 \(4 chips\) disagree/],
   ])('bad options are clean errors: %j', async (extra, msg) => {
     const r = await cli(['cost', ...TINY, ...(extra as string[])]);
     expect(r.code).toBe(1);

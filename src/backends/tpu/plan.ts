@@ -76,7 +76,11 @@ export function parseStrategy(text: string | undefined, mesh: Mesh): Strategy {
 }
 
 export function resolveTopology(chip: ChipSpec, o: PlanOptions): Topology {
-  if (o.topology) return parseTopology(chip, o.topology);
+  if (o.topology) {
+    const t = parseTopology(chip, o.topology);
+    if (o.chips && o.chips !== t.chips) throw new TpuError(`--chips ${o.chips} and --topology ${o.topology} (${t.chips} chips) disagree; give one of them`);
+    return t;
+  }
   if (o.chips) return defaultTopology(chip, o.chips);
   if (o.mesh && o.mesh !== 'auto') {
     const n = o.mesh.split(',').reduce((p, s) => p * (Number(s.split('=')[1]) || 1), 1);
