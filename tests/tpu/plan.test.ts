@@ -96,6 +96,7 @@ describe('lapidary cost / compile --target tpu', () => {
     [['--chip', 'v5e', '--topology', '3x4', '--mesh', 'data=12'], /--topology 3x4: 3x4 is not a v5e slice shape/],
     [['--chip', 'v5p', '--chips', '96', '--mesh', 'data=96'], /96 v5p chips do not form a slice/],
     [['--chip', 'v5e', '--chips', '8', '--topology', '2x2', '--mesh', 'auto'], /--chips 8 and --topology 2x2 \(4 chips\) disagree/],
+    [['--chip', 'v5e', '--topology', '2x4', '--mesh', 'data=8,'], /--mesh data=8,: an empty axis between commas/],
   ])('bad options are clean errors: %j', async (extra, msg) => {
     const r = await cli(['cost', ...TINY, ...(extra as string[])]);
     expect(r.code).toBe(1);
@@ -116,6 +117,13 @@ describe('lapidary cost / compile --target tpu', () => {
     const list = Array.isArray(plans) ? plans : plans.plans ?? plans.ranked;
     expect(list.some((p: { mesh: string; rejected?: string }) => /data=8/.test(p.mesh) && /does not split over the data axes/.test(p.rejected ?? ''))).toBe(true);
     expect(list.some((p: { rejected?: string }) => !p.rejected)).toBe(true);
+  });
+
+  test('--mesh auto where nothing fits prints every rejection and exits 1', async () => {
+    const r = await cli(['cost', 'gemma2.model', '--variant', '27b', '--chip', 'v5e', '--topology', '2x2', '--mesh', 'auto', '--mode', 'train', '--batch', '4', '--seq', '8192']);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/rejected: needs .* GB per chip but a v5e has 16\.0 GB/);
+    expect(r.err).toMatch(/--mesh auto: none of the \d+ plans fits/);
   });
 
   test('missing --batch is named', async () => {

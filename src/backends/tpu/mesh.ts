@@ -149,7 +149,9 @@ function balancedFactors(n: number, k: number): number[] {
 export function parseMeshSpec(text: string, chips: number): { name: string; size: number }[] {
   const out: { name: string; size: number }[] = [];
   let rest = -1;
-  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+  const parts = text.split(',').map((s) => s.trim());
+  if (parts.length > 1 && parts.some((s) => !s)) throw new TpuError(`--mesh ${text}: an empty axis between commas (e.g. --mesh data=768,model=8)`);
+  for (const part of parts.filter(Boolean)) {
     const m = /^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(-1|\d+)$/.exec(part);
     if (!m) throw new TpuError(`--mesh: '${part}' is not NAME=SIZE (e.g. --mesh data=768,model=8)`);
     if (out.some((a) => a.name === m[1])) throw new TpuError(`--mesh: axis '${m[1]}' is given twice`);

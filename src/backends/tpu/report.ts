@@ -9,7 +9,7 @@ const lpad = (s: string, n: number) => ' '.repeat(Math.max(0, n - s.length)) + s
 
 export function formatPlan(r: PlanResult, opts: { layers?: number } = {}): string {
   const L: string[] = [];
-  L.push(`${r.model} on ${r.chips} ${r.chip} chips (topology ${r.topology}), mesh ${r.mesh} [${r.mesh_mapping}]`);
+  L.push(`${r.model} on ${r.chips} ${r.chip} chip${r.chips === 1 ? '' : 's'} (topology ${r.topology}), mesh ${r.mesh} [${r.mesh_mapping}]`);
   L.push(`strategy ${r.strategy}, mode ${r.mode}${r.remat ? `, remat ${r.remat}` : ''}, batch ${r.batch} × seq ${r.seq}${r.context ? `, context ${r.context}` : ''} (${r.tokens_per_step} tokens/step)`);
   L.push('');
   L.push(`step time          ${ms(r.step_time_s)}  (compute ${ms(r.compute_s)}, exposed communication ${ms(r.exposed_comm_s)}; ${r.bound}-bound)`);

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { formatPlan, formatRanked } from '../../backends/tpu';
 import { addModelOptions } from '../load';
+import { UserError } from '../errors';
 import { addTpuOptions, runCost, TpuCliOptions } from './compile-tpu';
 
 export function register(program: Command): void {
@@ -17,8 +18,10 @@ export function register(program: Command): void {
     const r = runCost(file, opts);
     if (opts.json) {
       process.stdout.write(JSON.stringify(r.plan ?? { plans: r.ranked!.map((p) => ({ mesh: p.mesh, strategy: p.strategy, reason: p.reason, rejected: p.rejected ?? null, ...(p.result ?? {}) })) }) + '\n');
-      return;
+    } else process.stdout.write(r.plan ? formatPlan(r.plan) : formatRanked(r.ranked!));
+    // --mesh auto with nothing that fits is a failure a script can see (the table still says why each was rejected).
+    if (r.ranked && !r.ranked.some((p) => p.result && !p.rejected)) {
+      throw new UserError(`--mesh auto: none of the ${r.ranked.length} plans fits (see the reasons above)`);
     }
-    process.stdout.write(r.plan ? formatPlan(r.plan) : formatRanked(r.ranked!));
   });
 }
