@@ -185,7 +185,13 @@ describe('the page in Chromium', () => {
 
     const { page, errors } = await open(out);
     expect(await page.locator('#steps button').allInnerTexts()).toEqual(['0. input', expect.stringMatching(/^1\. softcap-folding \+\d+ −\d+$/), expect.stringMatching(/^2\. attention-fusion/)]);
+    // Picking a step keeps what is in the middle of the view in place (it jumped elsewhere before).
+    await panTo(page, 'g.group[data-group="model.layers.2"] rect.box');
+    const boxBefore = (await page.locator('g.group[data-group="model.layers.2"] rect.box').boundingBox())!;
     await page.locator('#steps button[data-step="1"]').click();
+    const boxAfter = (await page.locator('g.group[data-group="model.layers.2"] rect.box').boundingBox())!;
+    expect(Math.abs(boxAfter.x + boxAfter.width / 2 - (boxBefore.x + boxBefore.width / 2))).toBeLessThan(3);
+    expect(Math.abs(boxAfter.y - boxBefore.y)).toBeLessThan(3);
     expect(await page.locator('#steps button[data-step="1"]').getAttribute('aria-pressed')).toBe('true');
     // Collapsed layers carry +/- badges; the overview lists what the pass did.
     expect(await page.locator('g.group.created[data-group="model.layers.2"]').count()).toBe(1);

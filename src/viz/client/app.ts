@@ -524,7 +524,7 @@ export class App {
       const b = el('button', { 'data-step': i, 'aria-pressed': i === this.step ? 'true' : 'false', title: i === 0 ? 'the graph as compiled' : `the graph after pass ${s.name}` }, `${i}. ${s.name}`);
       if (created) b.appendChild(el('span', { class: 'plus' }, ` +${created}`));
       if (removed) b.appendChild(el('span', { class: 'minus' }, ` −${removed}`));
-      b.addEventListener('click', () => this.setStep(i));
+      b.addEventListener('click', () => this.switchStep(i));
       this.stepsBar.appendChild(b);
     });
   }
@@ -580,6 +580,25 @@ export class App {
     const before = this.scene.byKey.get(groupKey(id));
     this.render();
     this.keepInPlace(groupKey(id), before);
+  }
+
+  /**
+   * A pipeline step picked in the bar: the graph changes under the view, so keep what was in the middle of it where
+   * it was — the item nearest the centre that the new step still has (it jumped elsewhere before).
+   */
+  private switchStep(i: number): void {
+    const r = this.svgEl.getBoundingClientRect();
+    const cx = (r.width / 2 - this.t.x) / this.t.k;
+    const cy = (r.height / 2 - this.t.y) / this.t.k;
+    const near = this.scene.items
+      .filter((p) => !p.expanded)
+      .map((p) => ({ p, d: (p.x - cx) ** 2 + (p.y - cy) ** 2 }))
+      .sort((a, b) => a.d - b.d)
+      .slice(0, 50)
+      .map((x) => x.p);
+    this.setStep(i);
+    const anchor = near.find((p) => this.scene.byKey.has(p.key));
+    if (anchor) this.keepInPlace(anchor.key, anchor);
   }
 
   /** Keep the top of a toggled item where it was on screen. */
