@@ -154,6 +154,10 @@ test("--out never overwrites the user's files: a folder train did not write, a f
   expect(r.stderr).toMatch(/holds optimizer\.safetensors, train_log\.jsonl that `lapidary train` did not write/);
   expect(fs.readFileSync(path.join(mine2, 'optimizer.safetensors'), 'utf8')).toBe('keep');
   expect(fs.readFileSync(path.join(mine2, 'train_log.jsonl'), 'utf8')).toBe('my log\n');
+  // --out the --checkpoint folder itself: named as such (it was told to 'pass it as --checkpoint', which it was).
+  r = lapidary(['train', 'gemma2.model', '--checkpoint', 'tests/fixtures/gemma2-tiny', '--out', 'tests/fixtures/gemma2-tiny', '--data', data, '--batch', '1', '--seq', '8', '--steps', '1']);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/--out '.*gemma2-tiny' is the --checkpoint folder; training writes a new checkpoint/);
   const file = path.join(tmp, 'a-file');
   fs.writeFileSync(file, 'x');
   r = lapidary(trainArgs(file, 1));

@@ -142,6 +142,9 @@ function writtenByTrain(out: string): boolean {
 }
 
 async function train(file: string, opts: TrainOptions): Promise<void> {
+  if (opts.checkpoint && fs.existsSync(opts.out) && fs.existsSync(opts.checkpoint) && fs.realpathSync(opts.out) === fs.realpathSync(opts.checkpoint) && !writtenByTrain(opts.out)) {
+    throw new UserError(`--out '${opts.out}' is the --checkpoint folder; training writes a new checkpoint: give another --out folder (the starting weights stay where they are)`);
+  }
   checkTrainOut(opts.out);
   if (opts.log) checkOutputFile(opts.log, [file, opts.data], '--log');
   await initCpuBackend(opts.tfjsBackend);
