@@ -97,6 +97,7 @@ describe('lapidary cost / compile --target tpu', () => {
     [['--chip', 'v5p', '--chips', '96', '--mesh', 'data=96'], /96 v5p chips do not form a slice/],
     [['--chip', 'v5e', '--chips', '8', '--topology', '2x2', '--mesh', 'auto'], /--chips 8 and --topology 2x2 \(4 chips\) disagree/],
     [['--chip', 'v5e', '--topology', '2x4', '--mesh', 'data=8,'], /--mesh data=8,: an empty axis between commas/],
+    [['--chip', 'v5e', '--topology', '2x4', '--mesh', 'data=8', '--mode', 'decode', '--remat', 'save-all'], /option --remat only applies to --mode train \(this is --mode decode\)/],
   ])('bad options are clean errors: %j', async (extra, msg) => {
     const r = await cli(['cost', ...TINY, ...(extra as string[])]);
     expect(r.code).toBe(1);

@@ -23,6 +23,8 @@ export interface TpuCliOptions extends ModelOptions {
   strategy?: string;
   mode?: Mode;
   remat?: Remat;
+  /** --remat was given on the command line (not the default). */
+  rematGiven?: boolean;
   precision?: 'mixed' | 'bf16';
   context?: number;
   tokens?: string;
@@ -86,6 +88,7 @@ export function planOptions(o: TpuCliOptions, { defaultChip }: { defaultChip?: s
     });
   }
   if (o.context !== undefined && o.mode !== 'decode') throw new UserError('option --context only applies to --mode decode');
+  if (o.rematGiven && o.mode !== 'train') throw new UserError(`option --remat only applies to --mode train (this is --mode ${o.mode ?? 'forward'})`);
   return {
     chip,
     ...(o.topology ? { topology: o.topology } : {}),

@@ -204,6 +204,7 @@ export function register(program: Command): void {
   );
   addTpuOptions(cmd, { forCompile: true });
   cmd.action((file: string, opts: CompileOptions) => {
+    (opts as { rematGiven?: boolean }).rematGiven = cmd.getOptionValueSource('remat') === 'cli';
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const api = () => require('../../index');
     if (opts.listPasses) {

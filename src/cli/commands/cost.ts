@@ -14,8 +14,8 @@ export function register(program: Command): void {
         .argument('<file>', 'model file')
         .option('--json', 'print one JSON object (step_time_s, mfu, tokens_per_s_per_chip, memory_per_chip_bytes, fits, breakdowns)'),
     ),
-  ).action((file: string, opts: TpuCliOptions & { json?: boolean }) => {
-    const r = runCost(file, opts);
+  ).action((file: string, opts: TpuCliOptions & { json?: boolean }, cmd: Command) => {
+    const r = runCost(file, { ...opts, rematGiven: cmd.getOptionValueSource('remat') === 'cli' });
     if (opts.json) {
       process.stdout.write(JSON.stringify(r.plan ?? { plans: r.ranked!.map((p) => ({ mesh: p.mesh, strategy: p.strategy, reason: p.reason, rejected: p.rejected ?? null, ...(p.result ?? {}) })) }) + '\n');
     } else process.stdout.write(r.plan ? formatPlan(r.plan) : formatRanked(r.ranked!));
