@@ -86,6 +86,26 @@ describe('the training step, partitioned', () => {
     expect(JSON.stringify(again.plan)).toBe(JSON.stringify(train.plan));
   });
 
+  test('bf16 programs keep float scalars in f32 (step counter, lr, loss, grad norm), and every instruction\'s operand dtypes agree', () => {
+    const bf = compileTpu(g, mesh, strategy, { chip: 'v5e', mode: 'train', remat: 'layer-inputs' }, dims, { emit: true, floatDtype: 'bf16' }).programs!;
+    for (const text of [bf.wholeMlir, bf.partitionedMlir]) {
+      expect(text).toMatch(/tensor<f32> \{jax\.arg_info = "step"/); // a bf16 step counts exactly only to 256
+      expect(text).toMatch(/tensor<f32> \{jax\.arg_info = "lr"/);
+      expect(text).toMatch(/tensor<f32> \{jax\.result_info = "loss"/);
+      expect(text).toMatch(/tensor<[0-9x]*bf16> \{jax\.arg_info = "model\.layers\.0\.mlp\.up_proj\.weight"/);
+      // Elementwise instructions take one element type (XLA rejects anything else): f32 scalars meet bf16 tensors
+      // through converts.
+      const elem = (t: string) => /x?([a-z]+\d*)>$/.exec(t.trim())![1];
+      let checked = 0;
+      for (const m of text.matchAll(/"stablehlo\.(add|subtract|multiply|divide|maximum|minimum|power|and|or)"\([^)]*\) : \(([^)]*)\) -> (tensor<[^>]*>)/g)) {
+        const types = m[2].split(/,\s*(?=tensor)/).map(elem);
+        expect([m[1], ...types, elem(m[3])].join(' ')).toBe([m[1], ...types.map(() => types[0]), types[0]].join(' '));
+        checked++;
+      }
+      expect(checked).toBeGreaterThan(1000);
+    }
+  });
+
   test('activation memory is the remat policy\'s residuals at their per-chip size', () => {
     const saved = (remat: 'save-all' | 'matmul-outputs' | 'layer-inputs') => {
       const step = buildTrainingStep(g, remat);

@@ -8,6 +8,7 @@
 import { Graph, Node, NodeId } from '../../ir/types';
 import { DimEnv, concreteShape, isFloat } from '../../ir/shape';
 import { getOp } from '../../ir/op';
+import { decodeNumber } from '../../ir/builder';
 import { XlaBuilder, XlaType, XlaValue } from '../../ir/xla';
 import { Mesh, Spec, axisSize, hloSharding } from './mesh';
 import { CollectiveEvent, MutableSpec, ParamPolicy, Partitioner } from './partition';
@@ -22,9 +23,35 @@ export interface ProgramOptions {
   readonly backwardFrom?: NodeId;
 }
 
+/**
+ * A node's type in the program. `floatDtype` (bf16 on TPU) applies to float *tensors*; float scalars keep the
+ * graph's dtype (f32): the optimizer's step counter, learning rate, bias corrections and the loss/grad-norm sums
+ * (a bf16 step counts exactly only to 256). Where the two meet, `matchDtypes` converts.
+ */
+const EMPTY: ReadonlyMap<NodeId, Node> = new Map();
+
 export function nodeType(n: Node, o: ProgramOptions): XlaType {
-  const dtype = o.floatDtype && isFloat(n.type.dtype) ? o.floatDtype : n.type.dtype;
+  const dtype = o.floatDtype && isFloat(n.type.dtype) && n.type.shape.length > 0 ? o.floatDtype : n.type.dtype;
   return { dtype, shape: concreteShape(n.type.shape, o.env) };
+}
+
+/**
+ * Float operands converted to the dtype the node computes in (its own for a float result, else its first float
+ * operand's), so an f32 scalar meeting a bf16 tensor is one `convert`, not a mismatched instruction. A no-op when
+ * no float dtype is overridden (every dtype is then the graph's and already agrees); `cast` converts by itself.
+ */
+function matchDtypes(b: XlaBuilder, n: Node, ins: XlaValue[], out: XlaType, o: ProgramOptions, byId: ReadonlyMap<NodeId, Node>): XlaValue[] {
+  if (!o.floatDtype || n.op === 'cast') return ins;
+  const floats = ins.filter((v) => isFloat(v.type.dtype));
+  if (!floats.length) return ins;
+  const target = isFloat(out.dtype) ? out.dtype : floats[0].type.dtype;
+  if (floats.every((v) => v.type.dtype === target)) return ins;
+  return ins.map((v, k) => {
+    if (!isFloat(v.type.dtype) || v.type.dtype === target) return v;
+    // A scalar constant is made again in the target dtype (the same literal; no convert instruction per use).
+    const src = byId.get(n.inputs[k]);
+    return src?.op === 'constant' ? b.constant(decodeNumber(src.attrs.value), { dtype: target, shape: v.type.shape }) : b.convert(v, target);
+  });
 }
 
 /** Program arguments in a fixed order: graph inputs, then parameters, each in graph order. */
@@ -130,6 +157,7 @@ export function partitionGraph(
     } else vals.set(n.id, p.arg(t, name, paramSpecs?.get(name), true, index));
   });
   let forward = o.backwardFrom !== undefined;
+  const nodesById = o.floatDtype ? new Map(g.nodes.map((n) => [n.id, n])) : EMPTY;
   for (const n of g.nodes) {
     const def = getOp(n.op);
     if (def.source) continue;
@@ -139,7 +167,7 @@ export function partitionGraph(
     }
     emitter.setOrigin(originOf(n));
     const out = nodeType(n, o);
-    const v = lower(def, n)(p, n.inputs.map((i) => vals.get(i)!), n, out);
+    const v = lower(def, n)(p, matchDtypes(p, n, n.inputs.map((i) => vals.get(i)!), out, o, nodesById), n, out);
     vals.set(n.id, v);
   }
   // An output named like a parameter or input is its next value (a training step's new weights and
@@ -189,11 +217,13 @@ export function emitWholeProgram(
     const spec = shardings ? (n.op === 'input' ? shardings.inputs : shardings.params).get(name) : undefined;
     vals.set(n.id, b.arg(nodeType(n, o), { name, ...(spec && shardings ? { sharding: hloSharding(shardings.mesh, spec) } : {}) }));
   }
+  const nodesById = o.floatDtype ? new Map(g.nodes.map((n) => [n.id, n])) : EMPTY;
   for (const n of g.nodes) {
     const def = getOp(n.op);
     if (def.source) continue;
     b.setOrigin(originOf(n));
-    vals.set(n.id, lower(def, n)(b, n.inputs.map((i) => vals.get(i)!), n, nodeType(n, o)));
+    const out = nodeType(n, o);
+    vals.set(n.id, lower(def, n)(b, matchDtypes(b, n, n.inputs.map((i) => vals.get(i)!), out, o, nodesById), n, out));
   }
   b.setOrigin(undefined);
   return g.outputs.map((out) => {
