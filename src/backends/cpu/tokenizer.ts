@@ -29,6 +29,9 @@ export async function loadTokenizer(dir: string, needed: string): Promise<TextTo
   } catch (e) {
     throw new ExecError(`${file}: cannot build a tokenizer from it (${(e as Error).message})`);
   }
+  // Ids the decoder knows: its vocabulary and the added tokens.
+  const added = new Set(tok.get_added_tokens_decoder().keys());
+  const known = (id: number) => tok.id_to_token(id) !== undefined || added.has(id);
   return {
     encode: (text) => {
       const e = tok.encode(text);
@@ -39,8 +42,6 @@ export async function loadTokenizer(dir: string, needed: string): Promise<TextTo
     decode: (ids) => {
       // An id the tokenizer does not know (a model vocabulary padded beyond the tokenizer's) crashed its decoder:
       // such ids print as <id N>, the runs between them decode as usual.
-      const added = new Set(tok.get_added_tokens_decoder().keys());
-      const known = (id: number) => tok.id_to_token(id) !== undefined || added.has(id);
       if (ids.every(known)) return tok.decode([...ids], { skip_special_tokens: true });
       let out = '';
       let run: number[] = [];

@@ -73,7 +73,8 @@ export function decodeStep(g: Graph, o: { context: number }): DecodeStep {
       const held = b.op('compare', [b.op('iota', [], { shape: [L], axis: 0, dtype: 'i32' }), pos], { dir: 'le' });
       const mask = b.op('reshape', [held], { shape: [1, 1, 1, L] });
       outs.push({ name: name('k'), node: k2 }, { name: name('v'), node: v2 });
-      caches.push({ name: name('k'), scope: n.scope, length: L, window: window > 0 && ctx > window ? window : 0 }, { name: name('v'), scope: n.scope, length: L, window: window > 0 && ctx > window ? window : 0 });
+      const ring = window > 0 && ctx > window ? window : 0;
+      caches.push({ name: name('k'), scope: n.scope, length: L, window: ring }, { name: name('v'), scope: n.scope, length: L, window: ring });
       return b.op('fused_attention', [q, k2, v2, mask], { ...n.attrs, causal: false, window: 0 });
     }),
   ]);

@@ -9,7 +9,7 @@
  * `SpmdEmitter`: the StableHLO printer, the HLO printer or the cost recorder.
  */
 import { DType } from '../../ir/types';
-import { numel } from '../../ir/shape';
+import { isFloat, numel } from '../../ir/shape';
 import { DotDims, GatherDims, XlaBinary, XlaBuilder, XlaCompare, XlaReducer, XlaType, XlaUnary, XlaValue } from '../../ir/xla';
 import { Mesh, Spec, axisSize, axisStrides, iotaReplicaGroups, replicaGroups } from './mesh';
 import { ReplicaGroupSet, SpmdEmitter, resultType } from './spmd';
@@ -87,7 +87,6 @@ function sameSpec(a: Spec, b: Spec): boolean {
   return true;
 }
 const cloneSpec = (s: Spec): MutableSpec => s.map((a) => [...a]);
-const isFloatDtype = (d: DType) => d === 'f32' || d === 'bf16' || d === 'f16';
 /**
  * Specs stored in values are never changed in place (every in-place edit works on a `cloneSpec` copy), so values
  * share them and their per-dim axis lists: ~100k values live for a whole 27B training-step compile, and cloned
@@ -233,27 +232,24 @@ export class Partitioner implements XlaBuilder {
   /** Decide an undecided parameter's spec from the policy (default placement). */
   private decideDefault(info: Info, prefer?: MutableSpec): void {
     if (!info.undecided) return;
-    if (info.fallback !== undefined) {
-      const spec = prefer ?? cloneSpec(info.fallback);
-      info.spec = spec;
-      info.undecided = false;
-      info.local = this.inner.arg(this.localType(info.global, spec), { name: info.input!, spec, ...(info.argIndex !== undefined ? { index: info.argIndex } : {}) });
-      this.decidedInputs.set(info.input!, cloneSpec(spec));
-      return;
-    }
+    if (info.fallback !== undefined) return this.placeInput(info, prefer ?? cloneSpec(info.fallback));
     if (info.follows !== undefined) {
       const ps = this.decided.get(info.follows);
       const spec = ps && ps.length === info.global.shape.length ? cloneSpec(ps) : info.global.shape.map(() => [] as string[]);
       if (!ps) this.addFsdp(info.global, spec);
-      info.spec = spec;
-      info.undecided = false;
-      info.local = this.inner.arg(this.localType(info.global, spec), { name: info.input!, spec, ...(info.argIndex !== undefined ? { index: info.argIndex } : {}) });
-      this.decidedInputs.set(info.input!, cloneSpec(spec));
-      return;
+      return this.placeInput(info, spec);
     }
     const spec = prefer ?? info.global.shape.map(() => [] as string[]);
     this.addFsdp(info.global, spec);
     this.fix(info, spec);
+  }
+
+  /** Give an undecided program input its spec and its argument in the inner emitter. */
+  private placeInput(info: Info, spec: MutableSpec): void {
+    info.spec = spec;
+    info.undecided = false;
+    info.local = this.inner.arg(this.localType(info.global, spec), { name: info.input!, spec, ...(info.argIndex !== undefined ? { index: info.argIndex } : {}) });
+    this.decidedInputs.set(info.input!, cloneSpec(spec));
   }
 
   private addFsdp(global: XlaType, spec: MutableSpec, axes?: readonly string[]): void {
@@ -486,7 +482,7 @@ export class Partitioner implements XlaBuilder {
     // pending over fewer axes is identical across the others, so 1/k of it on each of those k devices is the same sum
     // pending over all of them — one all-reduce at the end instead of one per term. Exact when k is a power of two.
     let widen: { operand: 0 | 1; k: number } | undefined;
-    if ((op === 'add' || op === 'subtract') && !same(ia.partial, ib.partial) && isFloatDtype(a.type.dtype)) {
+    if ((op === 'add' || op === 'subtract') && !same(ia.partial, ib.partial) && isFloat(a.type.dtype)) {
       widen = this.widening(ia, ib) ?? this.widening(ib, ia, 1);
     }
     if (widen) partial = (widen.operand === 0 ? ib : ia).partial;

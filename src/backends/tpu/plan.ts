@@ -11,7 +11,7 @@ import { ChipSpec, getChip } from './chips';
 import { Mesh, Spec, Topology, defaultTopology, makeMesh, meshText, parseTopology, axisSize } from './mesh';
 import { CollectiveEvent, ParamPolicy } from './partition';
 import { partitionGraph, emitWholeProgram, PartitionResult } from './program';
-import { CostRecorder, fusedBytes } from './record';
+import { CostRecorder, bytesAt, fusedBytes } from './record';
 import { SpmdEmitter, TeeEmitter } from './spmd';
 import { XlaValue } from '../../ir/xla';
 import { collectiveTime } from './collectives';
@@ -293,9 +293,7 @@ export function evaluateAnalytic(g: Graph, o: PlanOptions, dims: { batch: number
   /** Per-chip bytes of a node's value as partitioned (floats at 2 bytes, as the recorder counts them). */
   const localBytes = (id: number): number => {
     const v = result.values.get(id);
-    if (!v) return 0;
-    const lt = result.partitioner.localType(v.type, result.partitioner.spec(v));
-    return lt.shape.reduce((x, y) => x * y, 1) * (isFloat(v.type.dtype) ? 2 : v.type.dtype === 'bool' ? 1 : 4);
+    return v ? bytesAt(result.partitioner.localType(v.type, result.partitioner.spec(v)), 2) : 0;
   };
   const perLayer: Record<string, LayerCost> = {};
   const perOp: Record<string, OpClassCost> = {};
@@ -631,16 +629,14 @@ export function reasonOf(r: PlanResult): string {
   return `compute-bound: ${pct(r.compute_s)} of the step is compute, ${pct(r.exposed_comm_s)} exposed communication`;
 }
 
-/** Per-chip parameter, gradient and optimizer-state elements: parameters as partitioned, state as ZeRO flat shards over the FSDP axes. */
 /**
- * Per-chip parameter and optimizer-state elements as the program lays them out: gradients and Adam state follow
- * their parameter's spec (the training step's `adam.*` inputs are placed with it). Under FSDP, a parameter no dim of
- * which divides by the FSDP axes stays unsplit over them — listed in `unsplit` (its state is then replicated, as in
- * the emitted program; it used to be counted as if flat-sharded, which the program does not do).
+ * Per-chip parameter elements as the program lays them out — gradients and Adam state follow their parameter's
+ * spec (the training step's `adam.*` inputs are placed with it), so they count as many. Under FSDP, a parameter no
+ * dim of which divides by the FSDP axes stays unsplit over them — listed in `unsplit` (its state is then replicated,
+ * as in the emitted program; it used to be counted as if flat-sharded, which the program does not do).
  */
 function stateElems(g: Graph, paramSpecs: ReadonlyMap<string, Spec>, mesh: Mesh, strategy: Strategy) {
   let localParamElems = 0;
-  let localStateElems = 0;
   let params = 0;
   const fsdpAxes = strategy.policy.fsdp ? strategy.policy.fsdpAxes ?? strategy.policy.dataAxes : [];
   const unsplit: { name: string; shape: number[]; spec: Spec; elems: number }[] = [];
@@ -652,12 +648,11 @@ function stateElems(g: Graph, paramSpecs: ReadonlyMap<string, Spec>, mesh: Mesh,
     params += total;
     const local = total / spec.flat().reduce((k, a) => k * axisSize(mesh, a), 1);
     localParamElems += local;
-    localStateElems += local;
     if (fsdpAxes.length && !fsdpAxes.some((a) => spec.flat().includes(a)) && fsdpAxes.some((a) => axisSize(mesh, a) > 1)) {
       unsplit.push({ name: String(p.attrs.name), shape, spec, elems: local });
     }
   }
-  return { localParamElems, localStateElems, params, unsplit };
+  return { localParamElems, params, unsplit };
 }
 
 /** The note for parameters FSDP could not split, with a data-axis size that would split them (when there is one). */
@@ -780,12 +775,12 @@ export function evaluateTrain(
   }
 
   // Memory per chip.
-  const { localParamElems, localStateElems, params, unsplit } = stateElems(g, result.paramSpecs, mesh, strategy);
+  const { localParamElems, params, unsplit } = stateElems(g, result.paramSpecs, mesh, strategy);
   const stateBytes = precision === 'mixed' ? 16 : 12;
   const note = unsplitNote(unsplit, mesh, strategy, stateBytes - 2);
   const parameters = localParamElems * 2;
-  const gradients = localStateElems * 2;
-  const optimizer_state = localStateElems * (stateBytes - 4);
+  const gradients = localParamElems * 2;
+  const optimizer_state = localParamElems * (stateBytes - 4);
   let saved = 0;
   let savedGlobal = 0;
   const p = result.partitioner;
@@ -793,10 +788,9 @@ export function evaluateTrain(
     const v = result.values.get(id);
     if (!v) continue;
     const spec = p.spec(v);
-    const el = isFloat(v.type.dtype) ? 2 : v.type.dtype === 'bool' ? 1 : v.type.dtype === 'i64' ? 8 : 4;
-    const glob = v.type.shape.reduce((x, y) => x * y, 1);
-    savedGlobal += glob * el;
-    saved += (glob / spec.flat().reduce((k, a) => k * axisSize(mesh, a), 1)) * el;
+    const glob = bytesAt(v.type, 2);
+    savedGlobal += glob;
+    saved += glob / spec.flat().reduce((k, a) => k * axisSize(mesh, a), 1);
   }
   const working = Math.max(0, ...[...layerMat].filter(([k]) => k in g.taps).map(([, v]) => v));
   const activations = saved + working;

@@ -23,13 +23,13 @@ export interface ProgramOptions {
   readonly backwardFrom?: NodeId;
 }
 
+const EMPTY: ReadonlyMap<NodeId, Node> = new Map();
+
 /**
  * A node's type in the program. `floatDtype` (bf16 on TPU) applies to float *tensors*; float scalars keep the
  * graph's dtype (f32): the optimizer's step counter, learning rate, bias corrections and the loss/grad-norm sums
  * (a bf16 step counts exactly only to 256). Where the two meet, `matchDtypes` converts.
  */
-const EMPTY: ReadonlyMap<NodeId, Node> = new Map();
-
 export function nodeType(n: Node, o: ProgramOptions): XlaType {
   const dtype = o.floatDtype && isFloat(n.type.dtype) && n.type.shape.length > 0 ? o.floatDtype : n.type.dtype;
   return { dtype, shape: concreteShape(n.type.shape, o.env) };

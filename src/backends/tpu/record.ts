@@ -6,7 +6,7 @@
  * which `fusedBytes` derives fusion-aware memory traffic.
  */
 import { DType } from '../../ir/types';
-import { BYTES, numel } from '../../ir/shape';
+import { BYTES, isFloat, numel } from '../../ir/shape';
 import { DotDims, GatherDims, XlaBinary, XlaCompare, XlaReducer, XlaType, XlaUnary, XlaValue } from '../../ir/xla';
 import { ArgInfo, ReplicaGroupSet, SpmdEmitter, resultType } from './spmd';
 
@@ -27,7 +27,8 @@ export interface Instr {
 
 const TRANSCENDENTAL = new Set<string>(['exponential', 'log', 'tanh', 'rsqrt', 'sqrt', 'sine', 'cosine', 'logistic', 'power']);
 
-const bytes = (t: XlaType, dtypeBytes?: number) => numel(t.shape) * (dtypeBytes !== undefined && (t.dtype === 'f32' || t.dtype === 'bf16' || t.dtype === 'f16') ? dtypeBytes : BYTES[t.dtype]);
+/** Bytes of a value, floats counted at `dtypeBytes` when given (2: bf16 on TPU). */
+export const bytesAt = (t: XlaType, dtypeBytes?: number) => numel(t.shape) * (dtypeBytes !== undefined && isFloat(t.dtype) ? dtypeBytes : BYTES[t.dtype]);
 
 export class CostRecorder implements SpmdEmitter {
   readonly instrs: Instr[] = [];
@@ -47,7 +48,7 @@ export class CostRecorder implements SpmdEmitter {
       opcode,
       node: this.node,
       operands: operands.map((o) => Number(o.ref.slice(2))),
-      outBytes: bytes(out, this.floatBytes),
+      outBytes: bytesAt(out, this.floatBytes),
       mxuFlops: f.mxu ?? 0,
       vpuFlops: f.vpu ?? 0,
       transcendentals: f.tr ?? 0,

@@ -95,7 +95,7 @@ export function register(program: Command): void {
         if (opts.json) {
           process.stdout.write(JSON.stringify({ ids: r.ids, tokens_per_s, ...(tok ? { text: newText(tok, prompt, r.newIds) } : {}) }) + '\n');
         } else if (tok) {
-          process.stdout.write(`${continuation(tok, prompt, r.newIds, opts.prompt!)}\n`);
+          process.stdout.write(`${opts.prompt}${newText(tok, prompt, r.newIds)}\n`);
         } else process.stdout.write('\n');
         process.stderr.write(`${r.newIds.length} tokens, ${tokens_per_s} tokens/s (${r.usedCache ? 'KV cache' : 'full recomputation'})\n`);
       } finally {
@@ -114,9 +114,4 @@ export function newText(tok: { decode(ids: number[]): string }, prompt: number[]
   const before = tok.decode(prompt);
   const all = tok.decode([...prompt, ...newIds]);
   return all.startsWith(before) ? all.slice(before.length) : tok.decode(newIds);
-}
-
-/** The prompt as the user typed it, followed by the new text. */
-function continuation(tok: { decode(ids: number[]): string }, prompt: number[], newIds: number[], text: string): string {
-  return text + newText(tok, prompt, newIds);
 }
