@@ -3,33 +3,41 @@ import * as os from 'os';
 import * as path from 'path';
 import { lapidary, ROOT } from './helpers';
 
-// `lapidary compile --target tpu` writes cost.json; `lapidary cost --json` prints the plan. Same options, same plan.
-test('compile --target tpu and cost agree on the plan they report', () => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-tpu-'));
+const CFG = path.join(ROOT, 'tests/fixtures/gemma2-tiny/config.json');
+/** The tiny model on a 2x2 v5e mesh (4 sequences of 16 tokens): what every test here compiles. */
+const TINY_TPU = ['gemma2.model', '--config', CFG, '--chip', 'v5e', '--topology', '2x2', '--mesh', 'data=2,model=2', '--batch', '4', '--seq', '16'];
+const REPORTED = ['step_time_s', 'mfu', 'tokens_per_s_per_chip', 'memory_per_chip_bytes', 'fits'];
+
+/** Run `fn` with a fresh temporary folder, removed afterwards. */
+function inTmp(fn: (dir: string) => void): void {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-tpu-'));
   try {
-    const cfg = path.join(ROOT, 'tests/fixtures/gemma2-tiny/config.json');
-    const plan = ['--chip', 'v5e', '--topology', '2x2', '--mesh', 'data=2,model=2', '--mode', 'train', '--batch', '4', '--seq', '16'];
-    const c = lapidary(['compile', 'gemma2.model', '--config', cfg, '--target', 'tpu', ...plan, '-o', path.join(out, 'prog')]);
+    fn(dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// `lapidary compile --target tpu` writes cost.json; `lapidary cost --json` prints the plan. Same options, same plan.
+test('compile --target tpu and cost agree on the plan they report', () =>
+  inTmp((out) => {
+    const mode = ['--mode', 'train'];
+    const c = lapidary(['compile', ...TINY_TPU, ...mode, '--target', 'tpu', '-o', path.join(out, 'prog')]);
     expect(c.stderr).toBe('');
     expect(c.code).toBe(0);
     const fromCompile = JSON.parse(fs.readFileSync(path.join(out, 'prog', 'cost.json'), 'utf8'));
-    const r = lapidary(['cost', 'gemma2.model', '--config', cfg, ...plan, '--json']);
+    const r = lapidary(['cost', ...TINY_TPU, ...mode, '--json']);
     expect(r.code).toBe(0);
     const fromCost = JSON.parse(r.stdout);
-    for (const k of ['step_time_s', 'mfu', 'tokens_per_s_per_chip', 'memory_per_chip_bytes', 'fits']) expect(fromCompile[k]).toEqual(fromCost[k]);
+    for (const k of REPORTED) expect(fromCompile[k]).toEqual(fromCost[k]);
     expect(fs.readFileSync(path.join(out, 'prog', 'program.mlir'), 'utf8')).toMatch(/bf16/);
-  } finally {
-    fs.rmSync(out, { recursive: true, force: true });
-  }
-});
+  }));
 
 // --mode decode writes the decode-step programs (KV caches in and out); its cost.json is `cost --mode decode`'s plan.
-test('compile --target tpu --mode decode writes the decode step, and its plan is the one cost reports', () => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-tpu-'));
-  try {
-    const cfg = path.join(ROOT, 'tests/fixtures/gemma2-tiny/config.json');
-    const plan = ['--chip', 'v5e', '--topology', '2x2', '--mesh', 'data=2,model=2', '--mode', 'decode', '--batch', '4', '--seq', '16', '--context', '32'];
-    const c = lapidary(['compile', 'gemma2.model', '--config', cfg, '--target', 'tpu', ...plan, '-o', path.join(out, 'prog')]);
+test('compile --target tpu --mode decode writes the decode step, and its plan is the one cost reports', () =>
+  inTmp((out) => {
+    const mode = ['--mode', 'decode', '--context', '32'];
+    const c = lapidary(['compile', ...TINY_TPU, ...mode, '--target', 'tpu', '-o', path.join(out, 'prog')]);
     expect(c.stderr).toBe('');
     expect(c.code).toBe(0);
     expect(c.stdout).toMatch(/decode step \(KV caches of 32 positions in and out\)/);
@@ -40,35 +48,25 @@ test('compile --target tpu --mode decode writes the decode step, and its plan is
     expect(mlir).toMatch(/tensor<4x1x512xbf16> \{jax\.result_info = "logits"/);
     expect(fs.readFileSync(path.join(out, 'prog', 'partitioned.hlo'), 'utf8')).toMatch(/dynamic-update-slice\(/);
     const fromCompile = JSON.parse(fs.readFileSync(path.join(out, 'prog', 'cost.json'), 'utf8'));
-    const r = lapidary(['cost', 'gemma2.model', '--config', cfg, ...plan, '--json']);
+    const r = lapidary(['cost', ...TINY_TPU, ...mode, '--json']);
     expect(r.code).toBe(0);
     const fromCost = JSON.parse(r.stdout);
     expect(fromCompile.mode).toBe('decode');
-    for (const k of ['step_time_s', 'mfu', 'tokens_per_s_per_chip', 'memory_per_chip_bytes', 'fits']) expect(fromCompile[k]).toEqual(fromCost[k]);
-  } finally {
-    fs.rmSync(out, { recursive: true, force: true });
-  }
-});
+    for (const k of REPORTED) expect(fromCompile[k]).toEqual(fromCost[k]);
+  }));
 
-test('compile --mode decode without attention fusion is a clear error, not a stack trace, and writes nothing', () => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-tpu-'));
-  try {
-    const cfg = path.join(ROOT, 'tests/fixtures/gemma2-tiny/config.json');
-    const r = lapidary(['compile', 'gemma2.model', '--config', cfg, '--no-pass', 'attention-fusion', '--target', 'tpu', '--chip', 'v5e', '--topology', '2x2', '--mesh', 'data=2,model=2', '--mode', 'decode', '--batch', '4', '--seq', '16', '-o', path.join(out, 'prog')]);
+test('compile --mode decode without attention fusion is a clear error, not a stack trace, and writes nothing', () =>
+  inTmp((out) => {
+    const r = lapidary(['compile', ...TINY_TPU, '--no-pass', 'attention-fusion', '--target', 'tpu', '--mode', 'decode', '-o', path.join(out, 'prog')]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^lapidary: error: decode step: the graph has no fused_attention \(the decode step needs the attention-fusion pass/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
     expect(fs.existsSync(path.join(out, 'prog'))).toBe(false);
-  } finally {
-    fs.rmSync(out, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('compile --target tpu never overwrites a cost.json (or program) it did not write; its own earlier output is replaced', () => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-tpu-'));
-  try {
-    const cfg = path.join(ROOT, 'tests/fixtures/gemma2-tiny/config.json');
-    const args = ['compile', 'gemma2.model', '--config', cfg, '--target', 'tpu', '--chip', 'v5e', '--topology', '2x2', '--mesh', 'data=2,model=2', '--batch', '4', '--seq', '16', '-o', out];
+test('compile --target tpu never overwrites a cost.json (or program) it did not write; its own earlier output is replaced', () =>
+  inTmp((out) => {
+    const args = ['compile', ...TINY_TPU, '--target', 'tpu', '-o', out];
     fs.writeFileSync(path.join(out, 'cost.json'), '{"mine": true}\n');
     fs.writeFileSync(path.join(out, 'notes.txt'), 'keep\n');
     const r = lapidary(args);
@@ -81,15 +79,11 @@ test('compile --target tpu never overwrites a cost.json (or program) it did not 
     expect(lapidary(args).code).toBe(0); // and so is its own earlier output
     expect(fs.readFileSync(path.join(out, 'notes.txt'), 'utf8')).toBe('keep\n');
     expect(JSON.parse(fs.readFileSync(path.join(out, 'cost.json'), 'utf8')).mesh).toBe('data=2,model=2');
-  } finally {
-    fs.rmSync(out, { recursive: true, force: true });
-  }
-});
+  }));
 
 test('-o under a file or where nothing can be created is a clean error (it was a stack trace, and /proc hung)', () => {
-  const cfg = path.join(ROOT, 'tests/fixtures/gemma2-tiny/config.json');
-  const args = ['compile', 'gemma2.model', '--config', cfg, '--target', 'tpu', '--chip', 'v5e', '--topology', '2x2', '--mesh', 'data=2,model=2', '--batch', '4', '--seq', '16', '-o'];
-  const underFile = lapidary([...args, path.join(cfg, 'sub')]);
+  const args = ['compile', ...TINY_TPU, '--target', 'tpu', '-o'];
+  const underFile = lapidary([...args, path.join(CFG, 'sub')]);
   expect(underFile.code).toBe(1);
   expect(underFile.stderr).toMatch(/^lapidary: error: -o '.*config\.json\/sub': '.*config\.json' exists and is not a directory/);
   const proc = lapidary([...args, '/proc/lapidary-nope/deeper']);
