@@ -21,35 +21,80 @@ export interface Partial {
   readonly reducer: XlaReducer;
 }
 
-/** A global value as the op lowerings see it (ref, global type) with its sharding state. */
-interface Info extends XlaValue {
-  readonly global: XlaType;
-  spec: MutableSpec;
-  partial: Partial | null;
+/**
+ * A global value as the op lowerings see it (ref, global type) with its sharding state. A class with every field
+ * set in its constructor, so all values share one hidden class: the partitioner reads these fields hundreds of
+ * thousands of times per 27B compile, and object literals spread from varying extras made those reads megamorphic.
+ */
+class Info implements XlaValue {
+  readonly type: XlaType;
   /** The local value in the inner emitter (undefined for splats and undecided params until first use). */
-  local?: XlaValue;
+  local: XlaValue | undefined;
+  cache: Map<string, XlaValue> | undefined = undefined;
   /** A splatted constant: any sharding is free. */
-  readonly splat?: number;
+  readonly splat: number | undefined;
   /** A broadcast, materialized per use: its source is resharded (cheap), then broadcast locally (fused in XLA). */
-  readonly bcast?: { readonly src: XlaValue; readonly dims: readonly number[] };
+  readonly bcast: { readonly src: Info; readonly dims: readonly number[] } | undefined;
   /**
    * Computed from iotas, constants and broadcasts only (a one-hot matrix): any device can make any block of it
    * without communication, so a matmul may split it over an otherwise idle axis.
    */
-  readonly generated?: boolean;
+  readonly generated: boolean;
   /** Parameter name when this is a parameter (collectives on it are weight traffic). */
-  readonly param?: string;
+  readonly param: string | undefined;
   /** A parameter whose sharding the strategy decides at its first use. */
-  undecided?: boolean;
+  undecided: boolean;
   /** An undecided program input laid out like this parameter (optimizer state: ZeRO-3 shards it with its parameter). */
-  readonly follows?: string;
+  readonly follows: string | undefined;
   /** The input's name (for inputs that follow a parameter or are placed at their first use). */
-  readonly input?: string;
+  readonly input: string | undefined;
   /** An undecided input placed at its first use (a KV cache takes its keys' layout); this spec if nothing decides. */
-  readonly fallback?: Spec;
+  readonly fallback: Spec | undefined;
   /** Position in the program signature. */
+  readonly argIndex: number | undefined;
+  private ownPartial: Partial | null;
+
+  constructor(
+    readonly ref: string,
+    readonly global: XlaType,
+    public spec: MutableSpec,
+    local: XlaValue | undefined,
+    partial: Partial | null,
+    extra: Extra,
+  ) {
+    this.type = global;
+    this.local = local;
+    this.ownPartial = partial;
+    this.splat = extra.splat;
+    this.bcast = extra.bcast;
+    this.generated = extra.generated ?? false;
+    this.param = extra.param;
+    this.undecided = extra.undecided ?? false;
+    this.follows = extra.follows;
+    this.input = extra.input;
+    this.fallback = extra.fallback;
+    this.argIndex = extra.argIndex;
+  }
+
+  /** A pending partial sum; a broadcast's is its source's (which may get all-reduced later). */
+  get partial(): Partial | null {
+    return this.bcast ? this.bcast.src.partial : this.ownPartial;
+  }
+  set partial(p: Partial | null) {
+    if (!this.bcast) this.ownPartial = p;
+  }
+}
+
+interface Extra {
+  readonly splat?: number;
+  readonly bcast?: { readonly src: Info; readonly dims: readonly number[] };
+  readonly generated?: boolean;
+  readonly param?: string;
+  readonly undecided?: boolean;
+  readonly follows?: string;
+  readonly input?: string;
+  readonly fallback?: Spec;
   readonly argIndex?: number;
-  cache: Map<string, XlaValue> | undefined;
 }
 
 export type CollectiveKind = 'all-gather' | 'all-reduce' | 'reduce-scatter' | 'all-to-all';
@@ -84,6 +129,11 @@ function sameSpec(a: Spec, b: Spec): boolean {
     if (x.length !== y.length) return false;
     for (let j = 0; j < x.length; j++) if (x[j] !== y[j]) return false;
   }
+  return true;
+}
+function samePartial(p: Partial | null, q: Partial | null): boolean {
+  if (!p || !q || p.reducer !== q.reducer || p.axes.length !== q.axes.length) return false;
+  for (let i = 0; i < p.axes.length; i++) if (p.axes[i] !== q.axes[i]) return false;
   return true;
 }
 const cloneSpec = (s: Spec): MutableSpec => s.map((a) => [...a]);
@@ -123,18 +173,13 @@ export class Partitioner implements XlaBuilder {
   // ---------- values ----------
 
   info(v: XlaValue): Info {
-    if (!(v as Info).global) throw new Error(`partitioner: unknown value ${v.ref}`);
-    return v as Info;
+    if (!(v instanceof Info)) throw new Error(`partitioner: unknown value ${v.ref}`);
+    return v;
   }
 
-  private mk(global: XlaType, spec: MutableSpec, local: XlaValue | undefined, partial: Partial | null = null, extra: Partial_<Info> = {}): XlaValue {
-    const info: Info = { ref: `%g${this.n++}`, type: global, global, spec, partial, local, cache: undefined, ...extra };
+  private mk(global: XlaType, spec: MutableSpec, local: XlaValue | undefined, partial: Partial | null = null, extra: Extra = NO_EXTRA): XlaValue {
+    const info = new Info(`%g${this.n++}`, global, spec, local, partial, extra);
     if (extra.param) this.weightInfos.push(info);
-    if (extra.bcast) {
-      // A broadcast's pending partial sum is its source's (which may get all-reduced later).
-      const src = extra.bcast.src;
-      Object.defineProperty(info, 'partial', { get: () => this.info(src).partial, set: () => undefined });
-    }
     return info;
   }
 
@@ -477,16 +522,15 @@ export class Partitioner implements XlaBuilder {
     let spec = this.merge([a, b]);
     // Linear combinations of partial sums stay partial: (Σa) ± (Σb), (Σa) * c, (Σa) / c.
     let partial: Partial | null = null;
-    const same = (p: Partial | null, q: Partial | null) => !!p && !!q && p.reducer === q.reducer && p.axes.join() === q.axes.join();
     // Sums pending over different axes (a grad norm adding up the squares of tensors split differently): the one
     // pending over fewer axes is identical across the others, so 1/k of it on each of those k devices is the same sum
     // pending over all of them — one all-reduce at the end instead of one per term. Exact when k is a power of two.
     let widen: { operand: 0 | 1; k: number } | undefined;
-    if ((op === 'add' || op === 'subtract') && !same(ia.partial, ib.partial) && isFloat(a.type.dtype)) {
+    if ((op === 'add' || op === 'subtract') && !samePartial(ia.partial, ib.partial) && isFloat(a.type.dtype)) {
       widen = this.widening(ia, ib) ?? this.widening(ib, ia, 1);
     }
     if (widen) partial = (widen.operand === 0 ? ib : ia).partial;
-    else if ((op === 'add' || op === 'subtract') && same(ia.partial, ib.partial) && ia.partial!.reducer === 'add') partial = ia.partial;
+    else if ((op === 'add' || op === 'subtract') && samePartial(ia.partial, ib.partial) && ia.partial!.reducer === 'add') partial = ia.partial;
     else if ((op === 'multiply' || op === 'divide') && ia.partial?.reducer === 'add' && !ib.partial) partial = ia.partial;
     else if (op === 'multiply' && ib.partial?.reducer === 'add' && !ia.partial) partial = ib.partial;
     // A pending sum over an axis cannot stay pending on a layout split by that same axis (each device would
@@ -706,7 +750,7 @@ export class Partitioner implements XlaBuilder {
     dims.forEach((od, k) => {
       if (x.type.shape[k] === shape[od]) outSpec[od] = i.spec[k];
     });
-    return this.mk(out, outSpec, undefined, i.partial, { bcast: { src: x, dims: [...dims] }, ...this.weightOf([x]) });
+    return this.mk(out, outSpec, undefined, i.partial, { bcast: { src: i, dims: [...dims] }, ...this.weightOf([x]) });
   }
 
   slice(x: XlaValue, start: readonly number[], limit: readonly number[], strides?: readonly number[]): XlaValue {
@@ -803,7 +847,6 @@ export class Partitioner implements XlaBuilder {
   }
 }
 
-type Partial_<T> = { [K in keyof T]?: T[K] };
 const NO_EXTRA: { param?: string } = Object.freeze({});
 const GENERATED: { generated?: boolean } = Object.freeze({ generated: true });
 const NOT_GENERATED: { generated?: boolean } = Object.freeze({});
