@@ -223,6 +223,8 @@ export interface ConfigDecl {
 export interface DimDecl {
   readonly kind: 'dim';
   readonly names: readonly Ident[];
+  /** `dim seq <= max_pos`: the largest size each dim may be bound to (an hparam expression), per name. */
+  readonly bounds: readonly (Expr | undefined)[];
   readonly span: Span;
 }
 export interface BlockParam {

@@ -72,6 +72,9 @@ export class Elaborator {
   readonly variants = new Map<string, A.VariantDecl>();
   readonly configEntries: A.ConfigEntry[] = [];
   readonly dimDecls = new Map<string, A.Ident>();
+  /** `dim seq <= max_pos`: each bounded dim's bound expression, and its value once hyperparameters are known. */
+  private readonly dimBoundExprs = new Map<string, A.Expr>();
+  readonly dimBounds = new Map<string, number>();
   modelName?: string;
   forward?: A.ForwardDecl;
   forwardLocals: ReadonlySet<string> = new Set();
@@ -121,10 +124,14 @@ export class Elaborator {
           this.configEntries.push(...d.entries);
           break;
         case 'dim':
-          for (const n of d.names) {
+          d.names.forEach((n, k) => {
             if (this.dimDecls.has(n.name)) this.err('duplicate', n.span, `dim '${n.name}' is declared twice`);
-            else this.dimDecls.set(n.name, n);
-          }
+            else {
+              this.dimDecls.set(n.name, n);
+              const bound = d.bounds[k];
+              if (bound) this.dimBoundExprs.set(n.name, bound);
+            }
+          });
           break;
         case 'block': {
           const name = d.name.name;
@@ -166,6 +173,7 @@ export class Elaborator {
   check(): void {
     for (const [name, id] of this.dimDecls)
       if (this.hparamDefs.has(name)) this.err('duplicate', id.span, `'${name}' is both a dim and a hyperparameter`);
+    for (const e of this.dimBoundExprs.values()) this.checkExpr(e, new Set());
     const hnames = [...this.hparamDefs.keys()];
     for (const v of this.variants.values()) {
       const seen = new Set<string>();
@@ -670,6 +678,16 @@ export class Elaborator {
   bindDims(opts: CompileOptions): boolean {
     let ok = true;
     for (const [name] of this.dimDecls) this.dims.set(name, { k: 'sym', v: name });
+    this.dimBounds.clear();
+    for (const [name, e] of this.dimBoundExprs) {
+      const frame: Frame = { name: 'dims', file: e.span.file, env: new Map(), locals: new Set(), scope: '' };
+      const v = this.evalIn(frame, e, (n) => this.hparams.get(n));
+      if (v.k === 'err') ok = false;
+      else if (v.k !== 'num' || !Number.isInteger(v.v) || (v.v as number) < 1) {
+        this.err('type', e.span, `the bound of dim '${name}' must be a positive integer, got ${describeValue(v)}`);
+        ok = false;
+      } else this.dimBounds.set(name, v.v as number);
+    }
     for (const [name, n] of Object.entries(opts.dims ?? {})) {
       const decl = this.dimDecls.get(name);
       if (!decl) {
@@ -678,6 +696,11 @@ export class Elaborator {
         ok = false;
       } else if (!Number.isInteger(n) || n < 1) {
         this.err('unknown-dim', decl.span, `dim '${name}' must be bound to a positive integer, got ${n}`);
+        ok = false;
+      } else if (this.dimBounds.has(name) && n > this.dimBounds.get(name)!) {
+        const e = this.dimBoundExprs.get(name)!;
+        const hint = e.kind === 'name' ? `; if the model can take more, override '${e.name}' (e.g. --hparam ${e.name}=${n})` : '';
+        this.err('unknown-dim', e.span, `dim '${name}' = ${n} is above its bound: the model declares ${name} <= ${this.dimBounds.get(name)}${hint}`);
         ok = false;
       } else this.dims.set(name, num(n));
     }
@@ -713,7 +736,12 @@ export class Elaborator {
       if (s !== undefined) hp[k] = s;
     }
     const dims = [...this.dims].filter(([, v]) => v.k === 'sym').map(([k]) => k);
-    return this.builder.build({ outputs, taps: this.taps, dims, hparams: hp, ...(opts.variant !== undefined ? { variant: opts.variant } : {}) });
+    const dimBounds = Object.fromEntries(this.dimBounds);
+    return this.builder.build({
+      outputs, taps: this.taps, dims, hparams: hp,
+      ...(this.dimBounds.size ? { dimBounds } : {}),
+      ...(opts.variant !== undefined ? { variant: opts.variant } : {}),
+    });
   }
 
   private forwardOutputs(ret: { stmt: A.ReturnStmt; values: Value[] }): GraphOutput[] {

@@ -6,7 +6,7 @@
  *
  *   program     := topDecl*
  *   topDecl     := 'model' name | 'hparams' '{' hparamDef* '}' | 'variant' (string|name) '{' hparamDef* '}'
- *                | 'config' '{' (configKey '->' name ('(' 'null' '=' expr ')')?)* '}' | 'dim' name (',' name)*
+ *                | 'config' '{' (configKey '->' name ('(' 'null' '=' expr ')')?)* '}' | 'dim' name ('<=' expr)? (',' ...)*
  *                | 'block' name '(' params ')' body | 'forward' '(' inputs ')' body
  *   body        := '{' (statement ';'?)* '}'
  *   statement   := name '=' expr | 'return' ((name '=')? expr) (',' ...)* | 'if' expr body ('else' (ifStmt | body))?
@@ -163,10 +163,18 @@ export class ModelParser extends CstParser {
 
   dimDecl = this.RULE('dimDecl', () => {
     this.CONSUME(T.Dim);
-    this.CONSUME(T.Identifier, { LABEL: 'name' });
+    this.SUBRULE(this.dimItem, { LABEL: 'item' });
     this.MANY(() => {
       this.CONSUME(T.Comma);
-      this.CONSUME2(T.Identifier, { LABEL: 'name' });
+      this.SUBRULE2(this.dimItem, { LABEL: 'item' });
+    });
+  });
+
+  dimItem = this.RULE('dimItem', () => {
+    this.CONSUME(T.Identifier, { LABEL: 'name' });
+    this.OPTION(() => {
+      this.CONSUME(T.LtEq);
+      this.SUBRULE(this.expression, { LABEL: 'bound' });
     });
   });
 
@@ -591,8 +599,12 @@ class AstBuilder {
     }
     const dm = node(c, 'dimDecl');
     if (dm) {
-      const names = toks(dm.children as Children, 'name').map((t) => this.ident(t) as A.Ident);
-      return { kind: 'dim', names, span: this.nodeSpan(dm) };
+      const items = nodes(dm.children as Children, 'item').map((it) => {
+        const ic = it.children as Children;
+        const bound = node(ic, 'bound');
+        return { name: this.ident(tok(ic, 'name')) as A.Ident, bound: bound ? this.expr(bound) : undefined };
+      });
+      return { kind: 'dim', names: items.map((i) => i.name), bounds: items.map((i) => i.bound), span: this.nodeSpan(dm) };
     }
     const b = node(c, 'blockDecl');
     if (b) {

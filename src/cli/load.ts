@@ -11,20 +11,34 @@ export interface ModelOptions {
   config?: string;
   /** Direct hyperparameter overrides, applied after the variant and the config. */
   hparams?: Record<string, number | boolean | string>;
+  /** The same overrides as commander gives `--hparam` (merged under `hparams`). */
+  hparam?: Record<string, number | boolean | string>;
   batch?: number;
   seq?: number;
 }
 
-/** --variant, --config, --batch, --seq: the options every command that builds a graph takes. */
+/** --variant, --config, --hparam, --batch, --seq: the options every command that builds a graph takes. */
 export function addModelOptions(cmd: Command, { dims = true } = {}): Command {
   cmd
     .option('--variant <name>', 'model variant (e.g. 2b, 9b, 27b)')
-    .option('--config <config.json>', 'Hugging Face config.json whose values override the variant through the model file\'s `config` mapping');
+    .option('--config <config.json>', 'Hugging Face config.json whose values override the variant through the model file\'s `config` mapping')
+    .option('--hparam <name=value>', 'set a hyperparameter of the model file (repeatable), after --variant and --config: e.g. --variant 2b --hparam n_layers=4 --hparam max_pos=16384', hparamArg);
   if (dims) {
     cmd.addOption(new Option('--batch <n>', 'bind the symbolic dim `batch`').argParser(positiveInt('--batch')));
     cmd.addOption(new Option('--seq <n>', 'bind the symbolic dim `seq`').argParser(positiveInt('--seq')));
   }
   return cmd;
+}
+
+/** `--hparam name=value` (repeatable): a number, true/false, or else a string. */
+function hparamArg(v: string, prev: Record<string, number | boolean | string> = {}): Record<string, number | boolean | string> {
+  const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\S(?:.*\S)?)\s*$/.exec(v);
+  if (!m) throw new UserError(`option --hparam takes name=value (e.g. --hparam n_layers=4), got '${v}'`);
+  const [, name, raw] = m;
+  if (name in prev) throw new UserError(`option --hparam sets '${name}' twice`);
+  const n = Number(raw);
+  const value = raw === 'true' ? true : raw === 'false' ? false : /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(raw) && Number.isFinite(n) ? n : raw;
+  return { ...prev, [name]: value };
 }
 
 export function positiveInt(option: string): (v: string) => number {
@@ -74,7 +88,7 @@ export function checkAllVariants(file: string, opts: ModelOptions): void {
   const seen = new Set<string>();
   const out: Diagnostic[] = [];
   for (const variant of [undefined, ...info.variants]) {
-    const r = compileModel(source, file, { variant, dims });
+    const r = compileModel(source, file, { variant, dims, ...hparamsOf(opts) });
     for (const d of r.diagnostics) {
       const key = `${d.file}:${d.line}:${d.col}:${d.message}`;
       if (seen.has(key)) continue;
@@ -90,6 +104,11 @@ export function checkAllVariants(file: string, opts: ModelOptions): void {
   if (warnings) process.stderr.write(warnings.endsWith('\n') ? warnings : warnings + '\n');
 }
 
+function hparamsOf(opts: ModelOptions): { hparams?: Record<string, number | boolean | string> } {
+  const h = opts.hparams || opts.hparam ? { ...opts.hparam, ...opts.hparams } : undefined;
+  return h ? { hparams: h } : {};
+}
+
 /** Compile a model file with the command's options; diagnostics become a UserError (exit 1). */
 export function loadModel(file: string, opts: ModelOptions, extraDims: Record<string, number> = {}): Graph {
   const source = readTextFile(file, 'model file');
@@ -100,7 +119,7 @@ export function loadModel(file: string, opts: ModelOptions, extraDims: Record<st
   const dims: Record<string, number> = { ...extraDims };
   if (opts.batch !== undefined) dims.batch = opts.batch;
   if (opts.seq !== undefined) dims.seq = opts.seq;
-  const r = compileModel(source, file, { variant: opts.variant, config, dims, ...(opts.hparams ? { hparams: opts.hparams } : {}) });
+  const r = compileModel(source, file, { variant: opts.variant, config, dims, ...hparamsOf(opts) });
   const errors = r.diagnostics.filter((d) => d.severity === 'error');
   if (!r.graph || errors.length) throw diagnosticsError(file, r.diagnostics);
   const warnings = formatDiagnostics(r.diagnostics.filter((d) => d.severity === 'warning'));

@@ -101,6 +101,7 @@ export class GraphBuilder {
     dims?: readonly string[];
     hparams?: { [k: string]: number | boolean | string };
     variant?: string;
+    dimBounds?: { readonly [dim: string]: number };
   }): Graph {
     const g: Graph = {
       name: this.name,
@@ -110,6 +111,7 @@ export class GraphBuilder {
       dims: meta.dims ?? [],
       hparams: meta.hparams ?? {},
       ...(meta.variant !== undefined ? { variant: meta.variant } : {}),
+      ...(meta.dimBounds !== undefined ? { dimBounds: { ...meta.dimBounds } } : {}),
       nextId: this.nextId,
     };
     return deepFreeze(g);

@@ -56,5 +56,7 @@ export interface Graph {
   /** Hyperparameters the graph was built with (after variant and config overrides). */
   readonly hparams: { readonly [name: string]: number | boolean | string };
   readonly variant?: string;
+  /** Largest sizes the model file allows for dims (`dim seq <= max_pos`), checked wherever a dim gets a size. */
+  readonly dimBounds?: { readonly [dim: string]: number };
   readonly nextId: NodeId;
 }

@@ -182,7 +182,7 @@ export function grad(graph: Graph, lossOutput: string, wrt?: readonly string[], 
     ...names.map((p) => ({ name: gradName(p), node: bw.grads.get(p)! })),
   ];
   return freeze(
-    { ...b.build({ outputs, taps: { ...graph.taps }, dims: graph.dims, hparams: { ...graph.hparams }, variant: graph.variant }), name: `${graph.name}.grad` },
+    { ...b.build({ outputs, taps: { ...graph.taps }, dims: graph.dims, hparams: { ...graph.hparams }, variant: graph.variant, dimBounds: graph.dimBounds }), name: `${graph.name}.grad` },
     true,
   );
 }

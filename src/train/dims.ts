@@ -11,6 +11,8 @@ export function specializeDims(g: Graph, dims: Readonly<Record<string, number>>)
   for (const [k, v] of Object.entries(dims)) {
     if (!g.dims.includes(k)) throw new ShapeError(`the graph has no symbolic dimension '${k}' (it has: ${g.dims.join(', ') || 'none'})`);
     if (!Number.isInteger(v) || v < 1) throw new ShapeError(`dimension '${k}' must be a positive integer, got ${v}`);
+    const max = g.dimBounds?.[k];
+    if (max !== undefined && v > max) throw new ShapeError(`dimension '${k}' = ${v} is above the model's bound ${k} <= ${max}`);
   }
   if (!Object.keys(dims).length) return g;
   const sub = (v: AttrValue): AttrValue => {
@@ -30,6 +32,6 @@ export function specializeDims(g: Graph, dims: Readonly<Record<string, number>>)
     b.nextId = save;
     rebuilt.push(b.node(id));
   }
-  const out = b.build({ outputs: g.outputs, taps: { ...g.taps }, dims: g.dims.filter((d) => !(d in dims)), hparams: { ...g.hparams }, variant: g.variant });
+  const out = b.build({ outputs: g.outputs, taps: { ...g.taps }, dims: g.dims.filter((d) => !(d in dims)), hparams: { ...g.hparams }, variant: g.variant, dimBounds: g.dimBounds });
   return freeze({ ...out, name: g.name, nextId: g.nextId }, true);
 }

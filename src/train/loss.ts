@@ -109,7 +109,7 @@ export function distillationLoss(graph: Graph, opts: LossOptions = {}): Graph {
   const b = GraphBuilder.from(graph);
   const { loss, terms } = appendLoss(b, out.node, opts);
   const outputs = [{ name: 'loss', node: loss }, ...terms, ...(opts.keepOutputs ? graph.outputs : [])];
-  return freeze({ ...b.build({ outputs, taps: { ...graph.taps }, dims: graph.dims, hparams: { ...graph.hparams }, variant: graph.variant }), name: `${graph.name}.train` }, true);
+  return freeze({ ...b.build({ outputs, taps: { ...graph.taps }, dims: graph.dims, hparams: { ...graph.hparams }, variant: graph.variant, dimBounds: graph.dimBounds }), name: `${graph.name}.train` }, true);
 }
 
 /** Hugging Face's label shift: labels[b, t] = ids[b, t + 1], and -100 (ignored) at the last position. */

@@ -69,7 +69,7 @@ export function trainingStep(inference: Graph, opts: TrainingStepOptions = {}): 
     const trained = new Map(names.map((n) => [n, params.get(n)!]));
     outputs.push(...appendAdamW(b, trained, bw.grads, opts.optimizer ?? {}));
   }
-  const built = b.build({ outputs, taps: {}, dims: inference.dims, hparams: { ...inference.hparams }, variant: inference.variant });
+  const built = b.build({ outputs, taps: {}, dims: inference.dims, hparams: { ...inference.hparams }, variant: inference.variant, dimBounds: inference.dimBounds });
   const graph = pruneDead(freeze({ ...built, name: `${inference.name}.train_step` }, true));
   const residuals = residualsOf(graph, bw.forwardEnd, backwardEnd);
   return {

@@ -103,6 +103,10 @@ export function disposeState(state: Map<number, unknown>): void {
 /** Generate from one prompt (batch 1). */
 export function generate(g: Graph, params: ParamStore, prompt: readonly number[], opts: GenerateOptions): GenerateResult {
   if (!prompt.length) throw new ExecError('the prompt is empty: give at least one token id');
+  const max = g.dimBounds?.seq;
+  if (max !== undefined && prompt.length + opts.maxNewTokens > max) {
+    throw new ExecError(`the prompt (${prompt.length} tokens) + ${opts.maxNewTokens} new tokens = ${prompt.length + opts.maxNewTokens} positions, above the model's bound seq <= ${max}`);
+  }
   const out = g.outputs.find((o) => o.name === 'logits') ?? g.outputs[0];
   if (!out) throw new ExecError(`graph ${g.name} has no output`);
   const canCache = supportsKvCache(g);

@@ -200,6 +200,10 @@ export function bindDims(g: Graph, feeds: Record<string, tf.Tensor>, given: Reco
         if (d !== got) throw new ExecError(`input '${name}': dim ${i} must be ${d}, got shape ${fmtShape(t.shape)}`);
       } else if (env[d] === undefined) env[d] = got;
       else if (env[d] !== got) throw new ExecError(`input '${name}': dim ${i} ('${d}') is ${got}, but '${d}' = ${env[d]} elsewhere`);
+      const max = g.dimBounds?.[d];
+      if (typeof d === 'string' && max !== undefined && got > max) {
+        throw new ExecError(`input '${name}': dim ${i} ('${d}') is ${got}, above the model's bound ${d} <= ${max}`);
+      }
     });
   }
   return env;

@@ -38,6 +38,8 @@ export interface DecodeStep {
 export function decodeStep(g: Graph, o: { context: number }): DecodeStep {
   const ctx = o.context;
   if (!Number.isInteger(ctx) || ctx < 1) throw new TpuError(`decode step: the context must be a positive integer, got ${ctx}`);
+  const max = g.dimBounds?.seq;
+  if (max !== undefined && ctx > max) throw new TpuError(`decode step: a context of ${ctx} positions is above the model's bound seq <= ${max}`);
   const attn = g.nodes.filter((n) => n.op === 'fused_attention');
   if (!attn.length) throw new TpuError('decode step: the graph has no fused_attention (the decode step needs the attention-fusion pass of the default pipeline)');
   const posIn = g.nodes.find((n) => n.op === 'input' && n.attrs.name === 'positions');

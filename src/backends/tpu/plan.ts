@@ -232,8 +232,17 @@ export function partitionForCost(
 
 export function evaluateOn(g: Graph, o: PlanOptions, dims: { batch: number; seq: number }, mesh: Mesh, strategy: Strategy, step?: TrainingStepInfo, pre?: Partitioned): PlanResult {
   checkBatch(dims.batch, mesh, strategy);
+  checkContext(g, o);
   if ((o.mode ?? 'forward') === 'train') return evaluateTrain(g, o, dims, mesh, strategy, step, pre);
   return evaluateAnalytic(g, o, dims, mesh, strategy, pre);
+}
+
+/** A decode context longer than the model's declared sequence bound (`dim seq <= max_pos`) is refused, like --seq. */
+function checkContext(g: Graph, o: PlanOptions): void {
+  const max = g.dimBounds?.seq;
+  if ((o.mode ?? 'forward') === 'decode' && o.context !== undefined && max !== undefined && o.context > max) {
+    throw new TpuError(`--context ${o.context} is above the model's bound seq <= ${max} (positions past it were never trained; override the bound's hyperparameter to allow it)`);
+  }
 }
 
 /** The batch must split evenly over the data axes (otherwise the partitioner would silently leave it unsplit). */

@@ -111,11 +111,16 @@ function dimsOf(o: TpuCliOptions): { batch: number; seq: number } {
   return { batch: o.batch, seq: o.seq };
 }
 
-/** Build the graph a plan needs (decode: one new token per sequence). */
 /** Build the graph a plan needs (decode: one new token per sequence) and run the default pass pipeline, as `compile` does. */
 export function planGraph(file: string, o: TpuCliOptions): Graph {
   const { batch, seq } = dimsOf(o);
   const g = loadModel(file, { ...o, batch, seq: o.mode === 'decode' ? 1 : seq });
+  // Decode builds the graph with seq = 1: the context the caches hold is checked against the model's bound here.
+  const max = g.dimBounds?.seq;
+  const context = o.context ?? seq;
+  if (o.mode === 'decode' && max !== undefined && context > max) {
+    throw new UserError(`option ${o.context !== undefined ? '--context' : '--seq'} ${context}: the KV caches would hold more positions than the model's bound seq <= ${max} (${file}'s dim declaration); override that hyperparameter with --hparam to allow it`);
+  }
   try {
     return runPipeline(g, resolvePipeline({})).graph;
   } catch (e) {

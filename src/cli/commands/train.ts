@@ -58,17 +58,6 @@ export const num = (opt: string, check: (n: number) => boolean, want: string) =>
 // Digits only (shared with --batch/--seq of the other commands): '1e3' or '0x10' are not read as numbers.
 const posInt = positiveInt;
 
-/** `--hparam name=value` (repeatable): a number, true/false, or else a string. */
-function hparamArg(v: string, prev: Record<string, number | boolean | string> = {}): Record<string, number | boolean | string> {
-  const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\S(?:.*\S)?)\s*$/.exec(v);
-  if (!m) throw new UserError(`option --hparam takes name=value (e.g. --hparam n_layers=4), got '${v}'`);
-  const [, name, raw] = m;
-  if (name in prev) throw new UserError(`option --hparam sets '${name}' twice`);
-  const n = Number(raw);
-  const value = raw === 'true' ? true : raw === 'false' ? false : /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(raw) && Number.isFinite(n) ? n : raw;
-  return { ...prev, [name]: value };
-}
-
 export function register(program: Command): void {
   addModelOptions(
     program
@@ -81,7 +70,6 @@ export function register(program: Command): void {
       .addOption(new Option('--batch <n>', 'sequences per step').argParser(posInt('--batch')).makeOptionMandatory())
       .addOption(new Option('--seq <n>', 'tokens per sequence').argParser(posInt('--seq')).makeOptionMandatory())
       .requiredOption('--out <dir>', 'checkpoint folder to write (and to resume from when it holds trainer_state.json)')
-      .option('--hparam <name=value>', 'set a hyperparameter of the model file (repeatable), after --variant and --config: e.g. --variant 2b --hparam n_layers=4 --hparam d_model=256', hparamArg)
       .option('--checkpoint <dir>', 'initial weights (a Hugging Face checkpoint folder); default: random init')
       .option('--targets <dir>', 'teacher targets from `lapidary distill-targets` (same --data and --seq)')
       .addOption(new Option('--distill-weight <a>', 'α: loss = (1-α)·CE(labels) + α·τ²·distill (default 1 with --targets)').argParser(num('--distill-weight', (n) => n >= 0 && n <= 1, 'a number in [0, 1]')))
