@@ -75,19 +75,42 @@ export function loadOptimizerState(dir: string, params: ParamStore): OptimizerSt
   return { m, v };
 }
 
+/** Ops that only move or re-type a value: a param's use is judged past them. */
+const VIEW_OPS = new Set(['reshape', 'cast', 'broadcast', 'transpose']);
+
+/**
+ * Vectors that only ever scale (every use, past reshapes and casts, is a `mul`): a Llama RMSNorm or a LayerNorm
+ * weight (`x * w`), which Hugging Face initialises to 1. Everything else — a Gemma norm's `x * (1 + w)`, a bias
+ * — starts at 0.
+ */
+export function scaleVectors(g: Graph): Set<string> {
+  const users = new Map<number, Graph['nodes'][number][]>();
+  for (const n of g.nodes) for (const i of n.inputs) (users.get(i) ?? users.set(i, []).get(i)!).push(n);
+  const onlyScales = (id: number, depth = 0): boolean => {
+    const us = users.get(id) ?? [];
+    return us.length > 0 && depth < 8 && us.every((u) => u.op === 'mul' || (VIEW_OPS.has(u.op) && onlyScales(u.id, depth + 1)));
+  };
+  const out = new Set<string>();
+  for (const n of g.nodes) if (n.op === 'param' && n.type.shape.length === 1 && onlyScales(n.id)) out.add(String(n.attrs.name));
+  return out;
+}
+
 /**
  * Fresh weights for every param of the graph: matrices (rank >= 2) ~ N(0, std) (HF's `initializer_range`,
- * default 0.02), vectors (norm scales; Gemma multiplies by 1 + w) = 0.
+ * default 0.02); vectors 1 where they only scale (`x * w`: Llama RMSNorm, LayerNorm weights), else 0 (biases,
+ * Gemma's norm scales, which multiply by 1 + w) — as Hugging Face initialises each.
  */
 export function initParams(g: Graph, seed: number, std = 0.02): ParamStore {
   const r = rng(seed);
   const store: ParamStore = new Map();
+  const ones = scaleVectors(g);
   for (const n of g.nodes) {
     if (n.op !== 'param') continue;
     const shape = concreteShape(n.type.shape, {});
     const size = shape.reduce((a, d) => a * d, 1);
     const data = new Float32Array(size);
-    if (shape.length >= 2) {
+    if (ones.has(String(n.attrs.name))) data.fill(1);
+    else if (shape.length >= 2) {
       for (let i = 0; i < size; i += 2) {
         // Box–Muller
         const u = Math.max(r(), 1e-12);
