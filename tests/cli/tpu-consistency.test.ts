@@ -69,16 +69,35 @@ test('compile --target tpu never overwrites a cost.json (or program) it did not 
     const args = ['compile', ...TINY_TPU, '--target', 'tpu', '-o', out];
     fs.writeFileSync(path.join(out, 'cost.json'), '{"mine": true}\n');
     fs.writeFileSync(path.join(out, 'notes.txt'), 'keep\n');
+    // Names the old writer used for its temporary files: a user's files of those names must survive too.
+    fs.writeFileSync(path.join(out, 'program.mlir.tmp'), 'mine\n');
+    fs.writeFileSync(path.join(out, 'cost.json.tmp'), 'mine\n');
     const r = lapidary(args);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/holds cost\.json that `compile --target tpu` did not write \(no plan in cost\.json\); refusing to overwrite/);
+    expect(r.stderr).toMatch(/holds cost\.json that `compile --target tpu` did not write \(its cost\.json does not list them\); refusing to overwrite/);
     expect(fs.readFileSync(path.join(out, 'cost.json'), 'utf8')).toBe('{"mine": true}\n');
     expect(fs.existsSync(path.join(out, 'program.mlir'))).toBe(false);
     fs.rmSync(path.join(out, 'cost.json'));
     expect(lapidary(args).code).toBe(0); // other files in the folder are fine
     expect(lapidary(args).code).toBe(0); // and so is its own earlier output
+    for (const f of ['program.mlir.tmp', 'cost.json.tmp']) expect(fs.readFileSync(path.join(out, f), 'utf8')).toBe('mine\n');
     expect(fs.readFileSync(path.join(out, 'notes.txt'), 'utf8')).toBe('keep\n');
-    expect(JSON.parse(fs.readFileSync(path.join(out, 'cost.json'), 'utf8')).mesh).toBe('data=2,model=2');
+    const cost = JSON.parse(fs.readFileSync(path.join(out, 'cost.json'), 'utf8'));
+    expect(cost.mesh).toBe('data=2,model=2');
+    expect(cost.written_by).toEqual({ tool: 'lapidary compile --target tpu', files: ['program.mlir', 'program.hlo', 'partitioned.mlir', 'partitioned.hlo', 'cost.json'] });
+    expect(fs.readdirSync(out).filter((f) => f.endsWith('.tmp') && f.startsWith('.'))).toEqual([]);
+  }));
+
+test('a plan saved by `cost --json` is not ownership: a hand-edited program beside it is refused', () =>
+  inTmp((out) => {
+    const plan = lapidary(['cost', ...TINY_TPU, '--json']);
+    expect(plan.code).toBe(0);
+    fs.writeFileSync(path.join(out, 'cost.json'), plan.stdout);
+    fs.writeFileSync(path.join(out, 'program.mlir'), '// my edits\n');
+    const r = lapidary(['compile', ...TINY_TPU, '--target', 'tpu', '-o', out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/holds program\.mlir, cost\.json that `compile --target tpu` did not write/);
+    expect(fs.readFileSync(path.join(out, 'program.mlir'), 'utf8')).toBe('// my edits\n');
   }));
 
 test('-o under a file or where nothing can be created is a clean error (it was a stack trace, and /proc hung)', () => {

@@ -156,20 +156,49 @@ const TPU_FILES = ['program.mlir', 'program.hlo', 'partitioned.mlir', 'partition
  * a plan) — which is replaced. Files of ours by name that lapidary did not write (someone's own cost.json) are
  * never overwritten: refused before the programs are built.
  */
+/** What `compile --target tpu` records in its cost.json: the files it wrote (and so may overwrite next time). */
+const WRITER = 'lapidary compile --target tpu';
+
+/**
+ * The output folder may only hold program files this command wrote: a clash is accepted when the folder's
+ * cost.json says `compile --target tpu` wrote that very file (a `cost --json` saved there, or a hand-edited
+ * program beside an old plan, is the user's and is refused).
+ */
 function checkTpuOutputDir(dir: string): void {
   if (!fs.existsSync(dir)) return;
   if (!fs.statSync(dir).isDirectory()) throw new UserError(`-o '${dir}' exists and is not a directory (--target tpu writes a directory)`);
   const clash = TPU_FILES.filter((f) => fs.existsSync(path.join(dir, f)));
   if (!clash.length) return;
-  let ours = false;
+  let written: unknown[] = [];
   try {
     const c = JSON.parse(fs.readFileSync(path.join(dir, 'cost.json'), 'utf8'));
-    ours = c !== null && typeof c === 'object' && 'step_time_s' in c && 'memory_per_chip_bytes' in c && 'mesh' in c;
+    if (c !== null && typeof c === 'object' && c.written_by?.tool === WRITER && Array.isArray(c.written_by.files)) written = c.written_by.files;
   } catch {
-    ours = false;
+    written = [];
   }
-  if (!ours) {
-    throw new UserError(`-o '${dir}' holds ${clash.join(', ')} that \`compile --target tpu\` did not write (no plan in cost.json); refusing to overwrite: give a new or empty directory`);
+  const theirs = clash.filter((f) => !written.includes(f));
+  if (theirs.length) {
+    throw new UserError(`-o '${dir}' holds ${theirs.join(', ')} that \`compile --target tpu\` did not write (its cost.json does not list them); refusing to overwrite: give a new or empty directory`);
+  }
+}
+
+/** Write `text` to `file` through a fresh temporary file beside it (created exclusively: nothing else is touched). */
+function writeNew(file: string, text: string): void {
+  let tmp = '';
+  for (let k = 0; ; k++) {
+    tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}${k ? '.' + k : ''}.tmp`);
+    try {
+      fs.writeFileSync(tmp, text, { flag: 'wx' });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new UserError(`-o: cannot write '${file}': ${(e as Error).message}`);
+    }
+  }
+  try {
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw new UserError(`-o: cannot write '${file}': ${(e as Error).message}`);
   }
 }
 
@@ -196,13 +225,9 @@ export function emitTpu(graph: Graph, o: TpuCliOptions): { json: Record<string, 
     'program.hlo': progs.wholeHlo,
     'partitioned.mlir': progs.partitionedMlir,
     'partitioned.hlo': progs.partitionedHlo,
-    'cost.json': JSON.stringify(plan, null, 1) + '\n',
+    'cost.json': JSON.stringify({ ...plan, written_by: { tool: WRITER, files: [...TPU_FILES] } }, null, 1) + '\n',
   };
-  for (const [f, text] of Object.entries(files)) {
-    const p = path.join(dir, f);
-    fs.writeFileSync(p + '.tmp', text);
-    fs.renameSync(p + '.tmp', p);
-  }
+  for (const [f, text] of Object.entries(files)) writeNew(path.join(dir, f), text);
   return {
     json: { out_dir: dir, files: Object.keys(files), emit_ms: Math.round(emit_ms), step_time_s: plan.step_time_s, mfu: plan.mfu, tokens_per_s_per_chip: plan.tokens_per_s_per_chip, memory_per_chip_bytes: plan.memory_per_chip_bytes, fits: plan.fits },
     lines: [
