@@ -6,6 +6,7 @@
  * memory per chip (parameters, gradients, optimizer state, activations by remat policy, KV cache for
  * decode); totals (step time, tokens/s/chip, MFU, days for token budgets).
  */
+import { didYouMean } from '../../../grammar/diagnostics';
 import { Graph, Node } from '../../ir/types';
 import { ChipSpec, getChip } from './chips';
 import { Mesh, Spec, Topology, defaultTopology, makeMesh, meshText, parseTopology, axisSize } from './mesh';
@@ -57,7 +58,24 @@ export const TP_AXIS_NAMES = ['model', 'tensor', 'tp', 'mp'];
 /** Data axes that never shard parameters, even under FSDP (pure data parallelism, e.g. across slices over DCN). */
 export const REPLICA_AXIS_NAMES = ['replica', 'dcn', 'pod', 'slice'];
 
+/** Names of data-parallel / FSDP axes (the others are TP_AXIS_NAMES and REPLICA_AXIS_NAMES). */
+export const DATA_AXIS_NAMES = ['data', 'fsdp', 'batch', 'dp'];
+
+/** An axis name is its role: a misspelled `modle` used to become a silent FSDP axis. */
+function checkAxisNames(mesh: Mesh): void {
+  const known = [...DATA_AXIS_NAMES, ...TP_AXIS_NAMES, ...REPLICA_AXIS_NAMES];
+  for (const a of mesh.axes) {
+    if (known.includes(a.name)) continue;
+    const hint = known.includes(a.name.toLowerCase()) ? ` (did you mean '${a.name.toLowerCase()}'? axis names are lower case)` : didYouMean(a.name, known);
+    throw new TpuError(
+      `--mesh: unknown axis name '${a.name}'${hint}; an axis's name is its role: ${DATA_AXIS_NAMES.join('/')} (data parallel, FSDP), ` +
+        `${TP_AXIS_NAMES.join('/')} (tensor parallel), ${REPLICA_AXIS_NAMES.join('/')} (data parallel, parameters replicated)`,
+    );
+  }
+}
+
 export function parseStrategy(text: string | undefined, mesh: Mesh): Strategy {
+  checkAxisNames(mesh);
   const tpAxes = mesh.axes.filter((a) => TP_AXIS_NAMES.includes(a.name));
   if (tpAxes.length > 1) throw new TpuError(`--mesh: at most one tensor-parallel axis (${TP_AXIS_NAMES.join('/')}), got ${tpAxes.map((a) => a.name).join(', ')}`);
   const tp = tpAxes[0]?.size && tpAxes[0].size > 1 ? tpAxes[0].name : undefined;

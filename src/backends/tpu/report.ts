@@ -22,7 +22,7 @@ export function formatPlan(r: PlanResult, opts: { layers?: number } = {}): strin
   if (r.note) L.push(`  note: ${r.note}`);
   if (r.analytic) L.push(`analytic estimate  step ${ms(r.analytic.step_time_s)}, MFU ${(100 * r.analytic.mfu).toFixed(1)}%, ${gb(r.analytic.memory_per_chip_bytes)}/chip (backward = 2x forward; cross-check)`);
   if (r.train_graph) L.push(`training step      ${r.train_graph.nodes} nodes (${r.train_graph.recomputed} recomputed), ${r.train_graph.residuals} residuals kept: ${gb(r.train_graph.saved_bytes_per_chip)}/chip`);
-  if (r.days) L.push(`days               ${r.days.map((d) => `${(d.tokens / 1e12).toFixed(0)}T tokens: ${d.days.toFixed(1)}`).join(', ')}`);
+  if (r.days) L.push(`days               ${r.days.map((d) => `${tokenCount(d.tokens)} tokens: ${d.days < 0.1 ? d.days.toPrecision(2) : d.days.toFixed(1)}`).join(', ')}`);
   L.push('');
   L.push(`per op class (${r.mode === 'train' ? 'the training step' : r.mode}, per chip)`);
   const ops = Object.entries(r.per_op_class).sort((a, b) => b[1].time_s - a[1].time_s);
@@ -54,4 +54,12 @@ export function formatRanked(plans: readonly RankedPlan[]): string {
     );
   });
   return L.join('\n') + '\n';
+}
+
+/** A token budget as people write it: 13T, 1.5T, 250B, 10B, 500M. */
+export function tokenCount(n: number): string {
+  for (const [unit, v] of [['T', 1e12], ['B', 1e9], ['M', 1e6], ['K', 1e3]] as const) {
+    if (n >= v) return `${Number((n / v).toPrecision(3))}${unit}`;
+  }
+  return String(n);
 }

@@ -83,11 +83,12 @@ export function planOptions(o: TpuCliOptions, { defaultChip }: { defaultChip?: s
   if (o.tokens !== undefined) {
     tokenBudgets = o.tokens.split(',').map((s) => {
       const n = Number(s.trim());
-      if (!(n > 0)) throw new UserError(`option --tokens: '${s}' is not a positive number (e.g. --tokens 2e12,8e12)`);
+      if (!(n > 0) || !Number.isFinite(n)) throw new UserError(`option --tokens: '${s}' is not a positive finite number (e.g. --tokens 2e12,8e12)`);
       return n;
     });
   }
   if (o.context !== undefined && o.mode !== 'decode') throw new UserError('option --context only applies to --mode decode');
+  if (o.tokens !== undefined && o.mode !== 'train') throw new UserError(`option --tokens (days to train on a token budget) only applies to --mode train (this is --mode ${o.mode ?? 'forward'})`);
   if (o.rematGiven && o.mode !== 'train') throw new UserError(`option --remat only applies to --mode train (this is --mode ${o.mode ?? 'forward'})`);
   return {
     chip,

@@ -1,0 +1,28 @@
+/** TPU options a new user gets wrong (from a QA pass): each is one clear error or a readable figure. */
+import { expectCleanFailure, lapidary } from './helpers';
+import { tokenCount } from '../../src/backends/tpu/report';
+
+const PLAN = ['cost', 'gemma2.model', '--variant', '2b', '--chip', 'v5e', '--topology', '2x4', '--batch', '8', '--seq', '128'];
+
+test('a misspelled or capitalised mesh axis is an error with a suggestion (it silently became an FSDP axis)', () => {
+  const r = lapidary([...PLAN, '--mesh', 'data=2,modle=4']);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/^lapidary: error: --mesh: unknown axis name 'modle' \(did you mean 'model'\?\); an axis's name is its role: data\/fsdp\/batch\/dp/);
+  const c = lapidary([...PLAN, '--mesh', 'data=2,Model=4']);
+  expectCleanFailure(c);
+  expect(c.stderr).toMatch(/unknown axis name 'Model' \(did you mean 'model'\? axis names are lower case\)/);
+  expect(lapidary([...PLAN, '--mesh', 'fsdp=2,tp=4', '--json']).code).toBe(0);
+});
+
+test('--tokens: budgets print as written (10B, 1.5T), must be finite, and only apply to training', () => {
+  const r = lapidary([...PLAN, '--mesh', 'data=8', '--mode', 'train', '--tokens', '1e10,1.5e12']);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toMatch(/days +10B tokens: [\d.]+, 1\.5T tokens: [\d.]+/);
+  const inf = lapidary([...PLAN, '--mesh', 'data=8', '--mode', 'train', '--tokens', 'Infinity']);
+  expectCleanFailure(inf);
+  expect(inf.stderr).toMatch(/option --tokens: 'Infinity' is not a positive finite number/);
+  const fwd = lapidary([...PLAN, '--mesh', 'data=8', '--tokens', '1e10']);
+  expectCleanFailure(fwd);
+  expect(fwd.stderr).toMatch(/option --tokens .* only applies to --mode train \(this is --mode forward\)/);
+  expect([13e12, 1.5e12, 2.5e11, 1e10, 5e8, 1234].map(tokenCount)).toEqual(['13T', '1.5T', '250B', '10B', '500M', '1.23K']);
+});
