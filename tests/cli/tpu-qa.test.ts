@@ -26,3 +26,15 @@ test('--tokens: budgets print as written (10B, 1.5T), must be finite, and only a
   expect(fwd.stderr).toMatch(/option --tokens .* only applies to --mode train \(this is --mode forward\)/);
   expect([13e12, 1.5e12, 2.5e11, 1e10, 5e8, 1234].map(tokenCount)).toEqual(['13T', '1.5T', '250B', '10B', '500M', '1.23K']);
 });
+
+test('decode without --strategy keeps replicated weights when they fit (fsdp re-gathered every weight per token), and says why', () => {
+  const llama = ['cost', 'examples/llama2.model', '--variant', '7b', '--chip', 'v5e', '--topology', '2x4', '--mesh', 'data=8', '--mode', 'decode', '--batch', '8', '--seq', '2048', '--json'];
+  const dp = JSON.parse(lapidary(llama).stdout);
+  expect(dp.strategy).toBe('dp');
+  expect(dp.note).toMatch(/^strategy dp \(decode default: weights stay on each chip/);
+  const fsdp = JSON.parse(lapidary([...llama, '--strategy', 'fsdp']).stdout);
+  expect(fsdp.step_time_s).toBeGreaterThan(5 * dp.step_time_s);
+  const big = JSON.parse(lapidary(['cost', 'gemma2.model', '--variant', '27b', ...llama.slice(4)]).stdout);
+  expect(big.strategy).toBe('fsdp');
+  expect(big.note).toMatch(/decode default dp does not fit/);
+});

@@ -207,8 +207,24 @@ export function evaluatePlan(g: Graph, o: PlanOptions, dims: { batch: number; se
   const topo = resolveTopology(chip, o);
   if (!o.mesh || o.mesh === 'auto') throw new TpuError('evaluatePlan needs an explicit --mesh');
   const mesh = makeMesh(topo, o.mesh);
-  const strategy = parseStrategy(o.strategy, mesh);
-  return evaluateOn(g, o, dims, mesh, strategy);
+  const strategy = chooseStrategy(g, o, dims, mesh);
+  const plan = evaluateOn(g, o, dims, mesh, strategy);
+  return strategy.why ? { ...plan, note: plan.note ? `${strategy.why}; ${plan.note}` : strategy.why } : plan;
+}
+
+/**
+ * The strategy a plan uses: `--strategy` when given; else FSDP (+tp on a model axis) for forward and training,
+ * and for decode data parallelism with replicated weights (+tp) when they fit — FSDP would all-gather every
+ * weight for every generated token — falling back to FSDP when replicated weights do not fit. `why` says so.
+ */
+export function chooseStrategy(g: Graph, o: PlanOptions, dims: { batch: number; seq: number }, mesh: Mesh): Strategy & { why?: string } {
+  const given = parseStrategy(o.strategy, mesh);
+  if (o.strategy !== undefined || (o.mode ?? 'forward') !== 'decode') return given;
+  const tp = given.policy.tpAxis ? '+tp' : '';
+  const dp = parseStrategy(`dp${tp}`, mesh);
+  if (!given.policy.dataAxes.some((a) => axisSize(mesh, a) > 1)) return given;
+  if (evaluateOn(g, o, dims, mesh, dp).fits) return { ...dp, why: `strategy dp${tp} (decode default: weights stay on each chip; fsdp would all-gather every weight for each token)` };
+  return { ...given, why: `strategy ${given.name} (decode default dp${tp} does not fit: replicated weights exceed HBM)` };
 }
 
 export interface Partitioned {

@@ -8,7 +8,7 @@ import { Command, Option } from 'commander';
 import { Graph } from '../../ir';
 import {
   CHIPS, Mode, PlanOptions, PlanResult, REMATS, Remat, TpuError, autoPlans, compileTpu, evaluatePlan, getChip, makeMesh,
-  parseStrategy, resolveTopology, RankedPlan,
+  parseStrategy, chooseStrategy, resolveTopology, RankedPlan,
 } from '../../backends/tpu';
 import { UserError } from '../errors';
 import { loadModel, ModelOptions, positiveInt } from '../load';
@@ -152,11 +152,6 @@ export function runCost(file: string, o: TpuCliOptions): { plan?: PlanResult; ra
 
 const TPU_FILES = ['program.mlir', 'program.hlo', 'partitioned.mlir', 'partitioned.hlo', 'cost.json'];
 
-/**
- * The -o directory may be new, hold other files, or hold an earlier `compile --target tpu` output (its cost.json is
- * a plan) — which is replaced. Files of ours by name that lapidary did not write (someone's own cost.json) are
- * never overwritten: refused before the programs are built.
- */
 /** What `compile --target tpu` records in its cost.json: the files it wrote (and so may overwrite next time). */
 const WRITER = 'lapidary compile --target tpu';
 
@@ -210,7 +205,7 @@ export function emitTpu(graph: Graph, o: TpuCliOptions): { json: Record<string, 
   if (!po.mesh || po.mesh === 'auto') throw new UserError("--target tpu needs an explicit --mesh (use 'lapidary cost --mesh auto' to search)");
   const topo = toUserError(() => resolveTopology(getChip(po.chip), po));
   const mesh = toUserError(() => makeMesh(topo, po.mesh!));
-  const strategy = toUserError(() => parseStrategy(po.strategy, mesh));
+  const strategy = toUserError(() => chooseStrategy(graph, po.mode === 'decode' ? { ...po, context: po.context ?? dims.seq } : po, po.mode === 'decode' ? { batch: dims.batch, seq: 1 } : dims, mesh));
   const dir = o.output ?? `${graph.name}${graph.variant ? '-' + graph.variant : ''}-tpu`;
   checkTpuOutputDir(dir);
   const t0 = performance.now();
