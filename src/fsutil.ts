@@ -13,8 +13,11 @@ export const errText = (e: unknown) => {
   return x?.code === 'ENOENT' ? 'no such file or directory' : x?.code === 'EACCES' || x?.code === 'EPERM' ? 'permission denied' : x?.code === 'ENOSPC' ? 'no space left on the device' : x?.code === 'ENOTDIR' ? 'a part of the path is not a directory' : (x?.message ?? String(e));
 };
 
-/** Make `dir` and its missing parents; `option` names where the path came from (`-o`, `--out`, `--dump-dir`). */
-export function ensureDir(dir: string, option: string): void {
+/**
+ * Make `dir` and its missing parents; `option` names where the path came from (`-o`, `--out`, `--dump-dir`).
+ * With `parents: false` only `dir` itself may be missing: a missing parent directory is an error (as for output files).
+ */
+export function ensureDir(dir: string, option: string, { parents = true }: { parents?: boolean } = {}): void {
   const missing: string[] = [];
   let d = path.resolve(dir);
   while (!fs.existsSync(d)) {
@@ -24,6 +27,7 @@ export function ensureDir(dir: string, option: string): void {
     d = up;
   }
   if (fs.existsSync(d) && !fs.statSync(d).isDirectory()) throw new UserError(`${option} '${dir}': '${d}' exists and is not a directory`);
+  if (!parents && missing.length > 1) throw new UserError(`${option} '${dir}': the directory '${path.dirname(path.resolve(dir))}' does not exist`);
   for (const m of missing.reverse()) {
     try {
       fs.mkdirSync(m);

@@ -1,7 +1,7 @@
 /**
  * The pass manager: runs a pipeline, verifies the IR after every pass that changed it (an error names the
- * pass and the broken invariant), times each pass, counts nodes, collects the rewrite trace, and hands the
- * graph after each pass to an `after` hook (the CLI's --print-after / --dump-dir).
+ * pass and the broken invariant), times each pass, counts nodes, collects the rewrite trace and each pass's
+ * `ctx.log` lines, and hands the graph after each pass to an `after` hook (the CLI's --print-after / --dump-dir).
  */
 import { freeze } from 'immer';
 import { Graph } from '../ir/types';
@@ -20,12 +20,15 @@ export interface PassStat {
   readonly rewrites: number;
   /** Time spent verifying the pass's result. */
   readonly verify_ms: number;
+  /** The lines the pass wrote with `ctx.log`, in order. */
+  readonly log: readonly string[];
 }
 
 export interface PipelineResult {
   readonly graph: Graph;
   readonly stats: readonly PassStat[];
   readonly trace: readonly TraceEntry[];
+  /** Every pass's `ctx.log` lines, as 'pass: message' (per pass: `stats[i].log`). */
   readonly log: readonly string[];
 }
 
@@ -62,10 +65,14 @@ export function runPipeline(graph: Graph, passes: readonly Pass[], opts: Pipelin
   let g = graph;
   passes.forEach((pass, index) => {
     const mine: TraceEntry[] = [];
+    const lines: string[] = [];
     const ctx: PassContext = {
       pass: pass.name,
       record: (e) => void mine.push({ pass: pass.name, rule: e.rule, replaced: [...e.replaced], created: [...e.created], scope: e.scope }),
-      log: (m) => void log.push(`${pass.name}: ${m}`),
+      log: (m) => {
+        lines.push(String(m));
+        log.push(`${pass.name}: ${m}`);
+      },
     };
     const before = g.nodes.length;
     const t0 = performance.now();
@@ -106,7 +113,7 @@ export function runPipeline(graph: Graph, passes: readonly Pass[], opts: Pipelin
     if (changed && !Object.isFrozen(out)) out = freeze(out as Graph, true);
     g = out as Graph;
     trace.push(...mine);
-    const stat: PassStat = { name: pass.name, ms, nodes_before: before, nodes_after: g.nodes.length, changed, rewrites: mine.length, verify_ms: verifyMs };
+    const stat: PassStat = { name: pass.name, ms, nodes_before: before, nodes_after: g.nodes.length, changed, rewrites: mine.length, verify_ms: verifyMs, log: lines };
     stats.push(stat);
     opts.after?.(pass, g, stat, index);
   });

@@ -50,13 +50,16 @@ function unknown(name: string, known: readonly string[], option: string): Pipeli
 }
 
 export interface PipelineSpec {
-  /** Explicit list of pass names (built-in or plugin); default: the default pipeline. */
+  /**
+   * Explicit list of pass names (built-in or plugin): exactly these run, in this order (plugin passes only
+   * if named; `pluginsAfter` is then an error). Default: the default pipeline with the plugin passes placed.
+   */
   readonly passes?: readonly string[];
   /** Names to drop. */
   readonly without?: readonly string[];
   /** Passes from plugins. */
   readonly plugins?: readonly Pass[];
-  /** Where plugin passes go (unless `passes` names them): after this pass; default: at the end. */
+  /** Where plugin passes go in the default pipeline (not with `passes`): after this pass; default: at the end. */
   readonly pluginsAfter?: string;
 }
 
@@ -80,9 +83,10 @@ export function resolvePipeline(spec: PipelineSpec = {}): Pass[] {
       if (!p) throw unknown(n, known, '--passes');
       return p;
     });
-    const listed = new Set(spec.passes);
-    const rest = plugins.filter((p) => !listed.has(p.name));
-    list = insertAfter(list, rest, spec.pluginsAfter, known);
+    // An explicit list is the whole pipeline: plugin passes run only where it names them.
+    if (spec.pluginsAfter !== undefined) {
+      throw new PipelineError(`--pass-after '${spec.pluginsAfter}' places plugin passes in the default pipeline; with --passes, name the plugin passes in the list where they should run`);
+    }
   } else {
     list = insertAfter([...BUILTIN_PASSES], [...plugins], spec.pluginsAfter, known);
   }

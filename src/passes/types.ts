@@ -18,7 +18,7 @@ export interface PassContext {
   readonly pass: string;
   /** Record one rewrite in the trace (the rewrite engine does this for rule-based passes). */
   record(entry: Omit<TraceEntry, 'pass'>): void;
-  /** A line of diagnostic output (shown with --verbose; collected in the pipeline result). */
+  /** A line of diagnostic output: kept in the pass's statistics (`PassStat.log`), shown by `lapidary compile` (text, --json, --trace). */
   log(message: string): void;
 }
 

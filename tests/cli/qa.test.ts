@@ -56,13 +56,47 @@ test('--dump-dir below a file, or where it cannot be created, is a clean error',
   let r = lapidary(['compile', MODEL, '--dump-dir', path.join(file, 'sub')]);
   expectCleanFailure(r);
   expect(r.stderr).toMatch(/--dump-dir '.*sub': '.*afile' exists and is not a directory/);
-  // fs.mkdirSync(..., { recursive: true }) never returns for this path; ours reports it
-  r = lapidary(['compile', MODEL, '--dump-dir', '/proc/lapidary-qa/dump']);
+  // fs.mkdirSync(..., { recursive: true }) never returns under /proc; ours reports it
+  r = lapidary(['compile', MODEL, '--dump-dir', '/proc/lapidary-qa']);
   expectCleanFailure(r);
-  expect(r.stderr).toMatch(/--dump-dir '\/proc\/lapidary-qa\/dump': cannot create/);
+  expect(r.stderr).toMatch(/--dump-dir '\/proc\/lapidary-qa': cannot create/);
+  // like -o and --trace, a missing parent directory is an error (it used to be created silently) …
   r = lapidary(['compile', MODEL, '--dump-dir', path.join(tmp, 'new/nested/dump'), '--passes', 'cse']);
+  expectCleanFailure(r);
+  expect(r.stderr).toBe(`lapidary: error: --dump-dir '${path.join(tmp, 'new/nested/dump')}': the directory '${path.join(tmp, 'new/nested')}' does not exist\n`);
+  expect(fs.existsSync(path.join(tmp, 'new'))).toBe(false);
+  r = lapidary(['compile', MODEL, '--dump-dir', '/nonexist-lapidary-qa/x']);
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/--dump-dir '\/nonexist-lapidary-qa\/x': the directory '\/nonexist-lapidary-qa' does not exist/);
+  expect(fs.existsSync('/nonexist-lapidary-qa')).toBe(false);
+  // … while the dump folder itself is created when only it is missing
+  fs.mkdirSync(path.join(tmp, 'new'));
+  r = lapidary(['compile', MODEL, '--dump-dir', path.join(tmp, 'new/dump'), '--passes', 'cse']);
   expect(r.code).toBe(0);
-  expect(fs.readdirSync(path.join(tmp, 'new/nested/dump')).sort()).toEqual(['00-input.ir.txt', '01-cse.ir.txt', 'trace.json']);
+  expect(fs.readdirSync(path.join(tmp, 'new/dump')).sort()).toEqual(['00-input.ir.txt', '01-cse.ir.txt', 'trace.json']);
+});
+
+test('compile without --target tpu refuses the TPU plan options instead of ignoring them; -o help says what it is per target', () => {
+  let r = lapidary(['compile', MODEL, '--chip', 'v5e', '--chips', '4', '--mesh', 'data=4', '--mode', 'train']);
+  expectCleanFailure(r);
+  expect(r.stderr).toBe('lapidary: error: option --chip only applies to --target tpu\n');
+  // the first one given is named, whatever the registration order
+  r = lapidary(['compile', MODEL, '--target', 'cpu', '--mode', 'train', '--chip', 'v5e']);
+  expect(r.stderr).toBe('lapidary: error: option --mode only applies to --target tpu\n');
+  for (const args of [['--topology', '2x2'], ['--chips', '4'], ['--mesh', 'data=4'], ['--strategy', 'dp'], ['--remat', 'save-all'], ['--context', '8'], ['--tokens', '2e12'], ['--no-overlap'], ['--dtype', 'f32'], ['--precision', 'bf16'], ['--matmul-efficiency', '0.5']]) {
+    r = lapidary(['compile', MODEL, ...args]);
+    expectCleanFailure(r);
+    expect(r.stderr).toBe(`lapidary: error: option ${args[0]} only applies to --target tpu\n`);
+  }
+  // the same options with --target tpu still work
+  const out = path.join(tmp, 'tpu-out');
+  r = lapidary(['compile', MODEL, '--target', 'tpu', '--chip', 'v5e', '--chips', '4', '--mesh', 'data=4', '--batch', '4', '--seq', '8', '-o', out]);
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  expect(fs.readdirSync(out)).toContain('cost.json');
+  const help = lapidary(['compile', '--help']).stdout.replace(/\s+/g, ' ');
+  expect(help).not.toMatch(/-o, --output <file> +write the optimised graph as IR JSON/);
+  expect(help).toMatch(/-o, --output <path> CPU pipeline \(default target\): the IR JSON file .* --target tpu: the output folder/);
 });
 
 test('--no-pass takes a comma-separated list like --passes; --pass-after without --plugin is an error', () => {

@@ -86,15 +86,16 @@ export function checkOutputFile(out: string, inputs: string[], option: string): 
 const pad = (s: string, n: number) => s + ' '.repeat(Math.max(0, n - s.length));
 const lpad = (s: string, n: number) => ' '.repeat(Math.max(0, n - s.length)) + s;
 
+/** The per-pass table; the lines a pass wrote with `ctx.log` are indented under its row. */
 export function statsTable(stats: readonly PassStat[], timings: boolean): string[] {
   const w = Math.max(4, ...stats.map((s) => s.name.length));
   const head = `${pad('pass', w)}  ${lpad('nodes', 13)}  ${lpad('rewrites', 8)}${timings ? `  ${lpad('ms', 8)}  ${lpad('verify ms', 9)}` : ''}`;
-  const rows = stats.map(
-    (s) =>
-      `${pad(s.name, w)}  ${lpad(`${s.nodes_before} → ${s.nodes_after}`, 13)}  ${lpad(s.changed ? String(s.rewrites) : '-', 8)}${
-        timings ? `  ${lpad(s.ms.toFixed(1), 8)}  ${lpad(s.verify_ms.toFixed(1), 9)}` : ''
-      }`,
-  );
+  const rows = stats.flatMap((s) => [
+    `${pad(s.name, w)}  ${lpad(`${s.nodes_before} → ${s.nodes_after}`, 13)}  ${lpad(s.changed ? String(s.rewrites) : '-', 8)}${
+      timings ? `  ${lpad(s.ms.toFixed(1), 8)}  ${lpad(s.verify_ms.toFixed(1), 9)}` : ''
+    }`,
+    ...(s.log ?? []).flatMap((m) => m.split('\n')).map((m) => `  ↳ ${m}`),
+  ]);
   const total = stats.reduce((a, s) => a + s.ms, 0);
   const vt = stats.reduce((a, s) => a + s.verify_ms, 0);
   if (timings) rows.push(`${pad('total', w)}  ${lpad('', 13)}  ${lpad('', 8)}  ${lpad(total.toFixed(1), 8)}  ${lpad(vt.toFixed(1), 9)}`);
@@ -159,7 +160,8 @@ export function compileFile(file: string, opts: CompileOptions, api: () => objec
   if (opts.trace && opts.dumpDir && realPath(opts.trace) === realPath(path.join(opts.dumpDir, 'trace.json'))) {
     throw new UserError(`--trace '${opts.trace}' is the trace.json that --dump-dir writes; give another file or drop --trace`);
   }
-  if (opts.dumpDir) ensureDir(opts.dumpDir, '--dump-dir');
+  // Like -o and --trace: the dump folder itself is created, a missing parent is an error.
+  if (opts.dumpDir) ensureDir(opts.dumpDir, '--dump-dir', { parents: false });
   if (opts.trace) checkOutputFile(opts.trace, inputs, '--trace');
   // --target tpu --mode decode compiles the one-new-token step: seq = 1 (--seq is the KV cache's context).
   const graph = loadModel(file, opts.target === 'tpu' && (opts as { mode?: string }).mode === 'decode' ? { ...opts, seq: 1 } : opts);
@@ -197,13 +199,28 @@ export function register(program: Command): void {
       .addOption(new Option('--print-after <name>', "print the IR to stderr after this pass ('all': after every pass; repeatable)").argParser(collect))
       .option('--dump-dir <dir>', 'write the IR before and after every pass, and the rewrite trace, into this directory')
       .option('--trace <file>', 'write per-pass statistics and the rewrite trace (JSON, for the visualizer)')
-      .option('-o, --output <file>', 'write the optimised graph as IR JSON')
+      .option('-o, --output <path>', 'CPU pipeline (default target): the IR JSON file to write the optimised graph to; --target tpu: the output folder for the programs and cost.json (default <model>-<variant>-tpu)')
       .option('--timings', 'show per-pass wall times')
-      .option('--json', 'print one JSON object: {"passes":[{name, ms, nodes_before, nodes_after, changed}], "ops": {op: count}}')
+      .option('--json', 'print one JSON object: {"passes":[{name, ms, nodes_before, nodes_after, changed, rewrites, verify_ms, log}], "ops": {op: count}}')
       .option('--list-passes', 'list the built-in passes (and those of --plugin files) and exit'),
   );
+  const generic = new Set(cmd.options);
   addTpuOptions(cmd, { forCompile: true });
+  const tpuOnly = cmd.options.filter((o) => !generic.has(o));
   cmd.action((file: string, opts: CompileOptions) => {
+    if (opts.target !== 'tpu') {
+      // The plan options mean nothing to the CPU pipeline: refuse them rather than ignore them (the first one given is named).
+      const given = tpuOnly.filter((o) => cmd.getOptionValueSource(o.attributeName()) === 'cli');
+      if (given.length) {
+        const argv: string[] = (program as unknown as { rawArgs?: string[] }).rawArgs ?? process.argv;
+        const at = (o: (typeof given)[number]) => {
+          const i = argv.findIndex((a) => a === o.long || a.startsWith(`${o.long}=`));
+          return i < 0 ? Infinity : i;
+        };
+        const first = given.reduce((a, b) => (at(b) < at(a) ? b : a));
+        throw new UserError(`option ${first.long} only applies to --target tpu`);
+      }
+    }
     (opts as { rematGiven?: boolean }).rematGiven = cmd.getOptionValueSource('remat') === 'cli';
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const api = () => require('../../index');
@@ -225,7 +242,7 @@ export function register(program: Command): void {
     const ops = countOps(r.graph);
     if (opts.json) {
       const out: Record<string, unknown> = {
-        passes: r.stats.map((s) => ({ name: s.name, ms: Math.round(s.ms * 100) / 100, nodes_before: s.nodes_before, nodes_after: s.nodes_after, changed: s.changed, rewrites: s.rewrites, verify_ms: Math.round(s.verify_ms * 100) / 100 })),
+        passes: r.stats.map((s) => ({ name: s.name, ms: Math.round(s.ms * 100) / 100, nodes_before: s.nodes_before, nodes_after: s.nodes_after, changed: s.changed, rewrites: s.rewrites, verify_ms: Math.round(s.verify_ms * 100) / 100, log: s.log })),
         ops,
         nodes: r.graph.nodes.length,
         target: opts.target,
