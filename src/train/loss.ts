@@ -50,7 +50,7 @@ export const LOSS_SCOPE = 'loss';
 /** Append the loss to a builder; returns the node ids of the loss terms. */
 export function appendLoss(b: GraphBuilder, logits: NodeId, opts: LossOptions = {}): { loss: NodeId; terms: GraphOutput[] } {
   const lt = b.type(logits);
-  if (lt.shape.length !== 3 || lt.dtype !== 'f32') throw new ShapeError(`the loss needs logits f32[batch, seq, vocab], got ${fmtType(lt)}`);
+  if (lt.shape.length !== 3 || lt.dtype !== 'f32') throw new ShapeError(`the training loss is next-token cross-entropy: it needs logits f32[batch, seq, vocab], got ${fmtType(lt)}`);
   const [B, T, V] = lt.shape as [Dim, Dim, Dim];
   if (typeof V !== 'number') throw new ShapeError(`the vocabulary dimension of the logits must be a number, got '${V}'`);
   const d = opts.distill;

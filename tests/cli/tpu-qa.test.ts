@@ -1,4 +1,7 @@
 /** TPU options a new user gets wrong (from a QA pass): each is one clear error or a readable figure. */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { expectCleanFailure, lapidary } from './helpers';
 import { tokenCount } from '../../src/backends/tpu/report';
 
@@ -37,4 +40,44 @@ test('decode without --strategy keeps replicated weights when they fit (fsdp re-
   const big = JSON.parse(lapidary(['cost', 'gemma2.model', '--variant', '27b', ...llama.slice(4)]).stdout);
   expect(big.strategy).toBe('fsdp');
   expect(big.note).toMatch(/decode default dp does not fit/);
+});
+
+test('a model with no seq dim (an MLP over feature vectors) is planned, compiled and shown with --batch alone', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-mlp-'));
+  try {
+    const file = path.join(dir, 'mlp.model');
+    fs.writeFileSync(
+      file,
+      `model mlp
+hparams { d_in = 64; d_h = 256; n_out = 8 }
+dim batch
+forward(x: f32[batch, d_in]) {
+  h = linear(x, param fc1.weight[d_h, d_in])
+  return logits = linear(max(h, 0.0), param fc2.weight[n_out, d_h])
+}
+`,
+    );
+    const mesh = ['--chip', 'v5e', '--chips', '4', '--mesh', 'data=4', '--batch', '8'];
+    const plan = lapidary(['cost', file, ...mesh, '--json']);
+    expect(plan.code).toBe(0);
+    expect(JSON.parse(plan.stdout).tokens_per_step).toBe(8);
+    const seq = lapidary(['cost', file, ...mesh, '--seq', '4']);
+    expectCleanFailure(seq);
+    expect(seq.stderr).toMatch(/option --seq: .*mlp\.model declares no dim 'seq' \(its dims: batch\)/);
+    const out = path.join(dir, 'out');
+    expect(lapidary(['compile', file, '--target', 'tpu', ...mesh, '-o', out]).code).toBe(0);
+    expect(fs.readFileSync(path.join(out, 'partitioned.hlo'), 'utf8')).toMatch(/bf16\[2,64\] parameter\(0\)/);
+    expect(lapidary(['viz', file, ...mesh, '-o', path.join(dir, 'g.html')]).code).toBe(0);
+    const train = lapidary(['cost', file, ...mesh, '--mode', 'train']);
+    expectCleanFailure(train);
+    expect(train.stderr).toMatch(/the training loss is next-token cross-entropy: it needs logits f32\[batch, seq, vocab\], got f32\[8, 8\]/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('decode takes --context alone (--seq defaults to it)', () => {
+  const r = lapidary(['cost', 'gemma2.model', '--variant', '2b', '--chip', 'v5e', '--chips', '4', '--mesh', 'data=4', '--batch', '8', '--mode', 'decode', '--context', '512', '--json']);
+  expect(r.code).toBe(0);
+  expect(JSON.parse(r.stdout).context).toBe(512);
 });

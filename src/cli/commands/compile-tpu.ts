@@ -5,13 +5,14 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Command, Option } from 'commander';
-import { Graph } from '../../ir';
+import { Graph, ShapeError } from '../../ir';
 import {
   CHIPS, Mode, PlanOptions, PlanResult, REMATS, Remat, TpuError, autoPlans, compileTpu, evaluatePlan, getChip, makeMesh,
   parseStrategy, chooseStrategy, resolveTopology, RankedPlan,
 } from '../../backends/tpu';
 import { UserError } from '../errors';
-import { loadModel, ModelOptions, positiveInt } from '../load';
+import { loadModel, ModelOptions, positiveInt, readTextFile } from '../load';
+import { modelInfo } from '../../../grammar';
 import { PassError, resolvePipeline, runPipeline } from '../../passes';
 import { ensureDir } from '../../fsutil';
 
@@ -70,7 +71,7 @@ export function toUserError<T>(fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    if (e instanceof TpuError) throw new UserError(e.message);
+    if (e instanceof TpuError || e instanceof ShapeError) throw new UserError(e.message);
     throw e;
   }
 }
@@ -106,16 +107,30 @@ export function planOptions(o: TpuCliOptions, { defaultChip }: { defaultChip?: s
   };
 }
 
-function dimsOf(o: TpuCliOptions): { batch: number; seq: number } {
+/** The dims a model file declares (read once per file: cheap, no elaboration). */
+function declaredDims(file: string): readonly string[] {
+  return modelInfo(readTextFile(file, 'model file'), file).dims;
+}
+
+/**
+ * --batch and --seq as the plan counts them. A model with no `seq` dim (an MLP over feature vectors) takes no
+ * --seq: each example is one token. For decode, --seq defaults to --context (the positions the caches hold).
+ */
+function dimsOf(o: TpuCliOptions, file: string): { batch: number; seq: number; bindSeq: boolean } {
   if (o.batch === undefined) throw new UserError('option --batch is required (the global batch, in sequences)');
-  if (o.seq === undefined) throw new UserError('option --seq is required (tokens per sequence; for --mode decode, the context length)');
-  return { batch: o.batch, seq: o.seq };
+  if (!declaredDims(file).includes('seq')) {
+    if (o.seq !== undefined) throw new UserError(`option --seq: ${file} declares no dim 'seq' (its dims: ${declaredDims(file).join(', ') || 'none'}); drop --seq (each example counts as one token)`);
+    return { batch: o.batch, seq: 1, bindSeq: false };
+  }
+  const seq = o.seq ?? (o.mode === 'decode' ? o.context : undefined);
+  if (seq === undefined) throw new UserError('option --seq is required (tokens per sequence; for --mode decode, the context length)');
+  return { batch: o.batch, seq, bindSeq: true };
 }
 
 /** Build the graph a plan needs (decode: one new token per sequence) and run the default pass pipeline, as `compile` does. */
 export function planGraph(file: string, o: TpuCliOptions): Graph {
-  const { batch, seq } = dimsOf(o);
-  const g = loadModel(file, { ...o, batch, seq: o.mode === 'decode' ? 1 : seq });
+  const { batch, seq, bindSeq } = dimsOf(o, file);
+  const g = loadModel(file, { ...o, batch, ...(bindSeq ? { seq: o.mode === 'decode' ? 1 : seq } : {}) });
   // Decode builds the graph with seq = 1: the context the caches hold is checked against the model's bound here.
   const max = g.dimBounds?.seq;
   const context = o.context ?? seq;
@@ -132,7 +147,7 @@ export function planGraph(file: string, o: TpuCliOptions): Graph {
 
 export function runCost(file: string, o: TpuCliOptions): { plan?: PlanResult; ranked?: RankedPlan[] } {
   const po = planOptions(o);
-  const dims = dimsOf(o);
+  const dims = dimsOf(o, file);
   if (!po.mesh) throw new UserError("option --mesh is required (e.g. --mesh data=768,model=8, or --mesh auto)");
   const decodeDims = po.mode === 'decode' ? { batch: dims.batch, seq: 1 } : dims;
   const planOpts = po.mode === 'decode' ? { ...po, context: po.context ?? dims.seq } : po;
@@ -199,9 +214,9 @@ function writeNew(file: string, text: string): void {
 }
 
 /** `compile --target tpu`: write the programs and cost.json into the output directory. */
-export function emitTpu(graph: Graph, o: TpuCliOptions): { json: Record<string, unknown>; lines: string[] } {
+export function emitTpu(graph: Graph, o: TpuCliOptions, file: string): { json: Record<string, unknown>; lines: string[] } {
   const po = planOptions(o, { defaultChip: 'v5p' });
-  const dims = dimsOf(o);
+  const dims = dimsOf(o, file);
   if (!po.mesh || po.mesh === 'auto') throw new UserError("--target tpu needs an explicit --mesh (use 'lapidary cost --mesh auto' to search)");
   const topo = toUserError(() => resolveTopology(getChip(po.chip), po));
   const mesh = toUserError(() => makeMesh(topo, po.mesh!));

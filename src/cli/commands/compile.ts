@@ -7,7 +7,8 @@ import * as path from 'path';
 import { Command, Option } from 'commander';
 import { Graph, countOps, printGraph, graphToJSONText } from '../../ir';
 import { Pass, PassError, PassStat, PipelineError, PluginError, TraceEntry, loadPlugin, resolvePipeline, runPipeline, BUILTIN_PASSES } from '../../passes';
-import { loadModel, addModelOptions, ModelOptions } from '../load';
+import { loadModel, addModelOptions, ModelOptions, readTextFile } from '../load';
+import { modelInfo } from '../../../grammar';
 import { UserError } from '../errors';
 import { ensureDir, errText } from '../../fsutil';
 import { addTpuOptions, emitTpu } from './compile-tpu';
@@ -35,12 +36,12 @@ export interface CompileResultInfo {
 export interface Target {
   readonly description: string;
   /** Emit / report for the optimised graph; returns extra fields for --json and lines for the text output. */
-  emit?(graph: Graph, opts: CompileOptions): { json?: Record<string, unknown>; lines?: string[] } | void;
+  emit?(graph: Graph, opts: CompileOptions, file: string): { json?: Record<string, unknown>; lines?: string[] } | void;
 }
 
 export const TARGETS: Record<string, Target> = {
   cpu: { description: 'the tfjs CPU backend (run it with `lapidary run`): the optimised graph is the program' },
-  tpu: { description: 'mesh-partitioned StableHLO/HLO and cost.json into the -o directory (see docs/tpu.md)', emit: (g, o) => emitTpu(g, o) },
+  tpu: { description: 'mesh-partitioned StableHLO/HLO and cost.json into the -o directory (see docs/tpu.md)', emit: (g, o, file) => emitTpu(g, o, file) },
 };
 
 const collect = (v: string, prev: unknown) => [...(Array.isArray(prev) ? prev : []), v];
@@ -164,7 +165,8 @@ export function compileFile(file: string, opts: CompileOptions, api: () => objec
   if (opts.dumpDir) ensureDir(opts.dumpDir, '--dump-dir', { parents: false });
   if (opts.trace) checkOutputFile(opts.trace, inputs, '--trace');
   // --target tpu --mode decode compiles the one-new-token step: seq = 1 (--seq is the KV cache's context).
-  const graph = loadModel(file, opts.target === 'tpu' && (opts as { mode?: string }).mode === 'decode' ? { ...opts, seq: 1 } : opts);
+  const decode = opts.target === 'tpu' && (opts as { mode?: string }).mode === 'decode';
+  const graph = loadModel(file, decode && modelInfo(readTextFile(file, 'model file'), file).dims.includes('seq') ? { ...opts, seq: 1 } : opts);
   if (opts.dumpDir) writeDump(opts.dumpDir, '00-input.ir.txt', printGraph(graph));
   const printAll = (opts.printAfter ?? []).includes('all');
   const printSet = new Set(opts.printAfter ?? []);
@@ -183,7 +185,7 @@ export function compileFile(file: string, opts: CompileOptions, api: () => objec
   if (opts.dumpDir) writeDump(opts.dumpDir, 'trace.json', JSON.stringify(r.trace) + '\n');
   if (opts.trace) writeFileAtomic(opts.trace, JSON.stringify({ passes: r.stats, trace: r.trace }) + '\n', '--trace');
   if (opts.output && opts.target !== 'tpu') writeFileAtomic(opts.output, graphToJSONText(r.graph), '--output');
-  const emitted = target.emit?.(r.graph, opts) ?? undefined;
+  const emitted = target.emit?.(r.graph, opts, file) ?? undefined;
   return { graph: r.graph, stats: r.stats, trace: r.trace, target: emitted ? { ...(emitted.json ?? {}), lines: emitted.lines ?? [] } : undefined };
 }
 

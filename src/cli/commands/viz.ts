@@ -16,7 +16,8 @@ import { addTpuOptions, planOptions, toUserError } from './compile-tpu';
 import { renderHtml } from '../../viz/html';
 import { toModelExplorer, modelExplorerNodeData } from '../../viz/modelExplorer';
 import { PortInUseError, startVizServer } from '../../viz/server';
-import { loadModel, addModelOptions, ModelOptions, positiveInt } from '../load';
+import { loadModel, addModelOptions, ModelOptions, positiveInt, readTextFile } from '../load';
+import { modelInfo } from '../../../grammar';
 import { UserError } from '../errors';
 
 export interface VizOptions extends ModelOptions {
@@ -93,7 +94,7 @@ interface MeshPlan {
 }
 
 /** The mesh of the sharding overlay, checked before the model is built (mesh errors are cheap and common). */
-function meshPlan(opts: VizOptions): MeshPlan | undefined {
+function meshPlan(opts: VizOptions, file: string): MeshPlan | undefined {
   if (!opts.mesh) {
     for (const [k, flag] of [['topology', '--topology'], ['chips', '--chips'], ['strategy', '--strategy'], ['matmulEfficiency', '--matmul-efficiency']] as const) {
       if (opts[k] !== undefined) throw new UserError(`option ${flag} describes the sharding overlay: give --mesh too (e.g. --mesh data=16,model=4)`);
@@ -102,7 +103,11 @@ function meshPlan(opts: VizOptions): MeshPlan | undefined {
   }
   if (opts.mesh === 'auto') throw new UserError("viz shows one plan: give an explicit --mesh (e.g. --mesh data=16,model=4); 'lapidary cost --mesh auto' ranks the plans");
   if (opts.format !== 'html') throw new UserError('--mesh shows the sharding in the page; it cannot be combined with --format json or node-data');
-  if (opts.batch === undefined || opts.seq === undefined) throw new UserError('--mesh partitions the graph at concrete sizes: give --batch and --seq too (the global batch in sequences, tokens per sequence)');
+  // A model without a `seq` dim (an MLP over feature vectors) needs only --batch.
+  const needSeq = modelInfo(readTextFile(file, 'model file'), file).dims.includes('seq');
+  if (opts.batch === undefined || (needSeq && opts.seq === undefined)) {
+    throw new UserError(`--mesh partitions the graph at concrete sizes: give --batch${needSeq ? ' and --seq' : ''} too (the global batch in sequences${needSeq ? ', tokens per sequence' : ''})`);
+  }
   const po = planOptions({ ...opts, mode: 'forward' });
   return toUserError(() => {
     const mesh = makeMesh(resolveTopology(getChip(po.chip), po), po.mesh!);
@@ -132,14 +137,14 @@ function shardSteps(steps: readonly PipelineStep[], plan: MeshPlan, opts: VizOpt
 
 /** `lapidary cost`'s headline for a graph (the last step: with the default pipeline, the graph `cost` plans). */
 function planLine(graph: Graph, opts: VizOptions): string {
-  const r = toUserError(() => evaluatePlan(graph, planOptions({ ...opts, mode: 'forward' }), { batch: opts.batch!, seq: opts.seq! }));
+  const r = toUserError(() => evaluatePlan(graph, planOptions({ ...opts, mode: 'forward' }), { batch: opts.batch!, seq: opts.seq ?? 1 }));
   return `step ${(r.step_time_s * 1e3).toPrecision(3)} ms (forward), MFU ${(100 * r.mfu).toFixed(1)}%, ${(r.memory_per_chip_bytes / 1e9).toFixed(2)} GB/chip, ${r.bound}-bound`;
 }
 
 /** Build what `viz` writes (HTML page, Model Explorer graph JSON, or Model Explorer node data). */
 export function vizOutput(file: string, opts: VizOptions, live = false): string {
   const chip = chipOf(opts.chip);
-  const plan = meshPlan(opts);
+  const plan = meshPlan(opts, file);
   const graph = loadModel(file, opts);
   const env = costEnv(graph);
   if (opts.format === 'node-data') {
