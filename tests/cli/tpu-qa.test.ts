@@ -81,3 +81,12 @@ test('decode takes --context alone (--seq defaults to it)', () => {
   expect(r.code).toBe(0);
   expect(JSON.parse(r.stdout).context).toBe(512);
 });
+
+test('an axis that crosses slices over DCN with tensor parallelism or FSDP on it gets a note saying how to reorder', () => {
+  const base = ['cost', 'gemma2.model', '--variant', '2b', '--chip', 'v5e', '--topology', '2x16x16', '--mode', 'train', '--batch', '512', '--seq', '8192', '--json'];
+  const note = (mesh: string) => JSON.parse(lapidary([...base, '--mesh', mesh]).stdout).note ?? '';
+  expect(note('model=2,data=256')).toMatch(/^mesh axis 'model' \(tensor parallel\) crosses slices over DCN; put a data axis first \(e\.g\. --mesh data=256,model=2\)/);
+  expect(note('data=256,replica=2')).toMatch(/^FSDP axis 'data' crosses slices over DCN .*--mesh replica=2,data=256$/);
+  expect(note('data=256,model=2')).toMatch(/--mesh replica=2,data=128,model=2$/);
+  expect(note('replica=2,data=256')).not.toMatch(/DCN/);
+});

@@ -9,7 +9,7 @@
 import { didYouMean } from '../../../grammar/diagnostics';
 import { Graph, Node } from '../../ir/types';
 import { ChipSpec, getChip } from './chips';
-import { Mesh, Spec, Topology, defaultTopology, makeMesh, meshText, parseTopology, axisSize } from './mesh';
+import { Mesh, MeshAxis, Spec, Topology, defaultTopology, makeMesh, meshText, parseTopology, axisSize } from './mesh';
 import { CollectiveEvent, ParamPolicy } from './partition';
 import { partitionGraph, emitWholeProgram, PartitionResult } from './program';
 import { CostRecorder, bytesAt, fusedBytes } from './record';
@@ -208,8 +208,39 @@ export function evaluatePlan(g: Graph, o: PlanOptions, dims: { batch: number; se
   if (!o.mesh || o.mesh === 'auto') throw new TpuError('evaluatePlan needs an explicit --mesh');
   const mesh = makeMesh(topo, o.mesh);
   const strategy = chooseStrategy(g, o, dims, mesh);
-  const plan = evaluateOn(g, o, dims, mesh, strategy);
-  return strategy.why ? { ...plan, note: plan.note ? `${strategy.why}; ${plan.note}` : strategy.why } : plan;
+  return withPlanNotes(evaluateOn(g, o, dims, mesh, strategy), mesh, strategy);
+}
+
+/** A plan's note with what the mesh and the chosen strategy add (why this strategy; an axis crossing DCN). */
+export function withPlanNotes(plan: PlanResult, mesh: Mesh, strategy: Strategy & { why?: string }): PlanResult {
+  const notes = [strategy.why, dcnNote(mesh, strategy), plan.note].filter((x): x is string => !!x);
+  return notes.length ? { ...plan, note: notes.join('; ') } : plan;
+}
+
+/**
+ * Which axis crosses the slow links between slices (DCN) follows from the mesh's axis order (only the first axis
+ * may): tensor parallelism or FSDP there all-gathers weights over DCN on every layer. Says how to reorder or rename.
+ */
+export function dcnNote(mesh: Mesh, strategy: Strategy): string | undefined {
+  const cross = mesh.axes.find((a) => a.pieces.some((p) => p.dcn));
+  if (!cross) return undefined;
+  const others = mesh.axes.filter((a) => a !== cross).map((a) => `${a.name}=${a.size}`);
+  if (cross.name === strategy.policy.tpAxis) {
+    return `mesh axis '${cross.name}' (tensor parallel) crosses slices over DCN; put a data axis first (e.g. --mesh ${[...others, `${cross.name}=${cross.size}`].join(',')})`;
+  }
+  const fsdpAxes = strategy.policy.fsdpAxes ?? strategy.policy.dataAxes;
+  if (strategy.policy.fsdp && fsdpAxes.includes(cross.name)) {
+    const slices = cross.pieces.filter((p) => p.dcn).reduce((k, p) => k * p.size, 1);
+    const replica = mesh.axes.find((a) => a !== cross && REPLICA_AXIS_NAMES.includes(a.name));
+    const axes = (xs: readonly MeshAxis[]) => xs.map((a) => `${a.name}=${a.size}`).join(',');
+    const hint = replica
+      ? axes([replica, ...mesh.axes.filter((a) => a !== replica)])
+      : cross.size % slices === 0
+        ? [`replica=${slices}`, ...(cross.size > slices ? [`${cross.name}=${cross.size / slices}`] : []), ...others].join(',')
+        : undefined;
+    return `FSDP axis '${cross.name}' crosses slices over DCN (weights gathered between slices every layer)${hint ? `; replicate parameters across slices instead: --mesh ${hint}` : ''}`;
+  }
+  return undefined;
 }
 
 /**

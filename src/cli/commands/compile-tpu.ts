@@ -8,7 +8,7 @@ import { Command, Option } from 'commander';
 import { Graph, ShapeError } from '../../ir';
 import {
   CHIPS, Mode, PlanOptions, PlanResult, REMATS, Remat, TpuError, autoPlans, compileTpu, evaluatePlan, getChip, makeMesh,
-  parseStrategy, chooseStrategy, resolveTopology, RankedPlan,
+  parseStrategy, chooseStrategy, withPlanNotes, resolveTopology, RankedPlan,
 } from '../../backends/tpu';
 import { UserError } from '../errors';
 import { loadModel, ModelOptions, positiveInt, readTextFile } from '../load';
@@ -229,7 +229,7 @@ export function emitTpu(graph: Graph, o: TpuCliOptions, file: string): { json: R
   const c = toUserError(() => compileTpu(graph, mesh, strategy, stepOpts, stepDims, { emit: true, floatDtype: o.dtype ?? 'bf16' }));
   const emit_ms = performance.now() - t0;
   const progs = c.programs!;
-  const plan = c.plan;
+  const plan = withPlanNotes(c.plan, mesh, strategy);
   ensureDir(dir, '-o');
   const files: Record<(typeof TPU_FILES)[number], string> = {
     'program.mlir': progs.wholeMlir,
