@@ -90,3 +90,11 @@ test('an axis that crosses slices over DCN with tensor parallelism or FSDP on it
   expect(note('data=256,model=2')).toMatch(/--mesh replica=2,data=128,model=2$/);
   expect(note('replica=2,data=256')).not.toMatch(/DCN/);
 });
+
+test('--mesh auto on several slices also tries FSDP within a slice and data parallelism across them (and ranks it first for 2B on two v5e pods)', () => {
+  const r = lapidary(['cost', 'gemma2.model', '--variant', '2b', '--chip', 'v5e', '--chips', '512', '--mesh', 'auto', '--mode', 'train', '--batch', '512', '--seq', '8192', '--json']);
+  expect(r.code).toBe(0);
+  const plans = JSON.parse(r.stdout).plans;
+  expect(plans[0].mesh).toBe('replica=2,data=256');
+  expect(plans.map((p: { mesh: string }) => p.mesh)).toContain('data=512');
+});

@@ -669,9 +669,16 @@ export function autoPlans(build: () => Graph, o: PlanOptions, dims: { batch: num
   const g = build();
   const step = (o.mode ?? 'forward') === 'train' ? buildTrainingStep(g, o.remat ?? 'layer-inputs') : undefined;
   const out: RankedPlan[] = [];
+  // Several slices (joined over DCN): also FSDP within a slice and pure data parallelism across slices.
+  const slices = topo.axes.filter((a) => a.dcn).reduce((k, a) => k * a.size, 1);
+  const candidates: { meshStr: string; strategies: string[] }[] = [];
   for (let m = 1; m <= Math.min(64, n); m *= 2) {
     if (n % m) continue;
-    const meshStr = m === 1 ? `data=${n}` : `data=${n / m},model=${m}`;
+    const tp = m === 1 ? '' : `,model=${m}`;
+    candidates.push({ meshStr: `data=${n / m}${tp}`, strategies: m === 1 ? ['fsdp', 'dp'] : ['fsdp+tp', 'tp'] });
+    if (slices > 1 && (n / m) % slices === 0 && n / m > slices) candidates.push({ meshStr: `replica=${slices},data=${n / m / slices}${tp}`, strategies: [m === 1 ? 'fsdp' : 'fsdp+tp'] });
+  }
+  for (const { meshStr, strategies } of candidates) {
     let mesh: Mesh;
     try {
       mesh = makeMesh(topo, meshStr);
@@ -679,7 +686,7 @@ export function autoPlans(build: () => Graph, o: PlanOptions, dims: { batch: num
       out.push({ mesh: meshStr, strategy: '-', rejected: (e as Error).message, reason: 'does not map onto the torus' });
       continue;
     }
-    for (const s of m === 1 ? ['fsdp', 'dp'] : ['fsdp+tp', 'tp']) {
+    for (const s of strategies) {
       const strategy = parseStrategy(s, mesh);
       try {
         const r = evaluateOn(g, { ...o, mesh: meshStr, strategy: s }, dims, mesh, strategy, step);

@@ -46,11 +46,12 @@ export function formatPlan(r: PlanResult, opts: { layers?: number } = {}): strin
 }
 
 export function formatRanked(plans: readonly RankedPlan[]): string {
-  const L = [`${pad('#', 3)} ${pad('mesh', 22)} ${pad('strategy', 9)} ${lpad('step', 11)} ${lpad('tok/s/chip', 11)} ${lpad('MFU', 6)} ${lpad('mem/chip', 10)}  why`];
+  const w = Math.max(22, ...plans.map((p) => p.mesh.length));
+  const L = [`${pad('#', 3)} ${pad('mesh', w)} ${pad('strategy', 9)} ${lpad('step', 11)} ${lpad('tok/s/chip', 11)} ${lpad('MFU', 6)} ${lpad('mem/chip', 10)}  why`];
   plans.forEach((p, i) => {
     const r = p.result;
     L.push(
-      `${pad(String(i + 1), 3)} ${pad(p.mesh, 22)} ${pad(p.strategy, 9)} ${lpad(r ? ms(r.step_time_s) : '-', 11)} ${lpad(r ? r.tokens_per_s_per_chip.toFixed(0) : '-', 11)} ${lpad(r ? (100 * r.mfu).toFixed(1) + '%' : '-', 6)} ${lpad(r ? gb(r.memory_per_chip_bytes) : '-', 10)}  ${p.rejected ? 'rejected: ' + p.rejected : p.reason}`,
+      `${pad(String(i + 1), 3)} ${pad(p.mesh, w)} ${pad(p.strategy, 9)} ${lpad(r ? ms(r.step_time_s) : '-', 11)} ${lpad(r ? r.tokens_per_s_per_chip.toFixed(0) : '-', 11)} ${lpad(r ? (100 * r.mfu).toFixed(1) + '%' : '-', 6)} ${lpad(r ? gb(r.memory_per_chip_bytes) : '-', 10)}  ${p.rejected ? 'rejected: ' + p.rejected : p.reason}`,
     );
   });
   return L.join('\n') + '\n';
