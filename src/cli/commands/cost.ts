@@ -12,7 +12,7 @@ export function register(program: Command): void {
         .command('cost')
         .description('predict step time, MFU, tokens/s/chip and memory per chip of a model on a TPU mesh (--mesh auto ranks plans)')
         .argument('<file>', 'model file')
-        .option('--json', 'print one JSON object (step_time_s, mfu, tokens_per_s_per_chip, memory_per_chip_bytes, fits, breakdowns)'),
+        .option('--json', 'print one JSON object (step_time_s, mfu, tokens_per_s_per_chip, memory_per_chip_bytes, fits, breakdowns); with --mesh auto {"plans": [ranked plans, each with mesh, strategy, rejected, reason and those fields]}'),
     ),
   ).action((file: string, opts: TpuCliOptions & { json?: boolean }, cmd: Command) => {
     const r = runCost(file, { ...opts, rematGiven: cmd.getOptionValueSource('remat') === 'cli' });
