@@ -137,6 +137,8 @@ function samePartial(p: Partial | null, q: Partial | null): boolean {
   return true;
 }
 const cloneSpec = (s: Spec): MutableSpec => s.map((a) => [...a]);
+/** A value with no pending sum, seen as one pending over no axes (see `widening`). */
+const NO_AXES: Partial = { axes: [], reducer: 'add' };
 /**
  * Specs stored in values are never changed in place (every in-place edit works on a `cloneSpec` copy), so values
  * share them and their per-dim axis lists: ~100k values live for a whole 27B training-step compile, and cloned
@@ -552,9 +554,13 @@ export class Partitioner implements XlaBuilder {
   /**
    * `x + y` with both sums pending over different axes: if x's axes are a subset of y's, x is not split over the
    * others and their device count k is a power of two, x can join y's pending sum scaled by 1/k.
+   * A scalar x with no pending sum is pending over no axes (identical on every device it is not split over: a
+   * replicated gradient's squared sum in the grad norm, already all-reduced): it joins the same way, so the norm's
+   * chain of additions stays one pending sum whatever order its terms come in. Only scalars: for a tensor, joining
+   * would add a scaling pass and the all-reduce it saves comes later anyway, at the same size.
    */
   private widening(x: Info, y: Info, operand: 0 | 1 = 0): { operand: 0 | 1; k: number } | undefined {
-    const px = x.partial;
+    const px = x.partial ?? (numel(x.global.shape) === 1 ? NO_AXES : null);
     const py = y.partial;
     if (!px || !py || px.reducer !== 'add' || py.reducer !== 'add' || x.bcast || y.bcast) return undefined;
     if (!px.axes.every((a) => py.axes.includes(a))) return undefined;
