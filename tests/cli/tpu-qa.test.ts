@@ -98,3 +98,9 @@ test('--mesh auto on several slices also tries FSDP within a slice and data para
   expect(plans[0].mesh).toBe('replica=2,data=256');
   expect(plans.map((p: { mesh: string }) => p.mesh)).toContain('data=512');
 });
+
+test('--chips beyond one pod splits into the fewest equal slices of a valid shape (two v5p pods = 17920 chips)', () => {
+  const r = lapidary(['cost', 'gemma2.model', '--variant', '2b', '--chip', 'v5p', '--chips', '17920', '--mesh', 'data=17920', '--batch', '17920', '--seq', '1024', '--json']);
+  expect(r.code).toBe(0);
+  expect(JSON.parse(r.stdout).topology).toBe('2x16x20x28');
+});

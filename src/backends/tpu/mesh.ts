@@ -108,18 +108,23 @@ function sliceShapeProblem(chip: ChipSpec, ici: readonly number[]): string | und
 /** A default topology for `n` chips: near-square (2D) or near-cube (3D) slices, several slices beyond a pod. */
 export function defaultTopology(chip: ChipSpec, n: number): Topology {
   if (!Number.isInteger(n) || n < 1) throw new TpuError(`chip count ${n} is not a positive integer`);
+  const shapeOf = (per: number): number[] | undefined => {
+    if (chip.torusDims === 2) return SLICES_2D.map((s) => s.split('x').map(Number)).find((d) => d[0] * d[1] === per);
+    if (chip.torusDims === 3) return per % 64 === 0 ? balancedFactors(per / 64, 3).map((d) => 4 * d) : SMALL_3D.map((s) => s.split('x').map(Number)).find((d) => prod(d) === per);
+    return [per];
+  };
   let slices = 1;
-  let per = n;
-  if (n > chip.podChips) {
-    const pod = chip.torusDims === 2 ? 256 : chip.torusDims === 3 ? 4096 : chip.podChips;
-    if (n % pod !== 0) throw new TpuError(`${n} ${chip.name} chips exceed one slice (${chip.podChips}) and are not a whole number of ${pod}-chip slices; give --topology`);
-    slices = n / pod;
-    per = pod;
-  }
   let dims: number[] | undefined;
-  if (chip.torusDims === 2) dims = SLICES_2D.map((s) => s.split('x').map(Number)).find((d) => d[0] * d[1] === per);
-  else if (chip.torusDims === 3) dims = per % 64 === 0 ? balancedFactors(per / 64, 3).map((d) => 4 * d) : SMALL_3D.map((s) => s.split('x').map(Number)).find((d) => prod(d) === per);
-  else dims = [per];
+  if (n > chip.podChips) {
+    // The fewest slices of equal size that each form a slice shape (two v5p pods of 8960 = 17920 chips).
+    for (let k = Math.ceil(n / chip.podChips); k <= n && !dims; k++) {
+      if (n % k === 0 && n / k <= chip.podChips && shapeOf(n / k)) {
+        slices = k;
+        dims = shapeOf(n / k);
+      }
+    }
+    if (!dims) throw new TpuError(`${n} ${chip.name} chips exceed one slice (${chip.podChips}) and do not split into equal slices of a ${chip.name} slice shape; give --topology`);
+  } else dims = shapeOf(n);
   if (!dims) {
     const sizes = chip.torusDims === 2 ? SLICES_2D.map((s) => prod(s.split('x').map(Number))) : [4, 8, 16, 32, '64k'];
     throw new TpuError(`${n} ${chip.name} chips do not form a slice (${chip.name} slices have ${sizes.join(', ')} chips${chip.torusDims === 3 ? ' (k ≥ 1)' : ''}); give --topology or another --chips`);
