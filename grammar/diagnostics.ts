@@ -1,7 +1,8 @@
 /**
  * Diagnostics: errors a user can act on. Each carries a location (file, 1-based line and column, the
  * number of columns to underline), the text of the source line, and optional notes (e.g. the line inside a
- * prelude block where a shape error surfaced). The printed form is
+ * prelude block where a shape error surfaced) — except option diagnostics (a bad `variant`, `hparams` or
+ * `dims` entry given to the compiler), which name the option instead. The printed form is
  *
  *     gemma2.model:28:17: error: unknown hyperparameter 'head_dimm' in variant 27b (did you mean 'head_dim'?)
  *         head_dimm = 128
@@ -40,10 +41,17 @@ export interface DiagnosticNote {
   readonly lineText: string;
 }
 
-export interface Diagnostic {
+interface DiagnosticCommon {
   readonly severity: Severity;
   readonly code: DiagnosticCode;
   readonly message: string;
+  readonly notes: readonly DiagnosticNote[];
+}
+
+/** A problem at a place in a source file (the model file or the prelude). */
+export interface SourceDiagnostic extends DiagnosticCommon {
+  readonly option?: undefined;
+  readonly key?: undefined;
   readonly file: string;
   /** 1-based. */
   readonly line: number;
@@ -53,7 +61,31 @@ export interface Diagnostic {
   readonly length: number;
   /** The source line the location is on. */
   readonly lineText: string;
-  readonly notes: readonly DiagnosticNote[];
+}
+
+/** The compile option (a key of `CompileOptions`) an option diagnostic is about. */
+export type DiagnosticOption = 'variant' | 'hparams' | 'dims';
+
+/**
+ * A problem with a compile option rather than with the file (an unknown `hparams` name, an unknown
+ * `variant`): it has no source location — pointing into the model file would underline an unrelated line.
+ */
+export interface OptionDiagnostic extends DiagnosticCommon {
+  readonly option: DiagnosticOption;
+  /** The entry of the option at fault: the hyperparameter or dim name, or the variant asked for. */
+  readonly key: string;
+  readonly file?: undefined;
+  readonly line?: undefined;
+  readonly col?: undefined;
+  readonly length?: undefined;
+  readonly lineText?: undefined;
+}
+
+/** Either located in a source file, or about a compile option (`option` set, no location). */
+export type Diagnostic = SourceDiagnostic | OptionDiagnostic;
+
+export function isOptionDiagnostic(d: Diagnostic): d is OptionDiagnostic {
+  return d.option !== undefined;
 }
 
 /** Line starts of a text, to turn offsets into lines and columns. */
@@ -119,15 +151,28 @@ export class SourceText {
   }
 }
 
-/** Print one diagnostic with its source line and a caret underline; notes follow the same format. */
-export function formatDiagnostic(d: Diagnostic): string {
-  const out = [`${d.file}:${d.line}:${d.col}: ${d.severity}: ${d.message}`, ...snippet(d)];
+export interface FormatOptions {
+  /** How an option diagnostic names its option (default: the `CompileOptions` key, e.g. `hparams`). */
+  readonly optionName?: (d: OptionDiagnostic) => string;
+  /** What an option diagnostic's line starts with in place of a file location (e.g. the program name). */
+  readonly origin?: string;
+}
+
+/**
+ * Print one diagnostic with its source line and a caret underline; notes follow the same format. An option
+ * diagnostic is one line without a location: `error: option hparams: unknown hyperparameter 'n_layerz' …`.
+ */
+export function formatDiagnostic(d: Diagnostic, fmt: FormatOptions = {}): string {
+  const out =
+    d.option !== undefined
+      ? [`${fmt.origin ? `${fmt.origin}: ` : ''}${d.severity}: option ${fmt.optionName ? fmt.optionName(d) : d.option}: ${d.message}`]
+      : [`${d.file}:${d.line}:${d.col}: ${d.severity}: ${d.message}`, ...snippet(d)];
   for (const n of d.notes) out.push(`${n.file}:${n.line}:${n.col}: note: ${n.message}`, ...snippet(n));
   return out.join('\n');
 }
 
-export function formatDiagnostics(ds: readonly Diagnostic[]): string {
-  return ds.map(formatDiagnostic).join('\n') + (ds.length ? '\n' : '');
+export function formatDiagnostics(ds: readonly Diagnostic[], fmt: FormatOptions = {}): string {
+  return ds.map((d) => formatDiagnostic(d, fmt)).join('\n') + (ds.length ? '\n' : '');
 }
 
 /** Widest source excerpt shown under a diagnostic; longer lines are cut around the caret. */
@@ -236,6 +281,18 @@ export class DiagnosticBag {
 
   note(span: Span, message: string): DiagnosticNote {
     return { message, ...this.locate(span) };
+  }
+
+  /**
+   * An error in a compile option (no source location). Never dropped: there are at most as many as the
+   * option has entries.
+   */
+  addOption(code: DiagnosticCode, option: DiagnosticOption, key: string, message: string): void {
+    const k = `option ${option}:${message}`;
+    if (this.seen.has(k)) return;
+    this.seen.add(k);
+    this.errors++;
+    this.list.push({ severity: 'error', code, message, option, key, notes: [] });
   }
 
   add(code: DiagnosticCode, span: Span, message: string, notes: readonly DiagnosticNote[] = [], severity: Severity = 'error'): void {

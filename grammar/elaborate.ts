@@ -26,6 +26,8 @@ export interface CompileOptions {
   readonly hparams?: Readonly<Record<string, number | boolean | string>>;
 }
 
+const DTYPES: readonly DType[] = ['f32', 'bf16', 'f16', 'i32', 'i64', 'bool'];
+
 /** Limits that keep a mistyped number from building a graph the size of the machine. */
 export const LIMITS = { maxNodes: 2_000_000, maxLoopIterations: 100_000, maxSteps: 5_000_000, maxCallDepth: 200 };
 
@@ -533,10 +535,10 @@ export class Elaborator {
       const v = this.variants.get(opts.variant);
       if (!v) {
         const names = [...this.variants.keys()];
-        const at = [...this.variants.values()][0]?.name.span ?? this.userStart();
-        this.err(
+        this.diags.addOption(
           'unknown-variant',
-          at,
+          'variant',
+          opts.variant,
           names.length
             ? `unknown variant '${opts.variant}'${didYouMean(opts.variant, names)}; the variants are ${names.map((n) => `'${n}'`).join(', ')}`
             : `unknown variant '${opts.variant}': the model has no variants`,
@@ -544,7 +546,8 @@ export class Elaborator {
         ok = false;
       } else for (const h of v.defs) if (defs.has(h.name.name)) defs.set(h.name.name, h);
     }
-    const fixed = new Map<string, { value: Value; span: A.Span; from: string }>();
+    // Values fixed by config.json (with the mapping line they came through) or by the `hparams` option.
+    const fixed = new Map<string, { value: Value; span: A.Span; from: string } | { value: Value; override: true }>();
     if (opts.config !== undefined) {
       const cfg = opts.config as Record<string, unknown>;
       const done = new Set<string>();
@@ -579,9 +582,9 @@ export class Elaborator {
     for (const [k, v] of Object.entries(opts.hparams ?? {})) {
       const value = typeof v === 'number' ? num(v) : typeof v === 'boolean' ? bool(v) : str(String(v));
       if (!this.hparamDefs.has(k)) {
-        this.err('unknown-hparam', this.hparamsSpan(), `unknown hyperparameter '${k}' in the overrides${didYouMean(k, this.hparamDefs.keys())}`);
+        this.diags.addOption('unknown-hparam', 'hparams', k, `unknown hyperparameter '${k}'${didYouMean(k, this.hparamDefs.keys())}`);
         ok = false;
-      } else fixed.set(k, { value, span: this.hparamDefs.get(k)!.name.span, from: `the override of '${k}'` });
+      } else fixed.set(k, { value, override: true });
     }
 
     const values = new Map<string, Value>();
@@ -602,13 +605,26 @@ export class Elaborator {
         v = ERR;
       }
       const f = fixed.get(name);
-      if (f) {
+      if (f && 'override' in f) {
+        // A value of the `hparams` option: its problems are the option's, not a line of the file's.
+        const given = scalarOf(f.value);
+        if (v.k === 'err') v = f.value; // the definition's own error is reported already
+        else if (v.k === 'dtype' && f.value.k === 'str' && DTYPES.includes(given as DType)) v = { k: 'dtype', v: given as DType };
+        else if (f.value.k === v.k) v = f.value;
+        else {
+          const kind = v.k === 'num' ? 'a number' : v.k === 'bool' ? 'true or false' : v.k === 'str' ? 'a string' : 'a dtype';
+          const d = scalarOf(v);
+          const dflt = `${typeof d === 'string' && v.k === 'str' ? JSON.stringify(d) : String(d)} by default${v.k === 'dtype' ? `; one of ${DTYPES.join(', ')}` : ''}`;
+          this.diags.addOption('type', 'hparams', name, `hyperparameter '${name}' takes ${kind} (${dflt}), not ${describeValue(f.value)}`);
+          v = ERR;
+        }
+      } else if (f) {
         if (v.k !== 'err' && f.value.k !== v.k && !(v.k === 'dtype' && f.value.k === 'str')) {
           this.err('config', f.span, `${f.from} gives ${describeValue(f.value)} for '${name}', which is ${describeValue(v)} by default`);
           v = ERR;
         } else if (v.k === 'dtype' && f.value.k === 'str') {
           const d = f.value.v as DType;
-          v = ['f32', 'bf16', 'f16', 'i32', 'i64', 'bool'].includes(d) ? { k: 'dtype', v: d } : ERR;
+          v = DTYPES.includes(d) ? { k: 'dtype', v: d } : ERR;
           if (v.k === 'err') this.err('config', f.span, `${f.from} gives ${describeValue(f.value)} for '${name}', which must be a dtype`);
         } else v = f.value;
       }
@@ -621,7 +637,7 @@ export class Elaborator {
     }
     this.hparams = values;
     this.hparamOrigins.clear();
-    for (const [name, f] of fixed) if (f.from.startsWith('config')) this.hparamOrigins.set(name, { span: f.span, from: f.from });
+    for (const [name, f] of fixed) if ('from' in f) this.hparamOrigins.set(name, { span: f.span, from: f.from });
     this.hparamDeps = (name) => {
       const seen = new Set<string>();
       const go = (n: string) => {
@@ -691,11 +707,10 @@ export class Elaborator {
     for (const [name, n] of Object.entries(opts.dims ?? {})) {
       const decl = this.dimDecls.get(name);
       if (!decl) {
-        const at = [...this.dimDecls.values()][0]?.span ?? this.userStart();
-        this.err('unknown-dim', at, `unknown dim '${name}'${didYouMean(name, this.dimDecls.keys())}; the model declares ${[...this.dimDecls.keys()].map((d) => `'${d}'`).join(', ') || 'no dims'}`);
+        this.diags.addOption('unknown-dim', 'dims', name, `unknown dim '${name}'${didYouMean(name, this.dimDecls.keys())}; the model declares ${[...this.dimDecls.keys()].map((d) => `'${d}'`).join(', ') || 'no dims'}`);
         ok = false;
       } else if (!Number.isInteger(n) || n < 1) {
-        this.err('unknown-dim', decl.span, `dim '${name}' must be bound to a positive integer, got ${n}`);
+        this.diags.addOption('unknown-dim', 'dims', name, `dim '${name}' must be bound to a positive integer, got ${n}`);
         ok = false;
       } else if (this.dimBounds.has(name) && n > this.dimBounds.get(name)!) {
         const e = this.dimBoundExprs.get(name)!;
@@ -1211,11 +1226,6 @@ export class Elaborator {
   private userEnd(): A.Span {
     const src = this.diags.source(this.userFile);
     return src ? src.endSpan() : this.userStart();
-  }
-
-  private hparamsSpan(): A.Span {
-    const first = [...this.hparamDefs.values()][0];
-    return first ? first.span : this.userStart();
   }
 
   /** The span of the last character of a declaration (its closing brace). */

@@ -1,7 +1,7 @@
 /**
  * The front end: model files → IR graphs.
  *
- *   compileModel(source, file, { variant, config, dims }) → { graph?, diagnostics }
+ *   compileModel(source, file, { variant, config, dims, hparams }) → { graph?, diagnostics }
  *
  * The prelude (grammar/prelude.model) is loaded before every model file; the model's blocks may shadow
  * prelude blocks. User errors never throw: they come back as diagnostics (see diagnostics.ts).
@@ -15,8 +15,8 @@ import { CompileOptions, Elaborator } from './elaborate';
 import { parse } from './parser';
 
 export type { CompileOptions } from './elaborate';
-export type { Diagnostic, DiagnosticCode, DiagnosticNote, Severity } from './diagnostics';
-export { formatDiagnostic, formatDiagnostics } from './diagnostics';
+export type { Diagnostic, DiagnosticCode, DiagnosticNote, DiagnosticOption, FormatOptions, OptionDiagnostic, Severity, SourceDiagnostic } from './diagnostics';
+export { formatDiagnostic, formatDiagnostics, isOptionDiagnostic } from './diagnostics';
 export { parse } from './parser';
 export { PRIMS } from './primitives';
 
@@ -25,7 +25,10 @@ export const PRELUDE_FILE = 'prelude.model';
 export interface CompileResult {
   /** Present when there were no errors. */
   readonly graph?: Graph;
-  /** Errors (and warnings), sorted by file position. */
+  /**
+   * Errors (and warnings): first those about the options (`option` set, no location: an unknown variant,
+   * hyperparameter or dim), then the rest sorted by file position.
+   */
   readonly diagnostics: Diagnostic[];
 }
 
@@ -61,10 +64,15 @@ function prelude(): Parsed {
   return (preludeParsed = { program: r.program, src, diagnostics: bag.list, hadErrors: r.hadErrors });
 }
 
+/** Option diagnostics first (in the order reported), then by file position. */
 function sortDiagnostics(ds: Diagnostic[]): Diagnostic[] {
+  const rank = (x: Diagnostic, y: Diagnostic): number => {
+    if (x.option !== undefined || y.option !== undefined) return (x.option !== undefined ? 0 : 1) - (y.option !== undefined ? 0 : 1);
+    return x.file === y.file ? x.line - y.line || x.col - y.col : 0;
+  };
   return ds
     .map((d, i) => ({ d, i }))
-    .sort((a, b) => (a.d.file === b.d.file ? a.d.line - b.d.line || a.d.col - b.d.col || a.i - b.i : a.i - b.i))
+    .sort((a, b) => rank(a.d, b.d) || a.i - b.i)
     .map((x) => x.d);
 }
 
@@ -109,7 +117,7 @@ export function compileModel(source: string, file: string, opts: CompileOptions 
       // Errors on lines whose hyperparameters came from config.json say which keys set them.
       const el = s.el;
       diagnostics = diagnostics.map((d) => {
-        if (d.severity !== 'error' || d.file === PRELUDE_FILE || d.code === 'config' || d.code === 'unknown-hparam') return d;
+        if (d.severity !== 'error' || d.option !== undefined || d.file === PRELUDE_FILE || d.code === 'config' || d.code === 'unknown-hparam') return d;
         const notes = el.configNotes(d.lineText);
         return notes.length ? { ...d, notes: [...d.notes, ...notes] } : d;
       });

@@ -1,8 +1,8 @@
 /** Shared CLI plumbing: read a model file (and an optional HF config.json), compile it, turn diagnostics into UserErrors. */
 import * as fs from 'fs';
 import { Command, Option } from 'commander';
-import { compileModel, modelInfo, Diagnostic } from '../../grammar';
-import { formatDiagnostics } from '../../grammar/diagnostics';
+import { compileModel, modelInfo, Diagnostic, OptionDiagnostic } from '../../grammar';
+import { FormatOptions, formatDiagnostics } from '../../grammar/diagnostics';
 import { Graph } from '../ir';
 import { UserError } from './errors';
 
@@ -68,9 +68,30 @@ export function readJsonFile(path: string, what: string): unknown {
   }
 }
 
+/** The command-line option behind a compile option's diagnostic: `hparams` → `--hparam`, dim `seq` → `--seq`. */
+export function cliOptionName(d: OptionDiagnostic): string {
+  switch (d.option) {
+    case 'variant':
+      return '--variant';
+    case 'hparams':
+      return '--hparam';
+    case 'dims':
+      return d.key === 'batch' || d.key === 'seq' ? `--${d.key}` : `dim '${d.key}'`;
+  }
+}
+
+/** Diagnostics about an option print as `lapidary: error: option --hparam: …`, without a model-file location. */
+const CLI_FORMAT: FormatOptions = { optionName: cliOptionName, origin: 'lapidary' };
+
 function diagnosticsError(file: string, ds: readonly Diagnostic[]): UserError {
   const n = Math.max(ds.filter((d) => d.severity === 'error').length, 1);
-  const text = formatDiagnostics(ds);
+  // Only option errors (a mistyped --hparam, an unknown --variant): plain `lapidary: error: option …` lines,
+  // like any other bad option; nothing in the model file to show.
+  if (ds.length && ds.every((d) => d.option !== undefined)) {
+    const lines = ds.map((d) => `option ${cliOptionName(d as OptionDiagnostic)}: ${d.message}`);
+    return lines.length === 1 ? new UserError(lines[0]) : new UserError(lines.join('; '), lines.map((l) => `lapidary: error: ${l}\n`).join(''));
+  }
+  const text = formatDiagnostics(ds, CLI_FORMAT);
   return new UserError(`${n} error(s) in ${file}`, `${text}${text.endsWith('\n') ? '' : '\n'}${n} error${n === 1 ? '' : 's'}\n`);
 }
 
@@ -90,17 +111,18 @@ export function checkAllVariants(file: string, opts: ModelOptions): void {
   for (const variant of [undefined, ...info.variants]) {
     const r = compileModel(source, file, { variant, dims, ...hparamsOf(opts) });
     for (const d of r.diagnostics) {
-      const key = `${d.file}:${d.line}:${d.col}:${d.message}`;
+      // An option error is the option's whatever the variant: reported once (the first variant's message).
+      const key = d.option !== undefined ? `option ${d.option} ${d.key} ${d.code}` : `${d.file}:${d.line}:${d.col}:${d.message}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      out.push(variant === undefined || d.severity !== 'error' ? d : { ...d, message: `${d.message} (variant ${variant})` });
+      out.push(variant === undefined || d.severity !== 'error' || d.option !== undefined ? d : { ...d, message: `${d.message} (variant ${variant})` });
     }
     // Syntax and declaration errors are the same for every variant: no need to elaborate the others.
     if (info.diagnostics.some((d) => d.severity === 'error')) break;
   }
   const errors = out.filter((d) => d.severity === 'error');
   if (errors.length) throw diagnosticsError(file, out);
-  const warnings = formatDiagnostics(out);
+  const warnings = formatDiagnostics(out, CLI_FORMAT);
   if (warnings) process.stderr.write(warnings.endsWith('\n') ? warnings : warnings + '\n');
 }
 
@@ -122,7 +144,7 @@ export function loadModel(file: string, opts: ModelOptions, extraDims: Record<st
   const r = compileModel(source, file, { variant: opts.variant, config, dims, ...hparamsOf(opts) });
   const errors = r.diagnostics.filter((d) => d.severity === 'error');
   if (!r.graph || errors.length) throw diagnosticsError(file, r.diagnostics);
-  const warnings = formatDiagnostics(r.diagnostics.filter((d) => d.severity === 'warning'));
+  const warnings = formatDiagnostics(r.diagnostics.filter((d) => d.severity === 'warning'), CLI_FORMAT);
   if (warnings) process.stderr.write(warnings.endsWith('\n') ? warnings : warnings + '\n');
   return r.graph;
 }

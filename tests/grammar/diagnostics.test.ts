@@ -201,7 +201,7 @@ describe('semantic errors', () => {
       .replace('x = model.norm: rmsnorm(x, eps)', 'x = model.norm: rmsnorm(x, eps, 3)');
     const ds = errors(src, 'gemma2.model');
     expect(ds.map((d) => d.code)).toEqual(['unknown-hparam', 'unknown-hparam', 'unknown-name', 'unknown-block', 'arity']);
-    expect(ds.map((d) => d.line)).toEqual([...ds.map((d) => d.line)].sort((a, b) => a - b));
+    expect(ds.map((d) => d.line)).toEqual([...ds.map((d) => d.line)].sort((a, b) => (a ?? 0) - (b ?? 0)));
   });
 
   test('compileModel never throws on odd input', () => {

@@ -1,6 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { compileModel, CompileOptions } from '../../grammar';
+import { compileModel, CompileOptions, formatDiagnostics } from '../../grammar';
 
 export const ROOT = path.join(__dirname, '..', '..');
 export const GEMMA2 = fs.readFileSync(path.join(ROOT, 'gemma2.model'), 'utf8');
@@ -9,7 +9,7 @@ export const read = (rel: string): string => fs.readFileSync(path.join(ROOT, rel
 /** Compile and fail the test with the printed diagnostics when there is no graph. */
 export function build(source: string, file: string, opts: CompileOptions = {}) {
   const r = compileModel(source, file, opts);
-  if (!r.graph) throw new Error(`expected a graph, got:\n${r.diagnostics.map((d) => `${d.file}:${d.line}:${d.col}: ${d.message}`).join('\n')}`);
+  if (!r.graph) throw new Error(`expected a graph, got:\n${formatDiagnostics(r.diagnostics)}`);
   return r.graph;
 }
 

@@ -1,7 +1,7 @@
 /**
  * Property-based tests (fast-check): whatever the input — gemma2.model with characters or tokens deleted,
  * inserted or replaced, or random text — compileModel returns instead of throwing, and every diagnostic
- * points inside the model file.
+ * points inside the model file (but for an unknown variant, which is about the option, not the file).
  */
 import fc from 'fast-check';
 import { compileModel } from '../../grammar';
@@ -18,6 +18,11 @@ function checkCompile(source: string): void {
   }).not.toThrow();
   const lines = LINES(source);
   for (const d of r!.diagnostics) {
+    if (d.option !== undefined) {
+      // The only option given: a mutation that removes `variant "2b"` makes it unknown (no location).
+      expect(d).toMatchObject({ option: 'variant', key: '2b', code: 'unknown-variant' });
+      continue;
+    }
     const where = `${d.file}:${d.line}:${d.col} ${d.message}`;
     if (d.file !== FILE || d.line < 1 || d.line > lines.length || d.col < 1 || d.col > lines[d.line - 1].replace(/\r$/, '').length + 1)
       throw new Error(`diagnostic outside the file: ${where}\n--- source ---\n${source}`);

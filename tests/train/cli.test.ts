@@ -87,8 +87,8 @@ test.each([
   [['--lr', '-1'], /option --lr takes a number > 0, got '-1'/],
   [['--remat', 'some'], /Allowed choices are save-all, layer-inputs, matmul-outputs/],
   [['--hparam', 'n_layers'], /option --hparam takes name=value \(e.g. --hparam n_layers=4\), got 'n_layers'/],
-  [['--hparam', 'n_layerz=2'], /unknown hyperparameter 'n_layerz' in the overrides \(did you mean 'n_layers'\?\)/],
-  [['--hparam', 'n_layers=two'], /gemma2.model:\d+:\d+: error: the override of 'n_layers' gives the string "two" for 'n_layers', which is the number 26 by default/],
+  [['--hparam', 'n_layerz=2'], /option --hparam: unknown hyperparameter 'n_layerz' \(did you mean 'n_layers'\?\)/],
+  [['--hparam', 'n_layers=two'], /option --hparam: hyperparameter 'n_layers' takes a number \(26 by default\), not the string "two"/],
 ])('clean user error for %j', (extra, msg) => {
   const args = trainArgs(path.join(tmp, 'bad'), 1);
   for (let i = 0; i < extra.length; i += 2) {
