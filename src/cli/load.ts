@@ -50,6 +50,18 @@ export function positiveInt(option: string): (v: string) => number {
   };
 }
 
+/**
+ * A model file's text. IR JSON (what `ir --json` and `compile -o` write) is refused by name: the commands read
+ * model files, and a graph in JSON is for code (`fromJSON` in src/ir/json.ts verifies and returns it).
+ */
+export function readModelSource(file: string): string {
+  const text = readTextFile(file, 'model file');
+  if (/^\s*\{/.test(text) && /"format"\s*:\s*"lapidary-ir"/.test(text.slice(0, 400))) {
+    throw new UserError(`'${file}' is Lapidary IR JSON (what \`ir --json\` and \`compile -o\` write), not a model file: the commands read model files; load IR JSON in code with fromJSON (src/ir/json.ts)`);
+  }
+  return text;
+}
+
 export function readTextFile(path: string, what: string): string {
   try {
     return fs.readFileSync(path, 'utf8');
@@ -101,7 +113,7 @@ function diagnosticsError(file: string, ds: readonly Diagnostic[]): UserError {
  * that only one variant has say which (`… (variant 27b)`); the same error in several is reported once.
  */
 export function checkAllVariants(file: string, opts: ModelOptions): void {
-  const source = readTextFile(file, 'model file');
+  const source = readModelSource(file);
   const info = modelInfo(source, file);
   const dims: Record<string, number> = {};
   if (opts.batch !== undefined) dims.batch = opts.batch;
@@ -133,7 +145,7 @@ function hparamsOf(opts: ModelOptions): { hparams?: Record<string, number | bool
 
 /** Compile a model file with the command's options; diagnostics become a UserError (exit 1). */
 export function loadModel(file: string, opts: ModelOptions, extraDims: Record<string, number> = {}): Graph {
-  const source = readTextFile(file, 'model file');
+  const source = readModelSource(file);
   const config = opts.config ? (readJsonFile(opts.config, 'config') as object) : undefined;
   if (config !== undefined && (typeof config !== 'object' || config === null || Array.isArray(config))) {
     throw new UserError(`config '${opts.config}' must be a JSON object`);

@@ -177,3 +177,20 @@ test('--batch/--seq take digits only (Number() also read 0x10, 1e3 and 4.0)', ()
   }
   expect(JSON.parse(lapidary(['stats', MODEL, '--seq', '16', '--json']).stdout).nodes).toBeGreaterThan(0);
 });
+
+test('IR JSON given where a model file is expected is named as such (it was a parse error at 1:1)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-irjson-'));
+  try {
+    const json = path.join(dir, 'g.json');
+    const ir = lapidary(['ir', 'gemma2.model', '--variant', '2b', '--seq', '8', '--json']);
+    expect(ir.code).toBe(0);
+    fs.writeFileSync(json, ir.stdout);
+    for (const cmd of [['compile', json], ['stats', json], ['cost', json, '--chip', 'v5e', '--chips', '4', '--mesh', 'data=4', '--batch', '4', '--seq', '8']]) {
+      const r = lapidary(cmd);
+      expectCleanFailure(r);
+      expect(r.stderr).toMatch(/is Lapidary IR JSON \(what `ir --json` and `compile -o` write\), not a model file/);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

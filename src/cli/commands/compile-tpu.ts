@@ -11,7 +11,7 @@ import {
   parseStrategy, chooseStrategy, withPlanNotes, resolveTopology, RankedPlan,
 } from '../../backends/tpu';
 import { UserError } from '../errors';
-import { loadModel, ModelOptions, positiveInt, readTextFile } from '../load';
+import { loadModel, ModelOptions, positiveInt, readModelSource } from '../load';
 import { modelInfo } from '../../../grammar';
 import { PassError, resolvePipeline, runPipeline } from '../../passes';
 import { ensureDir } from '../../fsutil';
@@ -109,7 +109,7 @@ export function planOptions(o: TpuCliOptions, { defaultChip }: { defaultChip?: s
 
 /** The dims a model file declares (read once per file: cheap, no elaboration). */
 function declaredDims(file: string): readonly string[] {
-  return modelInfo(readTextFile(file, 'model file'), file).dims;
+  return modelInfo(readModelSource(file), file).dims;
 }
 
 /**

@@ -7,7 +7,7 @@ import * as path from 'path';
 import { Command, Option } from 'commander';
 import { Graph, countOps, printGraph, graphToJSONText } from '../../ir';
 import { Pass, PassError, PassStat, PipelineError, PluginError, TraceEntry, loadPlugin, resolvePipeline, runPipeline, BUILTIN_PASSES } from '../../passes';
-import { loadModel, addModelOptions, ModelOptions, readTextFile } from '../load';
+import { loadModel, addModelOptions, ModelOptions, readModelSource } from '../load';
 import { modelInfo } from '../../../grammar';
 import { UserError } from '../errors';
 import { ensureDir, errText } from '../../fsutil';
@@ -166,7 +166,7 @@ export function compileFile(file: string, opts: CompileOptions, api: () => objec
   if (opts.trace) checkOutputFile(opts.trace, inputs, '--trace');
   // --target tpu --mode decode compiles the one-new-token step: seq = 1 (--seq is the KV cache's context).
   const decode = opts.target === 'tpu' && (opts as { mode?: string }).mode === 'decode';
-  const graph = loadModel(file, decode && modelInfo(readTextFile(file, 'model file'), file).dims.includes('seq') ? { ...opts, seq: 1 } : opts);
+  const graph = loadModel(file, decode && modelInfo(readModelSource(file), file).dims.includes('seq') ? { ...opts, seq: 1 } : opts);
   if (opts.dumpDir) writeDump(opts.dumpDir, '00-input.ir.txt', printGraph(graph));
   const printAll = (opts.printAfter ?? []).includes('all');
   const printSet = new Set(opts.printAfter ?? []);

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Command, Option } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
-import { loadModel, addModelOptions, ModelOptions, positiveInt, readJsonFile, readTextFile } from '../load';
+import { loadModel, addModelOptions, ModelOptions, positiveInt, readJsonFile, readModelSource } from '../load';
 import { compileModel, modelInfo } from '../../../grammar';
 import { UserError } from '../errors';
 import { initCpuBackend, BackendKind, ParamStore } from '../../backends/cpu';
@@ -264,7 +264,7 @@ async function train(file: string, opts: TrainOptions): Promise<void> {
 }
 
 function checkpointConfig(file: string, graph: Graph, base: Record<string, unknown>, opts: TrainOptions): Record<string, unknown> {
-  const source = readTextFile(file, 'model file');
+  const source = readModelSource(file);
   const info = modelInfo(source, file);
   const config = hfConfigFor(info.config, graph.hparams, base);
   // Read it back as `lapidary run --checkpoint` will (no variant, no overrides): what can it not express?
