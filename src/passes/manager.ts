@@ -8,6 +8,7 @@ import { Graph } from '../ir/types';
 import { verifyProblems, VerifyError } from '../ir/verify';
 import { fmtType, typeEq } from '../ir/shape';
 import { Pass, PassContext, TraceEntry } from './types';
+import { locatePluginError } from './plugin';
 
 export interface PassStat {
   readonly name: string;
@@ -83,7 +84,8 @@ export function runPipeline(graph: Graph, passes: readonly Pass[], opts: Pipelin
       const msg = (e as Error)?.message ?? String(e);
       // Writing into the frozen input graph is the classic first mistake: say what to do instead.
       const frozen = e instanceof TypeError && /read[- ]only|not extensible|Cannot (add|delete|assign|define) property|frozen/i.test(msg);
-      throw new PassError(pass.name, pass.origin, `failed: ${msg}${frozen ? ' (graphs are frozen: return a new graph — e.g. from applyRules or GraphBuilder.from(graph) — instead of changing the input)' : ''}`, e);
+      const where = pass.origin && pass.origin !== 'builtin' ? locatePluginError(e) : undefined;
+      throw new PassError(pass.name, pass.origin, `failed${where ? ` at ${where}` : ''}: ${msg}${frozen ? ' (graphs are frozen: return a new graph — e.g. from applyRules or GraphBuilder.from(graph) — instead of changing the input)' : ''}`, e);
     }
     const ms = performance.now() - t0;
     if (out && typeof (out as { then?: unknown }).then === 'function') {

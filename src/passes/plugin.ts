@@ -11,7 +11,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { createRequire } from 'module';
+import { SourceMap, createRequire } from 'module';
 import { pathToFileURL } from 'url';
 import { Pass, definePass, isPass } from './types';
 
@@ -53,7 +53,8 @@ export function loadPlugin(file: string, api: object): Pass[] {
       external: ['lapidary', 'lapidary/*'],
       packages: 'external',
       logLevel: 'silent',
-      sourcemap: false,
+      // Inline, so a plugin's runtime error can be located in its own source (`locatePluginError`).
+      sourcemap: 'inline',
       // The bundle runs as CommonJS, where import.meta is empty: give ES-module plugins their own location
       // (fileURLToPath(import.meta.url) to find files next to the plugin).
       define: {
@@ -70,6 +71,17 @@ export function loadPlugin(file: string, api: object): Pass[] {
       : (e as Error).message;
     throw new PluginError(file, `plugin '${file}' does not compile:\n${msg}`);
   }
+  const bundleUrl = `${pathToFileURL(abs).href}#lapidary-plugin-bundle`;
+  const inline = /\/\/# sourceMappingURL=data:application\/json;base64,([A-Za-z0-9+/=]+)\s*$/.exec(code);
+  if (inline) {
+    try {
+      BUNDLES.set(bundleUrl, { file, map: new SourceMap(JSON.parse(Buffer.from(inline[1], 'base64').toString('utf8'))) });
+    } catch {
+      // No map: errors are reported without a location.
+    }
+    code = code.slice(0, inline.index);
+  }
+  code += `\n//# sourceURL=${bundleUrl}\n`;
   const req = createRequire(abs);
   const mod: { exports: Record<string, unknown> } = { exports: {} };
   const myRequire = (id: string) => (id === 'lapidary' || id.startsWith('lapidary/') ? api : req(id));
@@ -77,14 +89,14 @@ export function loadPlugin(file: string, api: object): Pass[] {
     // eslint-disable-next-line no-new-func
     new Function('module', 'exports', 'require', '__filename', '__dirname', code)(mod, mod.exports, myRequire, abs, path.dirname(abs));
   } catch (e) {
-    throw new PluginError(file, `plugin '${file}' threw while loading: ${(e as Error)?.message ?? String(e)}`);
+    throw new PluginError(file, `plugin '${file}' threw while loading${at(e)}: ${(e as Error)?.message ?? String(e)}`);
   }
   let exp: unknown = mod.exports.default ?? mod.exports;
   if (typeof exp === 'function' && !isPass(exp)) {
     try {
       exp = (exp as (api: object) => unknown)(api);
     } catch (e) {
-      throw new PluginError(file, `plugin '${file}': its default export (api) => … threw: ${(e as Error)?.message ?? String(e)}`);
+      throw new PluginError(file, `plugin '${file}': its default export (api) => … threw${at(e)}: ${(e as Error)?.message ?? String(e)}`);
     }
   }
   const list = Array.isArray(exp) ? exp : [exp];
@@ -100,3 +112,31 @@ export function loadPlugin(file: string, api: object): Pass[] {
     }
   });
 }
+
+const FUNCTION_HEADER_LINES = 2;
+
+/** Loaded plugin bundles by their sourceURL: the plugin file as given, and the bundle's source map. */
+const BUNDLES = new Map<string, { file: string; map: SourceMap }>();
+
+/**
+ * Where in a plugin's own source an error was thrown (`my-pass.ts:12:7`), from the innermost stack frame in a
+ * plugin bundle mapped back through its source map; undefined when the error did not come from a plugin.
+ */
+export function locatePluginError(e: unknown): string | undefined {
+  const stack = (e as Error)?.stack;
+  if (typeof stack !== 'string' || !BUNDLES.size) return undefined;
+  for (const m of stack.matchAll(/(file:\/\/[^\s()]*#lapidary-plugin-bundle):(\d+):(\d+)/g)) {
+    const b = BUNDLES.get(m[1]);
+    if (!b) continue;
+    // The Function constructor puts `function anonymous(…\n) {\n` before the bundle: two lines.
+    const entry = b.map.findEntry(Number(m[2]) - 1 - FUNCTION_HEADER_LINES, Number(m[3]) - 1) as { originalSource?: string; originalLine?: number; originalColumn?: number };
+    if (entry?.originalLine === undefined) return b.file;
+    return `${b.file}:${entry.originalLine + 1}:${(entry.originalColumn ?? 0) + 1}`;
+  }
+  return undefined;
+}
+
+const at = (e: unknown) => {
+  const where = locatePluginError(e);
+  return where ? ` at ${where}` : '';
+};

@@ -120,7 +120,7 @@ test('plugin mistakes a first-time author makes get a message that says what to 
   fs.writeFileSync(mutate, "export default (api) => api.definePass({ name: 'in-place', description: 'x', run: (g) => { g.nodes.pop(); return g; } });\n");
   r = lapidary(['compile', MODEL, '--plugin', mutate]);
   expectCleanFailure(r);
-  expect(r.stderr).toMatch(/pass 'in-place' .* failed: .*\(graphs are frozen: return a new graph/);
+  expect(r.stderr).toMatch(/pass 'in-place' .* failed at .*mutate\.mjs:1:\d+: .*\(graphs are frozen: return a new graph/);
 });
 
 test('lapidary ir … | head: the reader closing the pipe ends the run quietly (no EPIPE stack trace)', () => {
