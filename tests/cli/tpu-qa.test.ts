@@ -104,3 +104,18 @@ test('--chips beyond one pod splits into the fewest equal slices of a valid shap
   expect(r.code).toBe(0);
   expect(JSON.parse(r.stdout).topology).toBe('2x16x20x28');
 });
+
+test('a plan that does not fit names a fix, and following it fits', () => {
+  const plan = (args: string[]) => JSON.parse(lapidary(['cost', ...args, '--json']).stdout);
+  const llama = ['examples/llama2.model', '--variant', '7b', '--chip', 'v5e', '--mode', 'train', '--seq', '2048'];
+  const a = plan([...llama, '--topology', '2x4', '--mesh', 'data=8', '--batch', '8']);
+  expect(a.fits).toBe(false);
+  expect(a.why).toMatch(/more chips hold them \(9 at least, e\.g\. --chips 16\)/);
+  expect(plan([...llama, '--chips', '16', '--mesh', 'data=16', '--batch', '16']).fits).toBe(true);
+  const dec = ['gemma2.model', '--variant', '9b', '--chip', 'v5e', '--topology', '2x4', '--mesh', 'data=8', '--mode', 'decode', '--seq', '8192'];
+  const b = plan([...dec, '--batch', '256']);
+  expect(b.why).toMatch(/the KV cache grows with the batch: --batch (\d+) or less fits/);
+  const fitting = b.why.match(/--batch (\d+) or less/)[1];
+  expect(plan([...dec, '--batch', fitting]).fits).toBe(true);
+  expect(plan(['gemma2.model', '--variant', '27b', '--chip', 'v5e', '--topology', '16x16', '--mesh', 'data=256', '--strategy', 'dp', '--mode', 'train', '--batch', '256', '--seq', '8192']).why).toMatch(/replicated on every chip under 'dp'; try fsdp$/);
+});

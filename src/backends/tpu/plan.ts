@@ -211,6 +211,39 @@ export function evaluatePlan(g: Graph, o: PlanOptions, dims: { batch: number; se
   return withPlanNotes(evaluateOn(g, o, dims, mesh, strategy), mesh, strategy);
 }
 
+/**
+ * Why a plan does not fit, and the change that would make it fit: the largest parts of the memory per chip, then
+ * for what dominates — replicated state: FSDP; FSDP state: the chip count that shards it small enough; activations
+ * or KV cache: the largest global batch that fits (a multiple of the data shards), or a cheaper remat policy.
+ */
+export function notFitWhy(memory: MemoryBreakdown, chip: ChipSpec, mesh: Mesh, strategy: Strategy, dims: { batch: number }, mode: Mode, remat?: Remat): string {
+  const gb = (x: number) => `${(x / 1e9).toFixed(1)} GB`;
+  const parts = Object.entries(memory).filter(([k]) => k !== 'total').sort((a, b) => b[1] - a[1]);
+  const head = `needs ${gb(memory.total)} per chip but a ${chip.name} has ${gb(chip.hbmBytes)} of HBM; largest: ${parts.slice(0, 3).map(([k, v]) => `${k.replace('_', ' ')} ${gb(v)}`).join(', ')}`;
+  const state = memory.parameters + memory.gradients + memory.optimizer_state;
+  const perBatch = memory.activations + memory.kv_cache;
+  const room = chip.hbmBytes - state;
+  const fixes: string[] = [];
+  if (!strategy.policy.fsdp && state > perBatch) {
+    fixes.push(`parameters${mode === 'train' ? ', gradients and optimizer state' : ''} are replicated on every chip under '${strategy.name}'; try fsdp`);
+  } else if (state >= perBatch || room <= 0) {
+    const shards = (strategy.policy.fsdpAxes ?? strategy.policy.dataAxes).reduce((k, a) => k * axisSize(mesh, a), 1);
+    const otherRoom = chip.hbmBytes - perBatch;
+    if (strategy.policy.fsdp && otherRoom > 0) {
+      const need = Math.ceil((state * shards) / otherRoom) * (mesh.devices / shards);
+      const pow2 = 2 ** Math.ceil(Math.log2(need));
+      fixes.push(`the ${mode === 'train' ? 'parameters, gradients and optimizer state' : 'parameters'} shard over the data axes: more chips hold them (${need} at least, e.g. --chips ${pow2}), or add a model axis for tensor parallelism`);
+    } else fixes.push('add a model axis (tensor parallelism) or more chips');
+  } else {
+    const shards = strategy.policy.dataAxes.reduce((k, a) => k * axisSize(mesh, a), 1);
+    const fitBatch = Math.floor(((dims.batch * room) / perBatch) / shards) * shards;
+    if (fitBatch >= shards) fixes.push(`${memory.kv_cache > memory.activations ? 'the KV cache grows' : 'activations grow'} with the batch: --batch ${fitBatch} or less fits${mode === 'decode' ? ' (or a shorter --context)' : ''}`);
+    else fixes.push(`even --batch ${shards} (one sequence per data shard) does not fit: add a model axis (tensor parallelism) or more chips`);
+    if (mode === 'train' && remat === 'save-all') fixes.push('--remat layer-inputs keeps less');
+  }
+  return `${head}; ${fixes.join('; ')}`;
+}
+
 /** A plan's note with what the mesh and the chosen strategy add (why this strategy; an axis crossing DCN). */
 export function withPlanNotes(plan: PlanResult, mesh: Mesh, strategy: Strategy & { why?: string }): PlanResult {
   const notes = [strategy.why, dcnNote(mesh, strategy), plan.note].filter((x): x is string => !!x);
@@ -522,15 +555,7 @@ export function evaluateAnalytic(g: Graph, o: PlanOptions, dims: { batch: number
   const total = parameters + gradients + optimizer_state + activations + kv_cache;
   const memory: MemoryBreakdown = { parameters, gradients, optimizer_state, activations, kv_cache, total };
   const fits = total <= chip.hbmBytes;
-  let why: string | undefined;
-  if (!fits) {
-    const parts = Object.entries(memory).filter(([k]) => k !== 'total').sort((a, b) => b[1] - a[1]);
-    const gb = (x: number) => `${(x / 1e9).toFixed(1)} GB`;
-    why =
-      `needs ${gb(total)} per chip but a ${chip.name} has ${gb(chip.hbmBytes)} of HBM; largest: ` +
-      parts.slice(0, 3).map(([k, v]) => `${k.replace('_', ' ')} ${gb(v)}`).join(', ') +
-      (strategy.policy.fsdp ? '' : ` (parameters${isTrain ? ', gradients and optimizer state' : ''} are replicated on every chip under '${strategy.name}'; try fsdp)`);
-  }
+  const why = fits ? undefined : notFitWhy(memory, chip, mesh, strategy, dims, mode);
 
   // Totals.
   const whole = new CostRecorder(2);
@@ -878,16 +903,7 @@ export function evaluateTrain(
   const total = parameters + gradients + optimizer_state + activations;
   const memory: MemoryBreakdown = { parameters, gradients, optimizer_state, activations, kv_cache: 0, total };
   const fits = total <= chip.hbmBytes;
-  let why: string | undefined;
-  if (!fits) {
-    const parts = Object.entries(memory).filter(([k]) => k !== 'total').sort((a, b) => b[1] - a[1]);
-    const gbs = (x: number) => `${(x / 1e9).toFixed(1)} GB`;
-    why =
-      `needs ${gbs(total)} per chip but a ${chip.name} has ${gbs(chip.hbmBytes)} of HBM; largest: ` +
-      parts.slice(0, 3).map(([k, v]) => `${k.replace('_', ' ')} ${gbs(v)}`).join(', ') +
-      (strategy.policy.fsdp ? '' : ` (parameters, gradients and optimizer state are replicated on every chip under '${strategy.name}'; try fsdp)`) +
-      (remat === 'save-all' ? "; --remat layer-inputs keeps less" : '');
-  }
+  const why = fits ? undefined : notFitWhy(memory, chip, mesh, strategy, dims, 'train', remat);
 
   const modelFlops = analytic.model_flops_per_step;
   const tokens = dims.batch * dims.seq;
