@@ -215,9 +215,17 @@ export interface ConfigEntry {
   readonly nullValue?: Expr;
   readonly span: Span;
 }
+/** `key = value` in a config block: a config.json that has the key must give this value (`model_type = "gemma2"`). */
+export interface ConfigExpect {
+  readonly key: readonly string[];
+  readonly keySpan: Span;
+  readonly value: Expr;
+  readonly span: Span;
+}
 export interface ConfigDecl {
   readonly kind: 'config';
   readonly entries: readonly ConfigEntry[];
+  readonly expects: readonly ConfigExpect[];
   readonly span: Span;
 }
 export interface DimDecl {

@@ -73,6 +73,7 @@ export class Elaborator {
   readonly hparamDefs = new Map<string, A.HparamDef>();
   readonly variants = new Map<string, A.VariantDecl>();
   readonly configEntries: A.ConfigEntry[] = [];
+  readonly configExpects: A.ConfigExpect[] = [];
   readonly dimDecls = new Map<string, A.Ident>();
   /** `dim seq <= max_pos`: each bounded dim's bound expression, and its value once hyperparameters are known. */
   private readonly dimBoundExprs = new Map<string, A.Expr>();
@@ -124,6 +125,7 @@ export class Elaborator {
           break;
         case 'config':
           this.configEntries.push(...d.entries);
+          this.configExpects.push(...d.expects);
           break;
         case 'dim':
           d.names.forEach((n, k) => {
@@ -188,6 +190,8 @@ export class Elaborator {
     }
     for (const e of this.configEntries)
       if (e.nullValue) this.walkExpr(e.nullValue, (n) => this.err('config', n.span, `the value of a null config key must be a constant, not the name '${n.name}'`), () => undefined);
+    for (const e of this.configExpects)
+      this.walkExpr(e.value, (n) => this.err('config', n.span, `the value config key '${e.key.join('.')}' must have is a constant, not the name '${n.name}'`), () => undefined);
     for (const e of this.configEntries)
       if (!this.hparamDefs.has(e.target.name))
         this.err('unknown-hparam', e.target.span, `config maps '${e.key.join('.')}' to unknown hyperparameter '${e.target.name}'${didYouMean(e.target.name, hnames)}`);
@@ -550,6 +554,7 @@ export class Elaborator {
     const fixed = new Map<string, { value: Value; span: A.Span; from: string } | { value: Value; override: true }>();
     if (opts.config !== undefined) {
       const cfg = opts.config as Record<string, unknown>;
+      if (!this.checkConfigExpects(cfg)) ok = false;
       const done = new Set<string>();
       for (const e of this.configEntries) {
         if (done.has(e.target.name) || !this.hparamDefs.has(e.target.name)) continue;
@@ -663,6 +668,41 @@ export class Elaborator {
       const nullValue = v && (v.k === 'num' || v.k === 'bool' || v.k === 'str') ? (v.v as number | boolean | string) : undefined;
       return { key: [...e.key], hparam: e.target.name, ...(nullValue !== undefined ? { nullValue } : {}) };
     });
+  }
+
+  /** The constant values of `key = value` config entries (what this model file's config.json says). */
+  configExpectations(): { key: string[]; value: number | boolean | string }[] {
+    const out: { key: string[]; value: number | boolean | string }[] = [];
+    for (const e of this.configExpects) {
+      const frame: Frame = { name: 'config', file: e.span.file, env: new Map(), locals: new Set(), scope: '' };
+      const v = this.evalIn(frame, e.value, () => undefined);
+      if (v.k === 'num' || v.k === 'bool' || v.k === 'str') out.push({ key: [...e.key], value: v.v as number | boolean | string });
+    }
+    return out;
+  }
+
+  /**
+   * `config { model_type = "gemma2" }`: a config.json that has the key must give that value — a checkpoint of another
+   * architecture (a Llama folder given to gemma2.model) is refused at the entry, before any weight is read.
+   */
+  private checkConfigExpects(cfg: Record<string, unknown>): boolean {
+    let ok = true;
+    for (const e of this.configExpects) {
+      const frame: Frame = { name: 'config', file: e.span.file, env: new Map(), locals: new Set(), scope: '' };
+      const v = this.evalIn(frame, e.value, () => undefined);
+      if (v.k !== 'num' && v.k !== 'bool' && v.k !== 'str') {
+        if (v.k !== 'err') this.err('config', e.value.span, `the value a config key must have is a constant number, bool or string, got ${describeValue(v)}`);
+        ok = false;
+        continue;
+      }
+      let x: unknown = cfg;
+      for (const k of e.key) x = x !== null && typeof x === 'object' && !Array.isArray(x) ? (x as Record<string, unknown>)[k] : undefined;
+      if (x === undefined || x === null || x === v.v) continue;
+      const key = e.key.join('.');
+      this.err('config', e.span, `config.json has ${key} ${JSON.stringify(x)}, but this model file is for ${key} ${JSON.stringify(v.v)}: the checkpoint belongs to another architecture (or give the matching model file)`);
+      ok = false;
+    }
+    return ok;
   }
 
   /** Hyperparameters set from config.json: where the mapping is and which key it read. */

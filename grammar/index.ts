@@ -148,6 +148,8 @@ export interface ModelInfo {
   readonly blocks: string[];
   /** The `config {}` mapping (Hugging Face key path → hyperparameter), in file order: the first key present wins. */
   readonly config: { key: string[]; hparam: string; nullValue?: number | boolean | string }[];
+  /** `key = value` entries of the config block: what a config.json for this model file says (`model_type`). */
+  readonly configExpects: { key: string[]; value: number | boolean | string }[];
   readonly diagnostics: Diagnostic[];
 }
 
@@ -160,7 +162,7 @@ export function modelInfo(source: string, file: string): ModelInfo {
     // Like compileModel: a compiler bug is reported, never thrown at the caller.
     const src = new SourceText(file, source);
     const msg = e instanceof Error ? e.message : String(e);
-    return { variants: [], hparams: [], dims: [], blocks: [], config: [], diagnostics: [{ severity: 'error', code: 'internal', message: `internal compiler error: ${msg}`, ...src.locate(src.span(0, 1)), notes: [] }] };
+    return { variants: [], hparams: [], dims: [], blocks: [], config: [], configExpects: [], diagnostics: [{ severity: 'error', code: 'internal', message: `internal compiler error: ${msg}`, ...src.locate(src.span(0, 1)), notes: [] }] };
   }
   const { bag, el } = s;
   bag.finish();
@@ -171,6 +173,7 @@ export function modelInfo(source: string, file: string): ModelInfo {
     dims: el ? [...el.dimDecls.keys()] : [],
     blocks: el ? [...el.blocks.entries()].filter(([, b]) => b.file !== PRELUDE_FILE).map(([k]) => k) : [],
     config: el ? el.configMapping() : [],
+    configExpects: el ? el.configExpectations() : [],
     diagnostics: sortDiagnostics(bag.list),
   };
 }

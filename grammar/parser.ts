@@ -6,7 +6,7 @@
  *
  *   program     := topDecl*
  *   topDecl     := 'model' name | 'hparams' '{' hparamDef* '}' | 'variant' (string|name) '{' hparamDef* '}'
- *                | 'config' '{' (configKey '->' name ('(' 'null' '=' expr ')')?)* '}' | 'dim' name ('<=' expr)? (',' ...)*
+ *                | 'config' '{' (configKey ('->' name ('(' 'null' '=' expr ')')? | '=' expr))* '}' | 'dim' name ('<=' expr)? (',' ...)*
  *                | 'block' name '(' params ')' body | 'forward' '(' inputs ')' body
  *   body        := '{' (statement ';'?)* '}'
  *   statement   := name '=' expr | 'return' ((name '=')? expr) (',' ...)* | 'if' expr body ('else' (ifStmt | body))?
@@ -134,16 +134,29 @@ export class ModelParser extends CstParser {
 
   configEntry = this.RULE('configEntry', () => {
     this.SUBRULE(this.configKey);
-    this.CONSUME(T.Arrow);
-    this.CONSUME(T.Identifier, { LABEL: 'target' });
-    // (null = value): what a JSON null means for this key (`"sliding_window": null` is "no window")
-    this.OPTION(() => {
-      this.CONSUME(T.LParen);
-      this.CONSUME2(T.Identifier, { LABEL: 'nullWord' });
-      this.CONSUME(T.Equals);
-      this.SUBRULE(this.expression, { LABEL: 'nullValue' });
-      this.CONSUME(T.RParen);
-    });
+    this.OR([
+      {
+        ALT: () => {
+          this.CONSUME(T.Arrow);
+          this.CONSUME(T.Identifier, { LABEL: 'target' });
+          // (null = value): what a JSON null means for this key (`"sliding_window": null` is "no window")
+          this.OPTION(() => {
+            this.CONSUME(T.LParen);
+            this.CONSUME2(T.Identifier, { LABEL: 'nullWord' });
+            this.CONSUME(T.Equals);
+            this.SUBRULE(this.expression, { LABEL: 'nullValue' });
+            this.CONSUME(T.RParen);
+          });
+        },
+      },
+      {
+        // key = value: what a config.json must say when it has the key (`model_type = "gemma2"`)
+        ALT: () => {
+          this.CONSUME2(T.Equals, { LABEL: 'expectEq' });
+          this.SUBRULE2(this.expression, { LABEL: 'expected' });
+        },
+      },
+    ]);
   });
 
   configKey = this.RULE('configKey', () => {
@@ -581,21 +594,27 @@ class AstBuilder {
     const cf = node(c, 'configDecl');
     if (cf) {
       const entries: A.ConfigEntry[] = [];
+      const expects: A.ConfigExpect[] = [];
       for (const e of nodes(cf.children as Children, 'configEntry')) {
         const ec = e.children as Children;
         const key = node(ec, 'configKey');
         const target = this.ident(tok(ec, 'target'));
-        if (!key || !target) continue;
+        const expected = node(ec, 'expected');
+        if (!key || (!target && !expected)) continue;
         const kc = key.children as Children;
         const str = tok(kc, 'string');
         const segs = str ? unquote(str.image).split('.') : toks(kc, 'seg').map((t) => t.image);
         if (!segs.length || segs.some((s) => !s)) continue;
+        if (!target) {
+          expects.push({ key: segs, keySpan: this.nodeSpan(key), value: this.expr(expected!), span: this.nodeSpan(e) });
+          continue;
+        }
         const nullWord = tok(ec, 'nullWord');
         const nullValue = node(ec, 'nullValue');
         if (nullWord && nullWord.image !== 'null') this.badNullWords.push(this.tokSpan(nullWord));
         entries.push({ key: segs, keySpan: this.nodeSpan(key), target, ...(nullValue ? { nullValue: this.expr(nullValue) } : {}), span: this.nodeSpan(e) });
       }
-      return { kind: 'config', entries, span: this.nodeSpan(cf) };
+      return { kind: 'config', entries, expects, span: this.nodeSpan(cf) };
     }
     const dm = node(c, 'dimDecl');
     if (dm) {
