@@ -139,6 +139,33 @@ export function shardComplete(dir: string, i: number, n: number, seq: number, k:
   }
 }
 
+/**
+ * Every shard the targets need, checked before training starts: it exists, its header reads (a truncated file
+ * fails here, see `readSafetensorsHeader`), and it holds `teacher_ids` I32 and `teacher_probs` F32 of shape
+ * [n, seq, K] for its n windows. A clean error names the shard file (it used to surface at the step reading it).
+ */
+export function validateTargetShards(dir: string, meta: TargetsMeta): void {
+  const per = meta.windowsPerShard;
+  if (!Number.isInteger(per) || per < 1 || !Number.isInteger(meta.windows) || meta.windows < 1) {
+    throw new UserError(`teacher targets '${dir}': ${TARGETS_META} has windows ${JSON.stringify(meta.windows)}, windowsPerShard ${JSON.stringify(per)}; make targets with \`lapidary distill-targets\``);
+  }
+  const shards = Math.ceil(meta.windows / per);
+  for (let i = 0; i < shards; i++) {
+    const f = path.join(dir, shardName(i));
+    if (!fs.existsSync(f)) throw new UserError(`teacher targets '${dir}': shard ${shardName(i)} is missing (${shards} shards for ${meta.windows} windows; run distill-targets again to finish it)`);
+    const h = readSafetensorsHeader(f);
+    const n = Math.min(per, meta.windows - i * per);
+    const want = [n, meta.seq, meta.k];
+    for (const [name, dtype] of [['teacher_ids', 'I32'], ['teacher_probs', 'F32']] as const) {
+      const t = h.tensors.get(name);
+      if (!t) throw new UserError(`${f}: no tensor '${name}' (a teacher targets shard holds teacher_ids and teacher_probs); run distill-targets again`);
+      if (t.dtype !== dtype || t.shape.join() !== want.join()) {
+        throw new UserError(`${f}: '${name}' is ${t.dtype}[${t.shape.join(', ')}], expected ${dtype}[${want.join(', ')}] (windows ${i * per}..${i * per + n - 1} at --seq ${meta.seq}, K ${meta.k}); run distill-targets again`);
+      }
+    }
+  }
+}
+
 export function writeShard(dir: string, i: number, ids: Int32Array, probs: Float32Array, n: number, seq: number, k: number): void {
   writeSafetensors(path.join(dir, shardName(i)), {
     teacher_ids: { dtype: 'I32', shape: [n, seq, k], data: ids },

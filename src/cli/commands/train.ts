@@ -18,8 +18,9 @@ import { checkOutputFile } from './compile';
 import { Graph, ShapeError } from '../../ir';
 import { hfConfigFor, hparamDiff } from '../../train/hfconfig';
 import { REMAT_POLICIES, RematPolicy } from '../../train/autodiff';
-import { readTokens, readTargetsMeta, TargetsReader, windowCount } from '../../train/data';
-import { Trainer, zeroState, OptimizerState, StepLog } from '../../train/trainer';
+import { readTokens, readTargetsMeta, TargetsReader, windowCount, validateTargetShards } from '../../train/data';
+import { Trainer, zeroState, OptimizerState, StepLog, learningRate, ScheduleOptions } from '../../train/trainer';
+import { isTrainLog, truncateLogAfter } from '../../train/log';
 import { initParams, saveCheckpoint, readTrainerState, loadOptimizerState, TrainerState } from '../../train/ckpt';
 import { ensureDir } from '../../fsutil';
 
@@ -88,7 +89,9 @@ export function register(program: Command): void {
       .option('--no-resume', 'start over even if --out holds a training state')
       .addOption(tfjsBackendOption()),
     { dims: false },
-  ).action((file: string, opts: TrainOptions) => asUserErrors(() => train(file, opts)));
+  ).action((file: string, opts: TrainOptions, cmd: Command) =>
+    asUserErrors(() => train(file, opts, (o) => cmd.getOptionValueSource(o) !== undefined && cmd.getOptionValueSource(o) !== 'default')),
+  );
 }
 
 /** The files `train` writes into --out (model.safetensors.index.json: a sharded checkpoint there would shadow ours). */
@@ -96,7 +99,8 @@ const WRITTEN = ['config.json', 'model.safetensors', 'model.safetensors.index.js
 
 /**
  * --out must be a new folder, an empty one, or one `lapidary train` wrote (it holds trainer_state.json or, after
- * a crash between saves, optimizer.safetensors). A folder of the user's own files with the names train writes
+ * a crash between saves, optimizer.safetensors; or, from a first run stopped before its first save, nothing of
+ * ours but a train_log.jsonl whose every line is in the shape train writes — that run starts over). A folder of the user's own files with the names train writes
  * (a downloaded checkpoint, say) is refused before any work — it was silently overwritten after training.
  */
 export function checkTrainOut(out: string): void {
@@ -104,6 +108,8 @@ export function checkTrainOut(out: string): void {
   if (!fs.statSync(out).isDirectory()) throw new UserError(`--out '${out}' is a file; give a folder for the checkpoint`);
   if (writtenByTrain(out)) return;
   const clash = WRITTEN.filter((f) => fs.existsSync(path.join(out, f)));
+  // A first run stopped before its first checkpoint leaves only its log: ours when every line is a step of ours.
+  if (clash.length === 1 && clash[0] === 'train_log.jsonl' && isTrainLog(path.join(out, clash[0]))) return;
   if (clash.length) {
     throw new UserError(`--out '${out}' holds ${clash.join(', ')} that \`lapidary train\` did not write (no trainer_state.json); refusing to overwrite: give a new or empty folder (to start from those weights, pass it as --checkpoint)`);
   }
@@ -129,7 +135,7 @@ function writtenByTrain(out: string): boolean {
   }
 }
 
-async function train(file: string, opts: TrainOptions): Promise<void> {
+async function train(file: string, opts: TrainOptions, given: (option: string) => boolean): Promise<void> {
   if (opts.checkpoint && fs.existsSync(opts.out) && fs.existsSync(opts.checkpoint) && fs.realpathSync(opts.out) === fs.realpathSync(opts.checkpoint) && !writtenByTrain(opts.out)) {
     throw new UserError(`--out '${opts.out}' is the --checkpoint folder; training writes a new checkpoint: give another --out folder (the starting weights stay where they are)`);
   }
@@ -189,6 +195,8 @@ async function train(file: string, opts: TrainOptions): Promise<void> {
     if (opts.batch * opts.steps > meta.windows && meta.windows < nw) {
       process.stderr.write(`lapidary: note: targets cover ${meta.windows} of ${nw} sequences; training wraps around within those\n`);
     }
+    // every shard now, not at the step that first reads it (a truncated shard failed at step 12, a missing one at 24)
+    validateTargetShards(opts.targets, meta);
     targets = new TargetsReader(opts.targets, meta);
   } else if (opts.distillWeight !== undefined && opts.distillWeight > 0) {
     throw new UserError('--distill-weight needs --targets <dir> (teacher targets from `lapidary distill-targets`)');
@@ -215,6 +223,7 @@ async function train(file: string, opts: TrainOptions): Promise<void> {
     process.stderr.write(`${opts.out} is already at step ${start} (>= --steps ${opts.steps}); nothing to do\n`);
     return;
   }
+  const schedule = resumeSchedule(prev, opts, given);
 
   const trainer = new Trainer(graph, {
     batch: opts.batch,
@@ -223,13 +232,18 @@ async function train(file: string, opts: TrainOptions): Promise<void> {
     distill: alpha > 0 ? { weight: alpha, temperature: opts.temperature, renormalize: opts.renormalize } : undefined,
     optimizer: { beta1: opts.beta1, beta2: opts.beta2, weightDecay: opts.weightDecay, clipNorm: opts.clip },
     remat: opts.remat,
-    schedule: { lr: opts.lr, warmup: opts.warmup, schedule: opts.schedule },
+    schedule,
   });
 
   ensureDir(opts.out, '--out');
   const logFile = opts.log ?? path.join(opts.out, 'train_log.jsonl');
   // A fresh start (--no-resume over an earlier run) begins a fresh default log; an explicit --log is appended to.
   if (!prev && !opts.log) fs.rmSync(logFile, { force: true });
+  // Resuming from the save of step n: lines of steps after n (logged before the run stopped) are written again.
+  if (prev) {
+    const dropped = truncateLogAfter(logFile, start);
+    if (dropped) process.stderr.write(`dropped ${dropped} line${dropped === 1 ? '' : 's'} of steps after ${start} from ${logFile} (not in the checkpoint; they are trained again)\n`);
+  }
   const tty = !!process.stderr.isTTY;
   const bar = tty ? new SingleBar({ format: 'train {bar} {value}/{total} | loss {loss} | {tps} tok/s | eta {eta_formatted}', stream: process.stderr, hideCursor: true }, Presets.shades_classic) : undefined;
   bar?.start(opts.steps, start, { loss: '-', tps: '-' });
@@ -240,27 +254,107 @@ async function train(file: string, opts: TrainOptions): Promise<void> {
     seq: opts.seq,
     data: { file: path.basename(opts.data), hash: data.hash },
     ...(opts.targets ? { targets: path.resolve(opts.targets), distill_weight: alpha, temperature: opts.temperature } : {}),
-    lr: opts.lr,
+    // the schedule, so that a resume without --lr/--schedule/--warmup continues it (and a change is named)
+    lr: schedule.lr,
+    schedule: schedule.schedule,
+    warmup: schedule.warmup,
+    steps: opts.steps,
     ...(last ? { loss: last.loss } : {}),
   });
-  let last: StepLog | undefined;
-  try {
-    for (let s = start + 1; s <= opts.steps; s++) {
-      last = trainer.run(stream, s, opts.steps, params, state);
-      if (!Number.isFinite(last.loss)) throw new UserError(`the loss is ${last.loss} at step ${s} (lr ${last.lr}): training diverged; try a smaller --lr or --clip`);
-      fs.appendFileSync(logFile, JSON.stringify(roundLog(last)) + '\n');
-      bar?.update(s, { loss: last.loss.toFixed(4), tps: Math.round(last.tokens_per_s) });
-      if (!tty && ((s - start) % every === 0 || s === opts.steps)) process.stderr.write(`step ${s}/${opts.steps} loss ${last.loss.toFixed(4)} ${Math.round(last.tokens_per_s)} tok/s\n`);
-      if (opts.saveEvery && s % opts.saveEvery === 0 && s < opts.steps) saveCheckpoint(opts.out, params, config, state, trainerState(s, last));
+  // Ctrl-C: the first finishes the current step, saves (as --save-every would) and exits 130. A second one exits
+  // at once, unsaved: from the handler when both came during one step (a step runs synchronously, so JS sees a
+  // signal only between steps), else by the default action (the handler is removed before the save).
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) {
+      process.stderr.write('\nlapidary: interrupted again: exiting without saving\n');
+      process.exit(130);
     }
+    interrupted = true;
+  };
+  process.on('SIGINT', onSigint);
+  let last: StepLog | undefined;
+  let done = start;
+  try {
+    try {
+      for (let s = start + 1; s <= opts.steps; s++) {
+        last = trainer.run(stream, s, opts.steps, params, state);
+        if (!Number.isFinite(last.loss)) throw new UserError(nonFiniteLoss(last, s, start, opts));
+        fs.appendFileSync(logFile, JSON.stringify(roundLog(last)) + '\n');
+        done = s;
+        bar?.update(s, { loss: last.loss.toFixed(4), tps: Math.round(last.tokens_per_s) });
+        if (!tty && ((s - start) % every === 0 || s === opts.steps)) process.stderr.write(`step ${s}/${opts.steps} loss ${last.loss.toFixed(4)} ${Math.round(last.tokens_per_s)} tok/s\n`);
+        if (opts.saveEvery && s % opts.saveEvery === 0 && s < opts.steps) saveCheckpoint(opts.out, params, config, state, trainerState(s, last));
+        // the steps run synchronously: let a pending SIGINT reach its handler between them
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (interrupted) {
+          process.removeListener('SIGINT', onSigint);
+          break;
+        }
+      }
+    } finally {
+      bar?.stop();
+    }
+    saveCheckpoint(opts.out, params, config, state, trainerState(done, last));
   } finally {
-    bar?.stop();
+    process.removeListener('SIGINT', onSigint);
   }
-  saveCheckpoint(opts.out, params, config, state, trainerState(opts.steps, last));
-  process.stderr.write(`wrote ${opts.out} (step ${opts.steps}, loss ${last!.loss.toFixed(4)})\n`);
+  if (interrupted && done < opts.steps) {
+    process.stderr.write(`lapidary: interrupted: saved ${opts.out} at step ${done} of ${opts.steps} (loss ${last!.loss.toFixed(4)}); run the same command to resume\n`);
+    process.exitCode = 130;
+  } else {
+    process.stderr.write(`wrote ${opts.out} (step ${opts.steps}, loss ${last!.loss.toFixed(4)})\n`);
+  }
   params.forEach((t) => t.dispose());
   state.m.forEach((t) => t.dispose());
   state.v.forEach((t) => t.dispose());
+}
+
+/** The message for a non-finite loss: at the first step of a run no update has happened yet, so not the --lr. */
+function nonFiniteLoss(last: StepLog, s: number, start: number, opts: TrainOptions): string {
+  if (s === 1) {
+    const weights = opts.checkpoint ? `the starting weights (--checkpoint '${opts.checkpoint}')` : 'the random init (--seed)';
+    return `the initial loss is ${last.loss} (step 1's forward, before any update): not the learning rate; the model's hyperparameters (--hparam, --config) or ${weights} are the likely cause`;
+  }
+  if (s === start + 1) {
+    return `the loss is ${last.loss} at step ${s}, the first after resuming, before this run updated any weight: the weights saved in ${opts.out} are the likely cause, not the learning rate (pass --no-resume to start over)`;
+  }
+  return `the loss is ${last.loss} at step ${s} (lr ${last.lr}): training diverged; try a smaller --lr or --clip`;
+}
+
+/**
+ * The learning-rate schedule of this call. A resumed run keeps the saved --lr / --schedule / --warmup unless they
+ * are given (one stderr line says so); given and different, or a cosine run resumed with another --steps (the
+ * cosine horizon), a warning names the change.
+ */
+function resumeSchedule(prev: TrainerState | undefined, opts: TrainOptions, given: (option: string) => boolean): ScheduleOptions {
+  const now = { lr: opts.lr, warmup: opts.warmup, schedule: opts.schedule };
+  if (!prev) return now;
+  const saved = {
+    lr: typeof prev.lr === 'number' && prev.lr > 0 ? prev.lr : undefined,
+    warmup: typeof prev.warmup === 'number' && Number.isInteger(prev.warmup) && prev.warmup >= 0 ? prev.warmup : undefined,
+    schedule: prev.schedule === 'constant' || prev.schedule === 'cosine' ? prev.schedule : undefined,
+  };
+  const kept: string[] = [];
+  const changed: string[] = [];
+  for (const key of ['lr', 'schedule', 'warmup'] as const) {
+    const old = saved[key];
+    if (old === undefined) continue;
+    if (!given(key)) {
+      (now as Record<string, unknown>)[key] = old;
+      kept.push(`--${key} ${old}`);
+    } else if (now[key] !== old) changed.push(`--${key} ${old} → ${now[key]}`);
+  }
+  if (kept.length) process.stderr.write(`continuing the saved learning-rate schedule: ${kept.join(' ')} (give them to change it)\n`);
+  if (changed.length) process.stderr.write(`lapidary: warning: the learning-rate schedule changes on resume: ${changed.join(', ')}\n`);
+  if (now.schedule === 'cosine' && (saved.schedule ?? 'cosine') === 'cosine' && typeof prev.steps === 'number' && prev.steps !== opts.steps) {
+    const s = prev.step + 1;
+    const was = learningRate(s, prev.steps, { ...now, lr: saved.lr ?? now.lr, warmup: saved.warmup ?? now.warmup });
+    process.stderr.write(
+      `lapidary: warning: --steps ${opts.steps} changes the cosine horizon (the saved run decays over ${prev.steps} steps): the learning rate at step ${s} is ${learningRate(s, opts.steps, now).toPrecision(4)}, not ${was.toPrecision(4)}\n`,
+    );
+  }
+  return now;
 }
 
 function checkpointConfig(file: string, graph: Graph, base: Record<string, unknown>, opts: TrainOptions): Record<string, unknown> {
