@@ -29,9 +29,18 @@ function setPath(cfg: Record<string, unknown>, key: readonly string[], value: un
   x[key[key.length - 1]] = value;
 }
 
-/** `base` (a config the model was built from, or {}) with every mapped hyperparameter set to its value in `hparams`. */
-export function hfConfigFor(mapping: ConfigMapping, hparams: Readonly<Record<string, HparamValue>>, base: Readonly<Record<string, unknown>> = {}): Record<string, unknown> {
+/**
+ * `base` (a config the model was built from, or {}) with every mapped hyperparameter set to its value in `hparams`,
+ * and the keys the model file states (`config { model_type = "gemma2" }`) where the base has none.
+ */
+export function hfConfigFor(
+  mapping: ConfigMapping,
+  hparams: Readonly<Record<string, HparamValue>>,
+  base: Readonly<Record<string, unknown>> = {},
+  expects: readonly { key: readonly string[]; value: HparamValue }[] = [],
+): Record<string, unknown> {
   const out: Record<string, unknown> = JSON.parse(JSON.stringify(base));
+  for (const e of expects) if (!present(base, e.key)) setPath(out, e.key, e.value);
   const byHparam = new Map<string, ConfigMapping[number][]>();
   for (const e of mapping) byHparam.set(e.hparam, [...(byHparam.get(e.hparam) ?? []), e]);
   for (const [h, entries] of byHparam) {

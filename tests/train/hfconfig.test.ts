@@ -21,12 +21,14 @@ test.each(cases)('%s variant %s: config.json round trip', (file, variant) => {
   const src = fs.readFileSync(path.join(ROOT, file), 'utf8');
   const info = modelInfo(src, file);
   const g = compileModel(src, file, { variant }).graph!;
-  const cfg = hfConfigFor(info.config, g.hparams);
+  const cfg = hfConfigFor(info.config, g.hparams, {}, info.configExpects);
   const back = compileModel(src, file, { config: cfg }).graph!;
   expect(hparamDiff(g.hparams, back.hparams)).toEqual([]);
-  // and it is plain JSON with only mapped keys
-  const top = new Set(info.config.map((e) => e.key[0]));
+  // and it is plain JSON with only mapped keys and the stated ones (model_type: a config.json written from a
+  // variant alone says which architecture it is, so another model file refuses it)
+  const top = new Set([...info.config.map((e) => e.key[0]), ...info.configExpects.map((e) => e.key[0])]);
   for (const k of Object.keys(cfg)) expect(top.has(k)).toBe(true);
+  expect(cfg.model_type).toBe(info.configExpects[0].value);
 });
 
 test('null values, nested keys, and a base config updated where it has the key', () => {

@@ -360,7 +360,7 @@ function resumeSchedule(prev: TrainerState | undefined, opts: TrainOptions, give
 function checkpointConfig(file: string, graph: Graph, base: Record<string, unknown>, opts: TrainOptions): Record<string, unknown> {
   const source = readModelSource(file);
   const info = modelInfo(source, file);
-  const config = hfConfigFor(info.config, graph.hparams, base);
+  const config = hfConfigFor(info.config, graph.hparams, base, info.configExpects);
   // Read it back as `lapidary run --checkpoint` will (no variant, no overrides): what can it not express?
   const back = compileModel(source, file, { config, dims: { batch: opts.batch, seq: opts.seq } });
   const lost = back.graph ? hparamDiff(graph.hparams, back.graph.hparams) : Object.keys(graph.hparams);
