@@ -7,6 +7,7 @@
  *     unbiased estimate of the full distribution (E[count/K] = p), unlike top-k, which is biased to the head.
  * Output is sharded and resumable: complete shards are kept, missing or partial ones are (re)computed.
  */
+import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { execute, tf, ParamStore } from '../backends/cpu';
@@ -28,9 +29,88 @@ export interface TargetsOptions {
   readonly maxWindows?: number;
   readonly seed?: number;
   readonly teacher: string;
+  /** What the teacher's files were (see `teacherFingerprint`); checked against a resumed folder's. */
+  readonly teacherFingerprint?: TeacherFingerprint;
+  /** The teacher's model file and the options that shaped its graph (see `modelRecord`); checked likewise. */
+  readonly model?: ModelRecord;
+  /** Non-fatal notes (an older targets.json that records less than this version checks). */
+  readonly onWarning?: (message: string) => void;
   readonly onProgress?: (done: number, total: number, skipped: number) => void;
 }
 
+/** Cheap identity of a teacher checkpoint: its config's content and its safetensors files' names and sizes. */
+export interface TeacherFingerprint {
+  /** sha256 of the config.json the teacher was built with (null: none was read). */
+  readonly config: string | null;
+  readonly files: readonly { readonly name: string; readonly bytes: number }[];
+}
+
+/** The teacher's model file (resolved path and content hash) and the options that shaped its graph. */
+export interface ModelRecord {
+  readonly file: string;
+  readonly sha256: string;
+  readonly variant: string | null;
+  readonly hparams: { readonly [name: string]: number | boolean | string };
+}
+
+/** targets.json as this version writes it; folders made by older versions lack `teacherFingerprint` and `model`. */
+export type TargetsMetaRecord = TargetsMeta & { readonly teacherFingerprint?: TeacherFingerprint; readonly model?: ModelRecord };
+
+const sha256 = (data: string | Buffer) => crypto.createHash('sha256').update(data).digest('hex');
+
+export function teacherFingerprint(safetensors: readonly string[], configFile: string | undefined): TeacherFingerprint {
+  return {
+    config: configFile !== undefined && fs.existsSync(configFile) ? sha256(fs.readFileSync(configFile)) : null,
+    files: safetensors.map((f) => ({ name: path.basename(f), bytes: fs.statSync(f).size })),
+  };
+}
+
+export function modelRecord(file: string, variant: string | undefined, hparams: { readonly [name: string]: number | boolean | string } | undefined): ModelRecord {
+  const h = hparams ?? {};
+  return { file: path.resolve(file), sha256: sha256(fs.readFileSync(file)), variant: variant ?? null, hparams: Object.fromEntries(Object.keys(h).sort().map((k) => [k, h[k]])) };
+}
+
+const short = (h: string | null | undefined) => (typeof h === 'string' ? `sha256 ${h.slice(0, 12)}…` : 'none');
+const hparamText = (h: ModelRecord['hparams'] | undefined) => {
+  const e = Object.entries(h ?? {});
+  return e.length ? e.map(([k, v]) => `--hparam ${k}=${v}`).join(' ') : '(no --hparam)';
+};
+
+/**
+ * One folder holds one teacher's targets: a resumed (or finished) folder made with another teacher checkpoint or
+ * model file is refused. Fields an older targets.json lacks cannot be checked: warned about, not refused.
+ */
+function checkSameTeacher(prev: Partial<TargetsMetaRecord>, o: TargetsOptions, metaFile: string): void {
+  const again = 'one folder holds the targets of one teacher: use another --out folder (or delete this one) to start over';
+  const unknown: string[] = [];
+  if (typeof prev.teacher !== 'string') unknown.push('teacher checkpoint');
+  else if (path.resolve(prev.teacher) !== path.resolve(o.teacher)) {
+    throw new UserError(`${metaFile}: these targets were made with --checkpoint '${prev.teacher}', now --checkpoint '${path.resolve(o.teacher)}'; ${again}`);
+  }
+  const pf = prev.teacherFingerprint;
+  if (!pf || typeof pf !== 'object' || !Array.isArray(pf.files)) unknown.push("teacher checkpoint's fingerprint");
+  else if (o.teacherFingerprint) {
+    const now = o.teacherFingerprint;
+    const diffs: string[] = [];
+    if ((pf.config ?? null) !== now.config) diffs.push(`its config.json was ${short(pf.config)}, now ${short(now.config)}`);
+    const was = pf.files.map((f) => `${f.name} (${f.bytes} bytes)`).join(', ');
+    const is = now.files.map((f) => `${f.name} (${f.bytes} bytes)`).join(', ');
+    if (was !== is) diffs.push(`its safetensors were ${was}, now ${is}`);
+    if (diffs.length) throw new UserError(`${metaFile}: the teacher --checkpoint '${path.resolve(o.teacher)}' is not the one these targets were made with: ${diffs.join('; ')}; ${again}`);
+  }
+  const pm = prev.model;
+  if (!pm || typeof pm !== 'object' || typeof pm.file !== 'string') unknown.push('model file');
+  else if (o.model) {
+    const m = o.model;
+    if (pm.file !== m.file) throw new UserError(`${metaFile}: these targets were made with the model file '${pm.file}', now '${m.file}'; ${again}`);
+    if (pm.sha256 !== m.sha256) throw new UserError(`${metaFile}: the model file '${m.file}' changed since these targets were made (${short(pm.sha256)}, now ${short(m.sha256)}); ${again}`);
+    if ((pm.variant ?? null) !== m.variant) throw new UserError(`${metaFile}: these targets were made with --variant ${pm.variant ?? '(none)'}, now --variant ${m.variant ?? '(none)'}; ${again}`);
+    if (hparamText(pm.hparams) !== hparamText(m.hparams)) throw new UserError(`${metaFile}: these targets were made with ${hparamText(pm.hparams)}, now ${hparamText(m.hparams)}; ${again}`);
+  }
+  if (unknown.length) {
+    o.onWarning?.(`${metaFile} does not record the ${unknown.join(' or the ')} (written by an older lapidary): cannot check that its shards came from this teacher; continuing`);
+  }
+}
 
 export function makeTargets(graph: Graph, params: ParamStore, data: TokenStream, o: TargetsOptions): TargetsMeta {
   const logitsOut = graph.outputs.find((x) => x.name === 'logits') ?? graph.outputs[0];
@@ -43,7 +123,7 @@ export function makeTargets(graph: Graph, params: ParamStore, data: TokenStream,
   if (all === 0) throw new UserError(`token file '${data.file}' has ${data.ids.length} tokens: fewer than one window of --seq ${o.seq}`);
   const windows = Math.min(all, o.maxWindows ?? all);
   const per = o.windowsPerShard ?? 256;
-  const meta: TargetsMeta = {
+  let meta: TargetsMetaRecord = {
     format: 'lapidary-distill-targets/1',
     k: o.k,
     seq: o.seq,
@@ -55,6 +135,8 @@ export function makeTargets(graph: Graph, params: ParamStore, data: TokenStream,
     windowsPerShard: per,
     teacher: o.teacher,
     ...(o.strategy === 'sample' ? { seed: o.seed ?? 0 } : {}),
+    ...(o.teacherFingerprint ? { teacherFingerprint: o.teacherFingerprint } : {}),
+    ...(o.model ? { model: o.model } : {}),
   };
   if (fs.existsSync(o.out) && !fs.statSync(o.out).isDirectory()) throw new UserError(`--out '${o.out}' is a file; give a folder for the targets`);
   const metaFile = path.join(o.out, TARGETS_META);
@@ -65,7 +147,7 @@ export function makeTargets(graph: Graph, params: ParamStore, data: TokenStream,
   }
   ensureDir(o.out, '--out');
   if (fs.existsSync(metaFile)) {
-    let prev: Partial<TargetsMeta> & { seed?: number };
+    let prev: Partial<TargetsMetaRecord>;
     try {
       prev = JSON.parse(fs.readFileSync(metaFile, 'utf8'));
     } catch (e) {
@@ -82,6 +164,10 @@ export function makeTargets(graph: Graph, params: ParamStore, data: TokenStream,
       if (prev[key] !== meta[key]) throw new UserError(`${metaFile}: these targets were made with ${key} = ${JSON.stringify(prev[key])}, now ${JSON.stringify(meta[key])}; use another --out folder (or delete it) to start over`);
     }
     if (prev.tokens?.hash !== meta.tokens.hash) throw new UserError(`${metaFile}: these targets belong to another token file (hash ${prev.tokens?.hash}, now ${meta.tokens.hash}); use another --out folder`);
+    checkSameTeacher(prev, o, metaFile);
+    // What an older targets.json did not record stays unrecorded: its shards' teacher is still unknown.
+    const { teacherFingerprint: tf, model: md, ...rest } = meta;
+    meta = { ...rest, ...(prev.teacherFingerprint && tf ? { teacherFingerprint: tf } : {}), ...(prev.model && md ? { model: md } : {}) };
   }
   fs.writeFileSync(metaFile, JSON.stringify(meta, null, 2) + '\n');
 

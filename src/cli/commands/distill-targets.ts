@@ -13,7 +13,7 @@ import { loadParams, unusedTensorsWarning } from '../../checkpoint/load';
 import { openCheckpoint } from '../../checkpoint';
 import { asUserErrors, seedArg, tfjsBackendOption } from './run';
 import { readTokens } from '../../train/data';
-import { makeTargets } from '../../train/targets';
+import { makeTargets, modelRecord, teacherFingerprint } from '../../train/targets';
 import { num } from './train';
 
 interface TargetsCliOptions extends ModelOptions {
@@ -57,7 +57,8 @@ export function register(program: Command): void {
     asUserErrors(async () => {
       await initCpuBackend(opts.tfjsBackend);
       const ck = openCheckpoint(opts.checkpoint);
-      const g = loadModel(file, { variant: opts.variant, config: opts.config ?? path.join(opts.checkpoint, 'config.json') }, { batch: opts.batch, seq: opts.seq });
+      const configFile = opts.config ?? path.join(opts.checkpoint, 'config.json');
+      const g = loadModel(file, { variant: opts.variant, config: configFile, hparams: opts.hparams, hparam: opts.hparam }, { batch: opts.batch, seq: opts.seq });
       const V = vocabSize(g);
       const data = readTokens(opts.tokens, V);
       process.stderr.write(unusedTensorsWarning(g, ck));
@@ -78,6 +79,10 @@ export function register(program: Command): void {
           maxWindows: opts.maxSequences,
           seed: opts.seed,
           teacher: path.resolve(opts.checkpoint),
+          // What the folder's targets.json records so a resumed run with another teacher is refused.
+          teacherFingerprint: teacherFingerprint(ck.files, configFile),
+          model: modelRecord(file, opts.variant, { ...opts.hparams, ...opts.hparam }),
+          onWarning: (m) => process.stderr.write(`lapidary: warning: ${m}\n`),
           onProgress: (done, total, skipped) => {
             if (bar) {
               if (!started) bar.start(total, 0, { skipped });

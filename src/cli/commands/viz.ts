@@ -25,6 +25,7 @@ export interface VizOptions extends ModelOptions {
   format: 'html' | 'json' | 'node-data';
   passes?: string | false;
   chip: string;
+  /** The metric of --format node-data (the CLI refuses --metric with the other formats, where it does nothing). */
   metric: string;
   serve?: boolean;
   port: number;
@@ -39,7 +40,10 @@ export interface VizOptions extends ModelOptions {
 /** The options `viz` takes from the TPU commands' definitions (compile-tpu.ts), so they read and check the same. */
 const TPU_OPTIONS = ['--chip', '--topology', '--chips', '--mesh', '--strategy', '--matmul-efficiency'];
 
-/** Sizes the cost overlay assumes for symbolic dims the user left unbound. */
+/**
+ * Sizes the cost overlay assumes for symbolic dims the user left unbound; a dim the model bounds
+ * (`dim seq <= n_ctx`) is taken at most at its bound, so the costs are those of a shape the model can run.
+ */
 export const COST_DEFAULTS: Readonly<Record<string, number>> = { batch: 1, seq: 4096 };
 
 function pipelineOf(opts: VizOptions): Pass[] {
@@ -82,9 +86,9 @@ function chipOf(name: string): Chip {
   }
 }
 
-function costEnv(g: Graph): Record<string, number> {
+export function costEnv(g: Graph): Record<string, number> {
   const env: Record<string, number> = {};
-  for (const d of g.dims) env[d] = COST_DEFAULTS[d] ?? 1;
+  for (const d of g.dims) env[d] = Math.min(COST_DEFAULTS[d] ?? 1, g.dimBounds?.[d] ?? Infinity);
   return env;
 }
 
@@ -195,7 +199,7 @@ export function register(program: Command): void {
       .addOption(new Option('--format <format>', "html: the page; json: Model Explorer's graph JSON; node-data: a Model Explorer overlay of --metric").choices(['html', 'json', 'node-data']).default('html'))
       .option('--passes <list>', `comma-separated pipeline to show step by step (default: ${BUILTIN_PASSES.map((p) => p.name).join(',')})`)
       .option('--no-passes', 'show only the graph as compiled')
-      .addOption(new Option('--metric <name>', 'metric for --format node-data').choices(['flops', 'transcendentals', 'bytes', 'intensity', 'time']).default('flops'))
+      .addOption(new Option('--metric <name>', 'metric for --format node-data (an error with the other formats)').choices(['flops', 'transcendentals', 'bytes', 'intensity', 'time']).default('flops'))
       .option('--serve', 'serve the page on 127.0.0.1 and reload it when the model file changes')
       .addOption(new Option('--port <n>', 'port for --serve (0: any free port)').default(8765).argParser((v: string) => (v === '0' ? 0 : positiveInt('--port')(v)))),
   );
@@ -211,6 +215,10 @@ export function register(program: Command): void {
     cmd.addOption(o);
   }
   cmd.action(async (file: string, opts: VizOptions) => {
+    // --metric picks the node-data overlay's value; the page has its own "Colour by" menu, the graph JSON no values.
+    if (cmd.getOptionValueSource('metric') === 'cli' && opts.format !== 'node-data') {
+      throw new UserError(`--metric ${opts.metric} applies to --format node-data only; with --format ${opts.format} it does nothing${opts.format === 'html' ? ' (the page colours by any metric from its "Colour by" menu)' : ''}: drop --metric, or give --format node-data`);
+    }
     const inputs = [file, ...(opts.config ? [opts.config] : [])];
     if (opts.serve) {
       if (opts.format !== 'html') throw new UserError('--serve shows the page; it cannot be combined with --format json or node-data');

@@ -1,0 +1,117 @@
+/**
+ * QA: one `distill-targets` folder holds one teacher's targets. Resuming (or rerunning a finished folder) with
+ * another teacher checkpoint, changed teacher files or another model file is refused with both values named;
+ * a targets.json of an older version (no fingerprint, no model record) is still resumed, with a warning.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { lapidary, expectCleanFailure } from '../cli/helpers';
+
+const TINY = path.join(__dirname, '../fixtures/gemma2-tiny');
+let tmp: string;
+let data: string;
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-distill-qa-'));
+  const ids = Array.from({ length: 400 }, (_, i) => ((i * 7 + Math.floor(i / 13)) % 64) + 2);
+  data = path.join(tmp, 'data.json');
+  fs.writeFileSync(data, JSON.stringify(ids));
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const copyTeacher = (name: string) => {
+  const dir = path.join(tmp, name);
+  fs.mkdirSync(dir);
+  for (const f of ['config.json', 'model.safetensors']) fs.copyFileSync(path.join(TINY, f), path.join(dir, f));
+  return dir;
+};
+const args = (model: string, teacher: string, out: string) =>
+  ['distill-targets', model, '--checkpoint', teacher, '--tokens', data, '--k', '2', '--seq', '16', '--batch', '2', '--shard-windows', '2', '--max-sequences', '4', '--out', out];
+const readMeta = (out: string) => JSON.parse(fs.readFileSync(path.join(out, 'targets.json'), 'utf8'));
+
+test('another --checkpoint (finished or partial folder) is refused, naming both; targets.json and shards are untouched', () => {
+  const a = copyTeacher('teacher-a');
+  const b = copyTeacher('teacher-b'); // same files, another checkpoint
+  const out = path.join(tmp, 'targets-ab');
+  const first = lapidary(args('gemma2.model', a, out));
+  expect([first.code, first.stderr]).toEqual([0, expect.stringMatching(/wrote .*4 sequences/)]);
+  const meta = readMeta(out);
+  expect(meta.teacher).toBe(path.resolve(a));
+  expect(meta.teacherFingerprint.files).toEqual([{ name: 'model.safetensors', bytes: fs.statSync(path.join(a, 'model.safetensors')).size }]);
+  expect(meta.teacherFingerprint.config).toMatch(/^[0-9a-f]{64}$/);
+  expect(meta.model).toMatchObject({ file: path.resolve('gemma2.model'), variant: null, hparams: {} });
+
+  // finished folder: used to say "already done"
+  let r = lapidary(args('gemma2.model', b, out));
+  expectCleanFailure(r);
+  expect(r.stderr).toContain(`made with --checkpoint '${path.resolve(a)}', now --checkpoint '${path.resolve(b)}'`);
+  expect(r.stderr).not.toMatch(/already done/);
+  expect(readMeta(out)).toEqual(meta);
+
+  // partial folder: used to compute the missing shard with teacher B and relabel the folder
+  fs.rmSync(path.join(out, 'targets-00001.safetensors'));
+  r = lapidary(args('gemma2.model', b, out));
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/--checkpoint .*teacher-a', now --checkpoint .*teacher-b'/);
+  expect(fs.existsSync(path.join(out, 'targets-00001.safetensors'))).toBe(false);
+  expect(readMeta(out)).toEqual(meta);
+
+  // the same teacher resumes
+  r = lapidary(args('gemma2.model', a, out));
+  expect(r.code).toBe(0);
+  expect(r.stderr).toMatch(/\(2 already done\)/);
+  expect(r.stderr).not.toMatch(/warning/);
+});
+
+test("the teacher's files changed at the same path (config.json content, safetensors size): refused", () => {
+  const a = copyTeacher('teacher-changing');
+  const out = path.join(tmp, 'targets-changed');
+  expect(lapidary(args('gemma2.model', a, out)).code).toBe(0);
+  const cfg = path.join(a, 'config.json');
+  fs.writeFileSync(cfg, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfg, 'utf8')), _note: 'retrained' }));
+  let r = lapidary(args('gemma2.model', a, out));
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/the teacher --checkpoint '.*teacher-changing' is not the one these targets were made with: its config\.json was sha256 [0-9a-f]{12}…, now sha256 [0-9a-f]{12}…/);
+  fs.copyFileSync(path.join(TINY, 'config.json'), cfg);
+  fs.appendFileSync(path.join(a, 'model.safetensors'), Buffer.alloc(8));
+  r = lapidary(args('gemma2.model', a, out));
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/its safetensors were model\.safetensors \(\d+ bytes\), now model\.safetensors \(\d+ bytes\)/);
+});
+
+test('another model file (or the same file edited) is refused, naming both', () => {
+  const a = copyTeacher('teacher-model');
+  const model = path.join(tmp, 'teacher.model');
+  fs.copyFileSync('gemma2.model', model);
+  const out = path.join(tmp, 'targets-model');
+  expect(lapidary(args(model, a, out)).code).toBe(0);
+  const other = path.join(tmp, 'other.model');
+  fs.copyFileSync('gemma2.model', other);
+  let r = lapidary(args(other, a, out));
+  expectCleanFailure(r);
+  expect(r.stderr).toContain(`made with the model file '${model}', now '${other}'`);
+  fs.appendFileSync(model, '\n# edited\n');
+  r = lapidary(args(model, a, out));
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/the model file '.*teacher\.model' changed since these targets were made \(sha256 [0-9a-f]{12}…, now sha256 [0-9a-f]{12}…\)/);
+});
+
+test('an older targets.json without the new fields resumes with a warning (the teacher path it records is still checked)', () => {
+  const a = copyTeacher('teacher-old');
+  const out = path.join(tmp, 'targets-old');
+  expect(lapidary(args('gemma2.model', a, out)).code).toBe(0);
+  const { teacherFingerprint: _f, model: _m, ...old } = readMeta(out);
+  fs.writeFileSync(path.join(out, 'targets.json'), JSON.stringify(old, null, 2));
+  fs.rmSync(path.join(out, 'targets-00001.safetensors'));
+  const r = lapidary(args('gemma2.model', a, out));
+  expect(r.code).toBe(0);
+  expect(r.stderr).toMatch(/lapidary: warning: .*targets\.json does not record the teacher checkpoint's fingerprint or the model file \(written by an older lapidary\)/);
+  expect(fs.existsSync(path.join(out, 'targets-00001.safetensors'))).toBe(true);
+  // still unknown: not stamped with this run's teacher
+  expect(readMeta(out).teacherFingerprint).toBeUndefined();
+  expect(readMeta(out).model).toBeUndefined();
+  const b = copyTeacher('teacher-old-b');
+  const other = lapidary(args('gemma2.model', b, out));
+  expectCleanFailure(other);
+  expect(other.stderr).toMatch(/--checkpoint .*teacher-old', now --checkpoint .*teacher-old-b'/);
+});

@@ -1,0 +1,48 @@
+/** QA: viz's cost overlay stays within the model's declared dim bounds; --metric outside node-data is an error. */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { lapidary, expectCleanFailure } from '../cli/helpers';
+import { COST_DEFAULTS, costEnv } from '../../src/cli/commands/viz';
+import { loadModel } from '../../src/cli/load';
+
+let tmp: string;
+beforeAll(() => (tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-viz-qa-'))));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+test('default cost dims are capped by the model\'s bound (gpt2: seq <= n_ctx = 1024), not the 4096 default', () => {
+  expect(COST_DEFAULTS.seq).toBe(4096);
+  const gpt2 = loadModel('examples/gpt2.model', {});
+  expect(gpt2.dimBounds?.seq).toBe(1024);
+  expect(costEnv(gpt2)).toEqual({ batch: 1, seq: 1024 });
+  // a larger bound leaves the default (gemma2: seq <= max_pos = 8192)
+  expect(costEnv(loadModel('gemma2.model', { variant: '2b' }))).toEqual({ batch: 1, seq: 4096 });
+  // a bound below it at a smaller --hparam
+  expect(costEnv(loadModel('gemma2.model', { variant: '2b', hparams: { max_pos: 512 } }))).toEqual({ batch: 1, seq: 512 });
+});
+
+test('the gpt2 page says costs at seq=1024, a shape the model can run', () => {
+  const out = path.join(tmp, 'gpt2.html');
+  const r = lapidary(['viz', 'examples/gpt2.model', '--no-passes', '-o', out]);
+  expect(r.code).toBe(0);
+  const html = fs.readFileSync(out, 'utf8');
+  expect(html).toContain('costs at batch=1, seq=1024');
+  expect(html).not.toContain('seq=4096');
+  // node-data values are at the same dims: equal to those of an explicit --seq 1024
+  const nd = lapidary(['viz', 'examples/gpt2.model', '--format', 'node-data']);
+  const bound = lapidary(['viz', 'examples/gpt2.model', '--format', 'node-data', '--batch', '1', '--seq', '1024']);
+  expect(nd.code).toBe(0);
+  expect(JSON.parse(nd.stdout).results).toEqual(JSON.parse(bound.stdout).results);
+});
+
+test('--metric with --format html or json is a clean error (it applies to node-data only); node-data takes it', () => {
+  for (const extra of [['-o', path.join(tmp, 'm.html')], ['--format', 'json']]) {
+    const r = lapidary(['viz', 'examples/gpt2.model', '--no-passes', '--metric', 'time', ...extra]);
+    expectCleanFailure(r);
+    expect(r.stderr).toMatch(/--metric time applies to --format node-data only; with --format (html|json) it does nothing/);
+  }
+  expect(fs.existsSync(path.join(tmp, 'm.html'))).toBe(false);
+  const ok = lapidary(['viz', 'examples/gpt2.model', '--format', 'node-data', '--metric', 'time']);
+  expect(ok.code).toBe(0);
+  expect(Object.keys(JSON.parse(ok.stdout).results).length).toBeGreaterThan(0);
+});
