@@ -1,4 +1,4 @@
-import { getChip, parseTopology, makeMesh, replicaGroups, iotaReplicaGroups, hloSharding, TpuError, defaultTopology, collectiveTime } from '../../src/backends/tpu';
+import { getChip, parseTopology, makeMesh, meshMapping, replicaGroups, iotaReplicaGroups, hloSharding, TpuError, defaultTopology, collectiveTime } from '../../src/backends/tpu';
 
 const v5p = getChip('v5p');
 const v5e = getChip('v5e');
@@ -21,10 +21,22 @@ describe('topologies and meshes', () => {
     expect(() => parseTopology(v5p, '8xfoo')).toThrow(TpuError);
     const topo = parseTopology(v5p, '8x24x32');
     expect(() => makeMesh(topo, 'data=768,model=4')).toThrow(/--mesh data=768,model=4: the axes multiply to 3072 devices, but the topology has 6144 chips/);
-    expect(() => makeMesh(topo, 'data=1024,model=6')).toThrow(/axis 'model'=6 cannot be laid onto the v5p torus 8x24x32/);
     expect(() => makeMesh(topo, 'data=768,data=8')).toThrow(/given twice/);
     expect(() => makeMesh(topo, 'data:768')).toThrow(/is not NAME=SIZE/);
     expect(() => makeMesh(parseTopology(v5e, '2x16x16'), 'x=1,data=512')).toThrow(/only the first axis may/);
+  });
+
+  test('an axis no physical axis divides takes pieces of two (model=6 on 8x24x32: 3 of the 24 and 2 of the 32; model=8 on 4x4x12)', () => {
+    const six = makeMesh(parseTopology(v5p, '8x24x32'), 'data=1024,model=6');
+    expect(meshMapping(six)).toBe('data→ici0:8(wrap)×ici1:8(no wrap)×ici2:16(no wrap), model→ici1:3(no wrap)×ici2:2(no wrap)');
+    const eight = makeMesh(parseTopology(v5p, '4x4x12'), 'data=24,model=8');
+    expect(meshMapping(eight)).toBe('data→ici0:4(wrap)×ici1:2(no wrap)×ici2:3(no wrap), model→ici1:2(no wrap)×ici2:4(no wrap)');
+    // Every physical axis is used up exactly: the pieces of each multiply to its size.
+    for (const m of [six, eight]) {
+      const used = m.topology.axes.map(() => 1);
+      for (const a of m.axes) for (const p of a.pieces) used[p.phys] *= p.size;
+      expect(used).toEqual(m.topology.axes.map((a) => a.size));
+    }
   });
 
   test('logical axes take whole physical axes when they can (keeping wraparound); -1 is the rest', () => {

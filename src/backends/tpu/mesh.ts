@@ -184,11 +184,11 @@ export function parseMeshSpec(text: string, chips: number): { name: string; size
 /**
  * Map logical axes onto physical ones. The last logical axis (e.g. `model`) gets the innermost physical
  * axes, so the most communication-heavy parallelism sits on fast, short rings; the slice (DCN) axis can only
- * belong to the outermost logical axis. A logical axis takes whole physical axes or divides one.
+ * belong to the outermost logical axis. A logical axis takes a whole physical axis of its size when there is one,
+ * else pieces of physical axes (innermost first), each the largest part of what remains that divides it.
  */
 export function mapMesh(topology: Topology, spec: readonly { name: string; size: number }[]): Mesh {
   const remaining = topology.axes.map((a) => a.size);
-  let p = topology.axes.length - 1;
   const axes: MeshAxis[] = [];
   for (let li = spec.length - 1; li >= 0; li--) {
     const { name, size } = spec[li];
@@ -202,26 +202,22 @@ export function mapMesh(topology: Topology, spec: readonly { name: string; size:
       remaining[exact] = 1;
       need = 1;
     }
-    while (p >= 0 && remaining[p] === 1) p--;
-    while (need > 1) {
-      while (p >= 0 && remaining[p] === 1) p--;
-      if (p < 0) throw new TpuError(`--mesh: axis '${name}'=${size} does not fit the topology ${topology.text}`);
-      const r = remaining[p];
-      const phys = topology.axes[p];
-      if (need % r === 0) {
-        pieces.unshift({ phys: p, size: r, wrap: phys.wrap && r === phys.size, dcn: phys.dcn });
-        need /= r;
-        remaining[p] = 1;
-      } else if (r % need === 0) {
-        pieces.unshift({ phys: p, size: need, wrap: phys.wrap && need === phys.size, dcn: phys.dcn });
-        remaining[p] = r / need;
-        need = 1;
-      } else {
-        throw new TpuError(
-          `--mesh: axis '${name}'=${size} cannot be laid onto the ${topology.chip.name} torus ${topology.text}: ` +
-            `it would have to split a physical axis of ${r} into pieces of ${need} (sizes must divide or be multiples of the physical axes, innermost first)`,
-        );
-      }
+    // Then pieces of the physical axes from the innermost out: as much of each as divides what is still needed
+    // (the greatest common divisor), so model=8 on a 4x4x12 torus takes 4 of the 12 and 2 of a 4.
+    for (let q = topology.axes.length - 1; q >= 0 && need > 1; q--) {
+      const r = remaining[q];
+      const g = gcd(need, r);
+      if (g <= 1) continue;
+      const phys = topology.axes[q];
+      pieces.unshift({ phys: q, size: g, wrap: phys.wrap && g === phys.size, dcn: phys.dcn });
+      remaining[q] = r / g;
+      need /= g;
+    }
+    if (need > 1) {
+      throw new TpuError(
+        `--mesh: axis '${name}'=${size} cannot be laid onto the ${topology.chip.name} torus ${topology.text}: ` +
+          `after the axes to its right, no remaining physical axes multiply to it (its size must be a product of divisors of the physical axes)`,
+      );
     }
     if (pieces.some((x) => x.dcn) && li !== 0) {
       throw new TpuError(`--mesh: axis '${name}' would cross slices over the data-center network; only the first axis may (put the data axis first)`);
@@ -243,6 +239,12 @@ export function axisSize(mesh: Mesh, name: string): number {
 
 export function meshText(mesh: Mesh): string {
   return mesh.axes.map((a) => `${a.name}=${a.size}`).join(',');
+}
+
+/** Where each logical axis lies: `data→ici0:8(wrap)×ici1:8(no wrap), model→ici2:8(wrap)` (dcn: across slices). */
+export function meshMapping(mesh: Mesh): string {
+  const piece = (p: AxisPiece) => `${p.dcn ? 'dcn' : 'ici' + p.phys}:${p.size}${p.dcn ? '' : p.wrap ? '(wrap)' : '(no wrap)'}`;
+  return mesh.axes.map((a) => `${a.name}→${a.pieces.map(piece).join('×') || 'none'}`).join(', ');
 }
 
 /** Row-major stride of each mesh axis in the flattened device (partition) id. */
@@ -304,4 +306,9 @@ export function hloSharding(mesh: Mesh, spec: Spec): string {
   const perm = [...used, ...unused].map((n) => names.indexOf(n));
   const dims = rep > 1 ? [...tiles, rep] : tiles;
   return `{devices=[${dims.join(',')}]${iotaTail(mesh, perm)}${rep > 1 ? ' last_tile_dim_replicate' : ''}}`;
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
 }

@@ -9,7 +9,7 @@
 import { didYouMean } from '../../../grammar/diagnostics';
 import { Graph, Node } from '../../ir/types';
 import { ChipSpec, getChip } from './chips';
-import { Mesh, MeshAxis, Spec, Topology, defaultTopology, makeMesh, meshText, parseTopology, axisSize } from './mesh';
+import { Mesh, MeshAxis, Spec, Topology, defaultTopology, makeMesh, meshMapping, meshText, parseTopology, axisSize } from './mesh';
 import { CollectiveEvent, ParamPolicy } from './partition';
 import { partitionGraph, emitWholeProgram, PartitionResult } from './program';
 import { CostRecorder, bytesAt, fusedBytes } from './record';
@@ -583,9 +583,7 @@ export function evaluateAnalytic(g: Graph, o: PlanOptions, dims: { batch: number
     topology: mesh.topology.text,
     chips,
     mesh: meshText(mesh),
-    mesh_mapping: mesh.axes
-      .map((a) => `${a.name}→${a.pieces.map((p) => `${p.dcn ? 'dcn' : 'ici' + p.phys}:${p.size}${p.dcn ? '' : p.wrap ? '(wrap)' : '(no wrap)'}`).join('×') || 'none'}`)
-      .join(', '),
+    mesh_mapping: meshMapping(mesh),
     strategy: strategy.name,
     mode,
     ...(isTrain ? { remat } : {}),
