@@ -47,7 +47,9 @@ export function hfConfigFor(
     if (!(h in hparams)) continue;
     const value = hparams[h];
     const targets = entries.filter((e) => present(base, e.key));
-    for (const e of targets.length ? targets : [entries[0]]) setPath(out, e.key, e.nullValue !== undefined && e.nullValue === value ? null : value);
+    // Without a base key, every key of the hparam is written: a model file lists the newer layout first
+    // (rope_parameters.rope_theta, transformers 5) and the older one after (rope_theta, transformers 4).
+    for (const e of targets.length ? targets : entries) setPath(out, e.key, e.nullValue !== undefined && e.nullValue === value ? null : value);
   }
   return out;
 }

@@ -37,7 +37,8 @@ test('null values, nested keys, and a base config updated where it has the key',
   const hp = compileModel(src, 'gemma2.model', { variant: '2b', hparams: { window: 0, final_cap: 0, n_layers: 3 } }).graph!.hparams;
   const fresh = hfConfigFor(config, hp);
   expect(fresh).toMatchObject({ sliding_window: null, final_logit_softcapping: null, attn_logit_softcapping: 50, num_hidden_layers: 3, rope_parameters: { rope_theta: 10000 } });
-  expect('rope_theta' in fresh).toBe(false);
+  // Both layouts of rope_theta: transformers 5 reads rope_parameters, 4.x the top-level key.
+  expect(fresh.rope_theta).toBe(10000);
   // A base config (an older HF layout with a top-level rope_theta, extra keys) keeps its shape and its other keys.
   const base = { rope_theta: 5, num_hidden_layers: 26, model_type: 'gemma2', rope_parameters: { rope_type: 'default' } };
   const merged = hfConfigFor(config, hp, base);
