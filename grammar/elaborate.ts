@@ -754,7 +754,9 @@ export class Elaborator {
         ok = false;
       } else if (this.dimBounds.has(name) && n > this.dimBounds.get(name)!) {
         const e = this.dimBoundExprs.get(name)!;
-        const hint = e.kind === 'name' ? `; if the model can take more, override '${e.name}' (e.g. --hparam ${e.name}=${n})` : '';
+        // An override the user already gave is raised, not given twice (--hparam max_pos=64 --hparam max_pos=65 is an error).
+        const given = e.kind === 'name' && opts.hparams !== undefined && e.name in opts.hparams;
+        const hint = e.kind !== 'name' ? '' : given ? `; if the model can take more, raise your override of '${e.name}' to ${n} or more` : `; if the model can take more, override '${e.name}' (e.g. --hparam ${e.name}=${n})`;
         this.err('unknown-dim', e.span, `dim '${name}' = ${n} is above its bound: the model declares ${name} <= ${this.dimBounds.get(name)}${hint}`);
         ok = false;
       } else this.dims.set(name, num(n));

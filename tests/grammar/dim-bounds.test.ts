@@ -109,3 +109,8 @@ describe('dim bounds from the command line', () => {
     expect(JSON.parse(r4.stdout).layers).toBe(2);
   });
 });
+
+test('when the bound comes from an override the user gave, the hint says to raise it (not to give it twice)', () => {
+  const ds = errors(SMALL, 'small.model', { dims: { seq: 9 }, hparams: { max_pos: 8 } });
+  expect(ds[0].message).toBe("dim 'seq' = 9 is above its bound: the model declares seq <= 8; if the model can take more, raise your override of 'max_pos' to 9 or more");
+});
