@@ -164,3 +164,13 @@ test('a non-finite loss at step 1 (before any update) blames the hyperparameters
   expect(r.stderr).toMatch(/the initial loss is NaN \(step 1's forward, before any update\): not the learning rate; the model's hyperparameters \(--hparam, --config\) or the random init/);
   expect(r.stderr).not.toMatch(/smaller --lr/);
 });
+
+test('a resume whose saved optimizer state is gone says how to start over (it said only "cannot open (ENOENT)")', () => {
+  const out = path.join(tmp, 'no-optimizer');
+  expect(lapidary(tiny(out, 2)).code).toBe(0);
+  fs.rmSync(path.join(out, 'optimizer.safetensors'));
+  const r = lapidary(tiny(out, 4));
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/cannot resume from .*no-optimizer \(trainer_state\.json says step 2\): .*optimizer\.safetensors.*; pass --no-resume to start over there/);
+  expect(lapidary(tiny(out, 4, ['--no-resume'])).code).toBe(0);
+});

@@ -209,8 +209,17 @@ async function train(file: string, opts: TrainOptions, given: (option: string) =
   let state: OptimizerState;
   let start = 0;
   if (prev) {
-    params = loadParams(graph, openCheckpoint(opts.out));
-    state = loadOptimizerState(opts.out, params);
+    // A resume needs the whole saved state: say how to start over when part of it is gone or damaged.
+    const resumable = <T>(what: () => T): T => {
+      try {
+        return what();
+      } catch (e) {
+        if (e instanceof UserError) throw new UserError(`cannot resume from ${opts.out} (trainer_state.json says step ${prev.step}): ${e.message}; pass --no-resume to start over there`);
+        throw e;
+      }
+    };
+    params = resumable(() => loadParams(graph, openCheckpoint(opts.out)));
+    state = resumable(() => loadOptimizerState(opts.out, params));
     start = prev.step;
     process.stderr.write(`resuming from ${opts.out} at step ${start}\n`);
   } else {
