@@ -46,3 +46,23 @@ test('--metric with --format html or json is a clean error (it applies to node-d
   expect(ok.code).toBe(0);
   expect(Object.keys(JSON.parse(ok.stdout).results).length).toBeGreaterThan(0);
 });
+
+test('viz --checkpoint DIR takes the sizes from DIR/config.json, like run; with --config too it is an error', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-viz-ckpt-'));
+  try {
+    const out = path.join(dir, 'g.json');
+    const r = lapidary(['viz', 'gemma2.model', '--checkpoint', 'tests/fixtures/gemma2-tiny', '--format', 'json', '-o', out]);
+    expect(r.code).toBe(0);
+    const viaConfig = path.join(dir, 'c.json');
+    expect(lapidary(['viz', 'gemma2.model', '--config', 'tests/fixtures/gemma2-tiny/config.json', '--format', 'json', '-o', viaConfig]).code).toBe(0);
+    expect(fs.readFileSync(out, 'utf8')).toBe(fs.readFileSync(viaConfig, 'utf8'));
+    const both = lapidary(['viz', 'gemma2.model', '--checkpoint', 'tests/fixtures/gemma2-tiny', '--config', 'tests/fixtures/gemma2-tiny/config.json', '-o', path.join(dir, 'x.html')]);
+    expectCleanFailure(both);
+    expect(both.stderr).toMatch(/give --checkpoint or --config, not both/);
+    const none = lapidary(['viz', 'gemma2.model', '--checkpoint', dir, '-o', path.join(dir, 'y.html')]);
+    expectCleanFailure(none);
+    expect(none.stderr).toMatch(/no config\.json there/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

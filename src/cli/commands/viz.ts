@@ -25,6 +25,8 @@ export interface VizOptions extends ModelOptions {
   format: 'html' | 'json' | 'node-data';
   passes?: string | false;
   chip: string;
+  /** A Hugging Face checkpoint folder: its config.json sets the sizes (the weights are not read). */
+  checkpoint?: string;
   /** The metric of --format node-data (the CLI refuses --metric with the other formats, where it does nothing). */
   metric: string;
   serve?: boolean;
@@ -200,6 +202,7 @@ export function register(program: Command): void {
       .option('--passes <list>', `comma-separated pipeline to show step by step (default: ${BUILTIN_PASSES.map((p) => p.name).join(',')})`)
       .option('--no-passes', 'show only the graph as compiled')
       .addOption(new Option('--metric <name>', 'metric for --format node-data (an error with the other formats)').choices(['flops', 'transcendentals', 'bytes', 'intensity', 'time']).default('flops'))
+      .option('--checkpoint <dir>', "a Hugging Face checkpoint folder: the sizes come from its config.json, as in run (the weights are not read)")
       .option('--serve', 'serve the page on 127.0.0.1 and reload it when the model file changes')
       .addOption(new Option('--port <n>', 'port for --serve (0: any free port)').default(8765).argParser((v: string) => (v === '0' ? 0 : positiveInt('--port')(v)))),
   );
@@ -218,6 +221,12 @@ export function register(program: Command): void {
     // --metric picks the node-data overlay's value; the page has its own "Colour by" menu, the graph JSON no values.
     if (cmd.getOptionValueSource('metric') === 'cli' && opts.format !== 'node-data') {
       throw new UserError(`--metric ${opts.metric} applies to --format node-data only; with --format ${opts.format} it does nothing${opts.format === 'html' ? ' (the page colours by any metric from its "Colour by" menu)' : ''}: drop --metric, or give --format node-data`);
+    }
+    if (opts.checkpoint !== undefined) {
+      if (opts.config !== undefined) throw new UserError('give --checkpoint or --config, not both (--checkpoint DIR reads DIR/config.json)');
+      const cfg = path.join(opts.checkpoint, 'config.json');
+      if (!fs.existsSync(cfg)) throw new UserError(`--checkpoint '${opts.checkpoint}': no config.json there (viz reads only the sizes from it)`);
+      opts.config = cfg;
     }
     const inputs = [file, ...(opts.config ? [opts.config] : [])];
     if (opts.serve) {
