@@ -5,19 +5,15 @@
  * and mistakes are clean errors.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { lapidary, expectCleanFailure } from '../cli/helpers';
+import { makeTokenFolder } from './helpers';
 
 const CONFIG = path.join(__dirname, '../fixtures/gemma2-tiny/config.json');
 let tmp: string;
 let data: string;
 beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-train-'));
-  // A learnable stream: a stride-7 walk over 64 ids with a slow drift.
-  const ids = Array.from({ length: 3000 }, (_, i) => ((i * 7 + Math.floor(i / 13)) % 64) + 2);
-  data = path.join(tmp, 'data.json');
-  fs.writeFileSync(data, JSON.stringify(ids));
+  ({ tmp, data } = makeTokenFolder('lapidary-train-'));
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

@@ -4,18 +4,15 @@
  * a targets.json of an older version (no fingerprint, no model record) is still resumed, with a warning.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { lapidary, expectCleanFailure } from '../cli/helpers';
+import { makeTokenFolder } from './helpers';
 
 const TINY = path.join(__dirname, '../fixtures/gemma2-tiny');
 let tmp: string;
 let data: string;
 beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-distill-qa-'));
-  const ids = Array.from({ length: 400 }, (_, i) => ((i * 7 + Math.floor(i / 13)) % 64) + 2);
-  data = path.join(tmp, 'data.json');
-  fs.writeFileSync(data, JSON.stringify(ids));
+  ({ tmp, data } = makeTokenFolder('lapidary-distill-qa-', 400));
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

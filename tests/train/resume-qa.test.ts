@@ -7,10 +7,10 @@
  */
 import { spawn } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { lapidary, expectCleanFailure, BIN, ROOT } from '../cli/helpers';
 import { learningRate } from '../../src/train/trainer';
+import { makeTokenFolder } from './helpers';
 
 jest.setTimeout(120_000);
 
@@ -18,10 +18,7 @@ const CONFIG = path.join(__dirname, '../fixtures/gemma2-tiny/config.json');
 let tmp: string;
 let data: string;
 beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-resume-qa-'));
-  const ids = Array.from({ length: 3000 }, (_, i) => ((i * 7 + Math.floor(i / 13)) % 64) + 2);
-  data = path.join(tmp, 'data.json');
-  fs.writeFileSync(data, JSON.stringify(ids));
+  ({ tmp, data } = makeTokenFolder('lapidary-resume-qa-'));
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
