@@ -109,3 +109,16 @@ test('-o under a file or where nothing can be created is a clean error (it was a
   expect(proc.code).toBe(1);
   expect(proc.stderr).toMatch(/^lapidary: error: -o '\/proc\/lapidary-nope\/deeper': cannot create '\/proc\/lapidary-nope'/);
 });
+
+test("an output folder of an older lapidary (cost.json without written_by, all five files) is still replaced, with a note", () =>
+  inTmp((out) => {
+    const args = ['compile', ...TINY_TPU, '--target', 'tpu', '-o', out];
+    expect(lapidary(args).code).toBe(0);
+    const costFile = path.join(out, 'cost.json');
+    const { written_by: _w, ...old } = JSON.parse(fs.readFileSync(costFile, 'utf8'));
+    fs.writeFileSync(costFile, JSON.stringify(old));
+    const r = lapidary(args);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/replacing an earlier output in .* \(written before cost\.json recorded its files\)/);
+    expect(JSON.parse(fs.readFileSync(costFile, 'utf8')).written_by).toBeDefined();
+  }));

@@ -184,6 +184,12 @@ function checkTpuOutputDir(dir: string): void {
   try {
     const c = JSON.parse(fs.readFileSync(path.join(dir, 'cost.json'), 'utf8'));
     if (c !== null && typeof c === 'object' && c.written_by?.tool === WRITER && Array.isArray(c.written_by.files)) written = c.written_by.files;
+    else if (c !== null && typeof c === 'object' && !('written_by' in c) && 'step_time_s' in c && 'mesh_mapping' in c && TPU_FILES.every((f) => fs.existsSync(path.join(dir, f)))) {
+      // An output of an older lapidary (before cost.json recorded its files): all five files, written together.
+      // A plan saved from `cost --json` next to a program of the user's is not that (not all five are there).
+      written = [...TPU_FILES];
+      process.stderr.write(`lapidary: replacing an earlier output in '${dir}' (written before cost.json recorded its files)\n`);
+    }
   } catch {
     written = [];
   }
