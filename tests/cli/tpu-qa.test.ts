@@ -68,6 +68,12 @@ forward(x: f32[batch, d_in]) {
     expect(lapidary(['compile', file, '--target', 'tpu', ...mesh, '-o', out]).code).toBe(0);
     expect(fs.readFileSync(path.join(out, 'partitioned.hlo'), 'utf8')).toMatch(/bf16\[2,64\] parameter\(0\)/);
     expect(lapidary(['viz', file, ...mesh, '-o', path.join(dir, 'g.html')]).code).toBe(0);
+    // Decode needs attention: cost refuses it as compile does (cost used to print a plan compile then refused).
+    for (const cmd of [['cost', file], ['compile', file, '--target', 'tpu', '-o', path.join(dir, 'dec')]]) {
+      const dec = lapidary([...cmd, ...mesh, '--mode', 'decode', '--context', '8']);
+      expectCleanFailure(dec);
+      expect(dec.stderr).toMatch(/decode: the model has no attention, .*: plan it with --mode forward/);
+    }
     const train = lapidary(['cost', file, ...mesh, '--mode', 'train']);
     expectCleanFailure(train);
     expect(train.stderr).toMatch(/the training loss is next-token cross-entropy: it needs logits f32\[batch, seq, vocab\], got f32\[8, 8\]/);

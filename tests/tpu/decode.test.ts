@@ -156,5 +156,5 @@ test('a model without attention has no KV cache to keep: the decode step says so
   const x = b.input('x', { dtype: 'f32', shape: [2, 1, 4] });
   const w = b.param('w', { dtype: 'f32', shape: [4, 4] });
   const g = b.build({ outputs: [{ name: 'y', node: b.op('matmul', [x, w]) }] });
-  expect(() => decodeStep(g, { context: 8 })).toThrow('decode step: the model has no attention, so a token depends on no earlier one and there is no KV cache to keep: compile --mode forward --seq 1 instead');
+  expect(() => decodeStep(g, { context: 8 })).toThrow('decode: the model has no attention, so a token depends on no earlier one and there is no KV cache to keep: plan it with --mode forward');
 });

@@ -35,15 +35,20 @@ export interface DecodeStep {
   readonly caches: readonly KvCacheBuffer[];
 }
 
+/** A model without attention has nothing to decode against: each token is a forward step of its own. */
+export function checkDecodable(g: Graph): void {
+  if (!g.nodes.some((n) => n.op === 'fused_attention' || n.op === 'softmax')) {
+    throw new TpuError('decode: the model has no attention, so a token depends on no earlier one and there is no KV cache to keep: plan it with --mode forward');
+  }
+}
+
 export function decodeStep(g: Graph, o: { context: number }): DecodeStep {
   const ctx = o.context;
   if (!Number.isInteger(ctx) || ctx < 1) throw new TpuError(`decode step: the context must be a positive integer, got ${ctx}`);
   const max = g.dimBounds?.seq;
   if (max !== undefined && ctx > max) throw new TpuError(`decode step: a context of ${ctx} positions is above the model's bound seq <= ${max}`);
   const attn = g.nodes.filter((n) => n.op === 'fused_attention');
-  if (!attn.length && !g.nodes.some((n) => n.op === 'softmax')) {
-    throw new TpuError('decode step: the model has no attention, so a token depends on no earlier one and there is no KV cache to keep: compile --mode forward --seq 1 instead');
-  }
+  checkDecodable(g);
   if (!attn.length) throw new TpuError('decode step: the graph has no fused_attention (the decode step needs the attention-fusion pass of the default pipeline)');
   const posIn = g.nodes.find((n) => n.op === 'input' && n.attrs.name === 'positions');
   if (!posIn) throw new TpuError("decode step: the graph has no 'positions' input (RoPE positions of the new token)");

@@ -8,6 +8,7 @@
  */
 import { didYouMean } from '../../../grammar/diagnostics';
 import { Graph, Node } from '../../ir/types';
+import { checkDecodable } from './decode';
 import { ChipSpec, getChip } from './chips';
 import { Mesh, MeshAxis, Spec, Topology, defaultTopology, makeMesh, meshMapping, meshText, parseTopology, axisSize } from './mesh';
 import { CollectiveEvent, ParamPolicy } from './partition';
@@ -331,6 +332,7 @@ export function partitionForCost(
 export function evaluateOn(g: Graph, o: PlanOptions, dims: { batch: number; seq: number }, mesh: Mesh, strategy: Strategy, step?: TrainingStepInfo, pre?: Partitioned): PlanResult {
   checkBatch(dims.batch, mesh, strategy);
   checkContext(g, o);
+  if ((o.mode ?? 'forward') === 'decode') checkDecodable(g);
   if ((o.mode ?? 'forward') === 'train') return evaluateTrain(g, o, dims, mesh, strategy, step, pre);
   return evaluateAnalytic(g, o, dims, mesh, strategy, pre);
 }
