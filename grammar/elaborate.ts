@@ -78,6 +78,8 @@ export class Elaborator {
   /** `dim seq <= max_pos`: each bounded dim's bound expression, and its value once hyperparameters are known. */
   private readonly dimBoundExprs = new Map<string, A.Expr>();
   readonly dimBounds = new Map<string, number>();
+  /** Names used in the shape of some `param` (GPT-2's `n_ctx` sizes its position table). */
+  private readonly paramSizing = new Set<string>();
   modelName?: string;
   forward?: A.ForwardDecl;
   forwardLocals: ReadonlySet<string> = new Set();
@@ -289,9 +291,10 @@ export class Elaborator {
         if (callee) this.bindArgs(callee, c);
       },
     );
-    // Member access outside labels and param names.
+    // Member access outside labels and param names; names that size a param (a dim bound on one is fixed by the weights).
     const members = (x: A.Expr): void => {
       if (x.kind === 'member') this.err('type', x.member.span, `'.${x.member.name}': dots are only for scope labels (a.b: f(x)) and param names`);
+      if (x.kind === 'param') for (const d of x.shape) this.walkExpr(d, (n) => this.paramSizing.add(n.name), () => undefined);
     };
     this.walkAll(e, members);
   }
@@ -756,7 +759,14 @@ export class Elaborator {
         const e = this.dimBoundExprs.get(name)!;
         // An override the user already gave is raised, not given twice (--hparam max_pos=64 --hparam max_pos=65 is an error).
         const given = e.kind === 'name' && opts.hparams !== undefined && e.name in opts.hparams;
-        const hint = e.kind !== 'name' ? '' : given ? `; if the model can take more, raise your override of '${e.name}' to ${n} or more` : `; if the model can take more, override '${e.name}' (e.g. --hparam ${e.name}=${n})`;
+        const hint =
+          e.kind !== 'name'
+            ? ''
+            : this.paramSizing.has(e.name)
+              ? `; '${e.name}' also sizes a weight of the model, so a checkpoint fixes it: use at most ${this.dimBounds.get(name)}`
+              : given
+                ? `; if the model can take more, raise your override of '${e.name}' to ${n} or more`
+                : `; if the model can take more, override '${e.name}' (e.g. --hparam ${e.name}=${n})`;
         this.err('unknown-dim', e.span, `dim '${name}' = ${n} is above its bound: the model declares ${name} <= ${this.dimBounds.get(name)}${hint}`);
         ok = false;
       } else this.dims.set(name, num(n));

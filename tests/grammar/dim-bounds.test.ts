@@ -114,3 +114,8 @@ test('when the bound comes from an override the user gave, the hint says to rais
   const ds = errors(SMALL, 'small.model', { dims: { seq: 9 }, hparams: { max_pos: 8 } });
   expect(ds[0].message).toBe("dim 'seq' = 9 is above its bound: the model declares seq <= 8; if the model can take more, raise your override of 'max_pos' to 9 or more");
 });
+
+test("a bound whose hyperparameter also sizes a weight (GPT-2's n_ctx rows of wpe) is not suggested for raising", () => {
+  const ds = errors(read('examples/gpt2.model'), 'examples/gpt2.model', { dims: { seq: 2000 } });
+  expect(ds[0].message).toBe("dim 'seq' = 2000 is above its bound: the model declares seq <= 1024; 'n_ctx' also sizes a weight of the model, so a checkpoint fixes it: use at most 1024");
+});
