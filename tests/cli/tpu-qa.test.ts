@@ -125,3 +125,12 @@ test('a plan that does not fit names a fix, and following it fits', () => {
   expect(plan([...dec, '--batch', fitting]).fits).toBe(true);
   expect(plan(['gemma2.model', '--variant', '27b', '--chip', 'v5e', '--topology', '16x16', '--mesh', 'data=256', '--strategy', 'dp', '--mode', 'train', '--batch', '256', '--seq', '8192']).why).toMatch(/replicated on every chip under 'dp'; try fsdp$/);
 });
+
+test('--mesh auto lists a plan once when data=1 makes two strategies the same; a tp-only plan that does not fit suggests fsdp+tp', () => {
+  const auto = JSON.parse(lapidary(['cost', 'gemma2.model', '--variant', '9b', '--chip', 'v5e', '--chips', '8', '--mesh', 'auto', '--batch', '8', '--context', '4096', '--mode', 'decode', '--json']).stdout).plans;
+  const keys = auto.map((p: { mesh: string; strategy: string }) => `${p.mesh} ${p.strategy}`);
+  expect(keys.filter((k: string) => k.startsWith('data=1,model=8 '))).toEqual(['data=1,model=8 tp']);
+  const tp = JSON.parse(lapidary(['cost', 'gemma2.model', '--variant', '9b', '--chip', 'v5e', '--topology', '2x16x16', '--mesh', 'data=64,model=8', '--strategy', 'tp', '--batch', '512', '--seq', '4096', '--mode', 'train', '--json']).stdout);
+  expect(tp.fits).toBe(false);
+  expect(tp.why).toMatch(/--strategy fsdp\+tp$/);
+});

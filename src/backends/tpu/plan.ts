@@ -226,7 +226,7 @@ export function notFitWhy(memory: MemoryBreakdown, chip: ChipSpec, mesh: Mesh, s
   const room = chip.hbmBytes - state;
   const fixes: string[] = [];
   if (!strategy.policy.fsdp && state > perBatch) {
-    fixes.push(`parameters${mode === 'train' ? ', gradients and optimizer state' : ''} are replicated on every chip under '${strategy.name}'; try fsdp`);
+    fixes.push(`parameters${mode === 'train' ? ', gradients and optimizer state' : ''} are replicated on every chip under '${strategy.name}'; try fsdp${strategy.policy.tpAxis ? '+tp' : ''}`);
   } else if (state >= perBatch || room <= 0) {
     const shards = (strategy.policy.fsdpAxes ?? strategy.policy.dataAxes).reduce((k, a) => k * axisSize(mesh, a), 1);
     const otherRoom = chip.hbmBytes - perBatch;
@@ -234,12 +234,13 @@ export function notFitWhy(memory: MemoryBreakdown, chip: ChipSpec, mesh: Mesh, s
       const need = Math.ceil((state * shards) / otherRoom) * (mesh.devices / shards);
       const pow2 = 2 ** Math.ceil(Math.log2(need));
       fixes.push(`the ${mode === 'train' ? 'parameters, gradients and optimizer state' : 'parameters'} shard over the data axes: more chips hold them (${need} at least, e.g. --chips ${pow2}), or add a model axis for tensor parallelism`);
-    } else fixes.push('add a model axis (tensor parallelism) or more chips');
+    } else if (!strategy.policy.fsdp) fixes.push(`shard the state over the data axes too: --strategy fsdp${strategy.policy.tpAxis ? '+tp' : ''}`);
+    else fixes.push(strategy.policy.tpAxis ? 'more chips, or a larger model axis' : 'add a model axis (tensor parallelism) or more chips');
   } else {
     const shards = strategy.policy.dataAxes.reduce((k, a) => k * axisSize(mesh, a), 1);
     const fitBatch = Math.floor(((dims.batch * room) / perBatch) / shards) * shards;
     if (fitBatch >= shards) fixes.push(`${memory.kv_cache > memory.activations ? 'the KV cache grows' : 'activations grow'} with the batch: --batch ${fitBatch} or less fits${mode === 'decode' ? ' (or a shorter --context)' : ''}`);
-    else fixes.push(`even --batch ${shards} (one sequence per data shard) does not fit: add a model axis (tensor parallelism) or more chips`);
+    else fixes.push(`even --batch ${shards} (one sequence per data shard) does not fit: ${strategy.policy.tpAxis ? 'a larger model axis' : 'add a model axis (tensor parallelism)'} or more chips`);
     if (mode === 'train' && remat === 'save-all') fixes.push('--remat layer-inputs keeps less');
   }
   return `${head}; ${fixes.join('; ')}`;
@@ -700,7 +701,9 @@ export function autoPlans(build: () => Graph, o: PlanOptions, dims: { batch: num
   for (let m = 1; m <= Math.min(64, n); m *= 2) {
     if (n % m) continue;
     const tp = m === 1 ? '' : `,model=${m}`;
-    candidates.push({ meshStr: `data=${n / m}${tp}`, strategies: m === 1 ? ['fsdp', 'dp'] : ['fsdp+tp', 'tp'] });
+    // With one data shard, fsdp and dp (or fsdp+tp and tp) are the same plan: list it once.
+    const strategies = m === 1 ? (n === 1 ? ['dp'] : ['fsdp', 'dp']) : n / m === 1 ? ['tp'] : ['fsdp+tp', 'tp'];
+    candidates.push({ meshStr: `data=${n / m}${tp}`, strategies });
     if (slices > 1 && (n / m) % slices === 0 && n / m > slices) candidates.push({ meshStr: `replica=${slices},data=${n / m / slices}${tp}`, strategies: [m === 1 ? 'fsdp' : 'fsdp+tp'] });
   }
   for (const { meshStr, strategies } of candidates) {
