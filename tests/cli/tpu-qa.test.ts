@@ -28,6 +28,9 @@ test('--tokens: budgets print as written (10B, 1.5T), must be finite, and only a
   expectCleanFailure(fwd);
   expect(fwd.stderr).toMatch(/option --tokens .* only applies to --mode train \(this is --mode forward\)/);
   expect([13e12, 1.5e12, 2.5e11, 1e10, 5e8, 1234].map(tokenCount)).toEqual(['13T', '1.5T', '250B', '10B', '500M', '1.23K']);
+  // And the printed forms are accepted back.
+  const back = lapidary([...PLAN, '--mesh', 'data=8', '--mode', 'train', '--tokens', '1.5T,250B', '--json']);
+  expect(JSON.parse(back.stdout).days.map((d: { tokens: number }) => d.tokens)).toEqual([1.5e12, 2.5e11]);
 });
 
 test('decode without --strategy keeps replicated weights when they fit (fsdp re-gathered every weight per token), and says why', () => {

@@ -83,8 +83,10 @@ export function planOptions(o: TpuCliOptions, { defaultChip }: { defaultChip?: s
   let tokenBudgets: number[] | undefined;
   if (o.tokens !== undefined) {
     tokenBudgets = o.tokens.split(',').map((s) => {
-      const n = Number(s.trim());
-      if (!(n > 0) || !Number.isFinite(n)) throw new UserError(`option --tokens: '${s}' is not a positive finite number (e.g. --tokens 2e12,8e12)`);
+      // As the report prints them (13T, 1.5T, 250B, 10M, 5K) or as plain numbers (2e12).
+      const m = /^\s*([0-9.eE+-]+)\s*([KMBT])?\s*$/i.exec(s);
+      const n = m ? Number(m[1]) * ({ K: 1e3, M: 1e6, B: 1e9, T: 1e12 }[(m[2] ?? '').toUpperCase() as 'K'] ?? 1) : NaN;
+      if (!(n > 0) || !Number.isFinite(n)) throw new UserError(`option --tokens: '${s}' is not a positive finite number (e.g. --tokens 2e12,8e12 or --tokens 2T,8T)`);
       return n;
     });
   }
@@ -250,6 +252,7 @@ export function emitTpu(graph: Graph, o: TpuCliOptions, file: string): { json: R
     lines: [
       `tpu: ${plan.mode === 'train' ? `training step (${c.program.nodes.length} nodes, remat ${plan.remat})` : plan.mode === 'decode' ? `decode step (KV caches of ${stepOpts.context} positions in and out)` : plan.mode}, ${plan.chips} ${plan.chip} chips, mesh ${plan.mesh}, ${plan.strategy}: wrote ${Object.keys(files).join(', ')} to ${dir}/ (emitted in ${emit_ms.toFixed(0)} ms)`,
       `tpu: step ${(plan.step_time_s * 1e3).toFixed(2)} ms, MFU ${(100 * plan.mfu).toFixed(1)}%, ${plan.tokens_per_s_per_chip.toFixed(0)} tokens/s/chip, ${(plan.memory_per_chip_bytes / 1e9).toFixed(2)} GB/chip (${plan.fits ? 'fits' : 'does not fit'})`,
+      ...(plan.note ? [`tpu: note: ${plan.note}`] : []),
     ],
   };
 }
