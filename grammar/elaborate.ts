@@ -702,7 +702,7 @@ export class Elaborator {
       for (const k of e.key) x = x !== null && typeof x === 'object' && !Array.isArray(x) ? (x as Record<string, unknown>)[k] : undefined;
       if (x === undefined || x === null || x === v.v) continue;
       const key = e.key.join('.');
-      this.err('config', e.span, `config.json has ${key} ${JSON.stringify(x)}, but this model file is for ${key} ${JSON.stringify(v.v)}: the checkpoint belongs to another architecture (or give the matching model file)`);
+      this.err('config', e.span, `the config has ${key} ${JSON.stringify(x)}, but this model file is for ${key} ${JSON.stringify(v.v)}: the config (and a checkpoint it belongs to) is for another architecture; give the matching model file`);
       ok = false;
     }
     return ok;

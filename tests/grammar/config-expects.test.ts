@@ -15,7 +15,7 @@ test('a config.json with the model file\'s model_type (or none) is accepted; ano
   const { model_type: _drop, ...noType } = TINY;
   expect(build(GEMMA2, 'gemma2.model', { config: noType }).hparams.d_model).toBe(TINY.hidden_size);
   const ds = errors(GEMMA2, 'gemma2.model', { config: { ...TINY, model_type: 'llama' } });
-  expect(ds[0].message).toBe('config.json has model_type "llama", but this model file is for model_type "gemma2": the checkpoint belongs to another architecture (or give the matching model file)');
+  expect(ds[0].message).toBe('the config has model_type "llama", but this model file is for model_type "gemma2": the config (and a checkpoint it belongs to) is for another architecture; give the matching model file');
   expect(ds[0]).toMatchObject({ file: 'gemma2.model', line: GEMMA2.split('\n').findIndex((l) => l.includes('model_type = "gemma2"')) + 1, col: 3 });
 });
 
@@ -32,5 +32,5 @@ test('every model file states its Hugging Face model_type; the value must be a c
 test('a command given the config of another architecture fails cleanly, naming both model types', () => {
   const r = lapidary(['stats', path.join('examples', 'gemma1.model'), '--config', 'tests/fixtures/gemma2-tiny/config.json']);
   expectCleanFailure(r);
-  expect(r.stderr).toMatch(/gemma1\.model:\d+:3: error: config\.json has model_type "gemma2", but this model file is for model_type "gemma"/);
+  expect(r.stderr).toMatch(/gemma1\.model:\d+:3: error: the config has model_type "gemma2", but this model file is for model_type "gemma"/);
 });

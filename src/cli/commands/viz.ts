@@ -222,8 +222,8 @@ export function register(program: Command): void {
     if (cmd.getOptionValueSource('metric') === 'cli' && opts.format !== 'node-data') {
       throw new UserError(`--metric ${opts.metric} applies to --format node-data only; with --format ${opts.format} it does nothing${opts.format === 'html' ? ' (the page colours by any metric from its "Colour by" menu)' : ''}: drop --metric, or give --format node-data`);
     }
-    if (opts.checkpoint !== undefined) {
-      if (opts.config !== undefined) throw new UserError('give --checkpoint or --config, not both (--checkpoint DIR reads DIR/config.json)');
+    // As in run and generate: the checkpoint's config.json unless --config names another.
+    if (opts.checkpoint !== undefined && opts.config === undefined) {
       const cfg = path.join(opts.checkpoint, 'config.json');
       if (!fs.existsSync(cfg)) throw new UserError(`--checkpoint '${opts.checkpoint}': no config.json there (viz reads only the sizes from it)`);
       opts.config = cfg;
