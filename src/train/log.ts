@@ -25,7 +25,26 @@ export function parseLogLine(line: string): { step: number } | undefined {
   return o as { step: number };
 }
 
-/** True when `file` is a non-empty log every line of which `lapidary train` could have written. */
+/**
+ * A last line cut short while `lapidary train` wrote it (the run killed mid-write): not JSON, and the start of a
+ * line of ours (each begins `{"step":<digits>`). A complete but foreign object is not a cut line.
+ */
+function isCutLine(line: string): boolean {
+  try {
+    JSON.parse(line);
+    return false;
+  } catch {
+    // not complete JSON: may be a cut line
+  }
+  const head = '{"step":';
+  if (line.length <= head.length) return line.length > 0 && head.startsWith(line);
+  return /^\{"step":[1-9]/.test(line);
+}
+
+/**
+ * True when `file` is a log `lapidary train` could have written: empty (created, nothing logged yet), or every
+ * line a step of ours, the last one possibly cut short (a run killed while writing it, as resume tolerates).
+ */
 export function isTrainLog(file: string): boolean {
   let text: string;
   try {
@@ -33,9 +52,11 @@ export function isTrainLog(file: string): boolean {
   } catch {
     return false;
   }
-  if (!text.endsWith('\n')) return false;
-  const lines = text.slice(0, -1).split('\n');
-  return lines.length > 0 && lines.every((l) => parseLogLine(l) !== undefined);
+  if (text === '') return true;
+  const lines = text.split('\n');
+  const last = lines.pop()!;
+  if (!lines.every((l) => parseLogLine(l) !== undefined)) return false;
+  return last === '' || parseLogLine(last) !== undefined || isCutLine(last);
 }
 
 /**

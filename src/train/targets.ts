@@ -35,6 +35,8 @@ export interface TargetsOptions {
   readonly model?: ModelRecord;
   /** Non-fatal notes (an older targets.json that records less than this version checks). */
   readonly onWarning?: (message: string) => void;
+  /** Informational notes (the teacher found at another path with the same content). */
+  readonly onNote?: (message: string) => void;
   readonly onProgress?: (done: number, total: number, skipped: number) => void;
 }
 
@@ -78,34 +80,56 @@ const hparamText = (h: ModelRecord['hparams'] | undefined) => {
 
 /**
  * One folder holds one teacher's targets: a resumed (or finished) folder made with another teacher checkpoint or
- * model file is refused. Fields an older targets.json lacks cannot be checked: warned about, not refused.
+ * model file is refused. They are compared by content where targets.json records it (the checkpoint's fingerprint,
+ * the model file's sha256): the same content at another path (a symlink, a copy, a moved folder) is accepted with
+ * one note, and targets.json then records the new path. Without a recorded fingerprint the path is compared.
+ * Fields an older targets.json lacks cannot be checked: warned about, not refused.
  */
 function checkSameTeacher(prev: Partial<TargetsMetaRecord>, o: TargetsOptions, metaFile: string): void {
   const again = 'one folder holds the targets of one teacher: use another --out folder (or delete this one) to start over';
   const unknown: string[] = [];
-  if (typeof prev.teacher !== 'string') unknown.push('teacher checkpoint');
-  else if (path.resolve(prev.teacher) !== path.resolve(o.teacher)) {
-    throw new UserError(`${metaFile}: these targets were made with --checkpoint '${prev.teacher}', now --checkpoint '${path.resolve(o.teacher)}'; ${again}`);
-  }
+  const moved: string[] = [];
+  const teacherNow = path.resolve(o.teacher);
+  const teacherWas = typeof prev.teacher === 'string' ? path.resolve(prev.teacher) : undefined;
   const pf = prev.teacherFingerprint;
-  if (!pf || typeof pf !== 'object' || !Array.isArray(pf.files)) unknown.push("teacher checkpoint's fingerprint");
-  else if (o.teacherFingerprint) {
+  const hasFingerprint = !!pf && typeof pf === 'object' && Array.isArray(pf.files);
+  if (teacherWas === undefined) unknown.push('teacher checkpoint');
+  if (!hasFingerprint) {
+    unknown.push("teacher checkpoint's fingerprint");
+    if (teacherWas !== undefined && teacherWas !== teacherNow) {
+      throw new UserError(`${metaFile}: these targets were made with --checkpoint '${prev.teacher}', now --checkpoint '${teacherNow}'; ${again}`);
+    }
+  } else if (o.teacherFingerprint) {
     const now = o.teacherFingerprint;
     const diffs: string[] = [];
     if ((pf.config ?? null) !== now.config) diffs.push(`its config.json was ${short(pf.config)}, now ${short(now.config)}`);
     const was = pf.files.map((f) => `${f.name} (${f.bytes} bytes)`).join(', ');
     const is = now.files.map((f) => `${f.name} (${f.bytes} bytes)`).join(', ');
     if (was !== is) diffs.push(`its safetensors were ${was}, now ${is}`);
-    if (diffs.length) throw new UserError(`${metaFile}: the teacher --checkpoint '${path.resolve(o.teacher)}' is not the one these targets were made with: ${diffs.join('; ')}; ${again}`);
+    if (diffs.length) {
+      const which = teacherWas !== undefined && teacherWas !== teacherNow ? `these targets were made with --checkpoint '${prev.teacher}', now --checkpoint '${teacherNow}', and its files differ` : `the teacher --checkpoint '${teacherNow}' is not the one these targets were made with`;
+      throw new UserError(`${metaFile}: ${which}: ${diffs.join('; ')}; ${again}`);
+    }
+    if (teacherWas !== undefined && teacherWas !== teacherNow) moved.push(`--checkpoint '${prev.teacher}' → '${teacherNow}'`);
+  } else if (teacherWas !== undefined && teacherWas !== teacherNow) {
+    throw new UserError(`${metaFile}: these targets were made with --checkpoint '${prev.teacher}', now --checkpoint '${teacherNow}'; ${again}`);
   }
   const pm = prev.model;
   if (!pm || typeof pm !== 'object' || typeof pm.file !== 'string') unknown.push('model file');
   else if (o.model) {
     const m = o.model;
-    if (pm.file !== m.file) throw new UserError(`${metaFile}: these targets were made with the model file '${pm.file}', now '${m.file}'; ${again}`);
-    if (pm.sha256 !== m.sha256) throw new UserError(`${metaFile}: the model file '${m.file}' changed since these targets were made (${short(pm.sha256)}, now ${short(m.sha256)}); ${again}`);
+    const otherPath = pm.file !== m.file;
+    if (typeof pm.sha256 !== 'string') {
+      if (otherPath) throw new UserError(`${metaFile}: these targets were made with the model file '${pm.file}', now '${m.file}'; ${again}`);
+    } else if (pm.sha256 !== m.sha256) {
+      if (otherPath) throw new UserError(`${metaFile}: these targets were made with the model file '${pm.file}' (${short(pm.sha256)}), now '${m.file}' (${short(m.sha256)}); ${again}`);
+      throw new UserError(`${metaFile}: the model file '${m.file}' changed since these targets were made (${short(pm.sha256)}, now ${short(m.sha256)}); ${again}`);
+    } else if (otherPath) moved.push(`the model file '${pm.file}' → '${m.file}'`);
     if ((pm.variant ?? null) !== m.variant) throw new UserError(`${metaFile}: these targets were made with --variant ${pm.variant ?? '(none)'}, now --variant ${m.variant ?? '(none)'}; ${again}`);
     if (hparamText(pm.hparams) !== hparamText(m.hparams)) throw new UserError(`${metaFile}: these targets were made with ${hparamText(pm.hparams)}, now ${hparamText(m.hparams)}; ${again}`);
+  }
+  if (moved.length) {
+    o.onNote?.(`${metaFile}: the teacher's path changed (${moved.join('; ')}) but its content did not (same fingerprint): continuing; ${TARGETS_META} now records the new path`);
   }
   if (unknown.length) {
     o.onWarning?.(`${metaFile} does not record the ${unknown.join(' or the ')} (written by an older lapidary): cannot check that its shards came from this teacher; continuing`);

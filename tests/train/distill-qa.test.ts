@@ -1,6 +1,7 @@
 /**
  * QA: one `distill-targets` folder holds one teacher's targets. Resuming (or rerunning a finished folder) with
- * another teacher checkpoint, changed teacher files or another model file is refused with both values named;
+ * another teacher checkpoint, changed teacher files or another model file is refused with both values named (compared by
+ * content where targets.json records it: the same teacher at another path resumes with a note);
  * a targets.json of an older version (no fingerprint, no model record) is still resumed, with a warning.
  */
 import * as fs from 'fs';
@@ -28,7 +29,9 @@ const readMeta = (out: string) => JSON.parse(fs.readFileSync(path.join(out, 'tar
 
 test('another --checkpoint (finished or partial folder) is refused, naming both; targets.json and shards are untouched', () => {
   const a = copyTeacher('teacher-a');
-  const b = copyTeacher('teacher-b'); // same files, another checkpoint
+  const b = copyTeacher('teacher-b'); // another checkpoint: its config differs
+  const cfgB = path.join(b, 'config.json');
+  fs.writeFileSync(cfgB, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgB, 'utf8')), _note: 'another teacher' }));
   const out = path.join(tmp, 'targets-ab');
   const first = lapidary(args('gemma2.model', a, out));
   expect([first.code, first.stderr]).toEqual([0, expect.stringMatching(/wrote .*4 sequences/)]);
@@ -83,14 +86,49 @@ test('another model file (or the same file edited) is refused, naming both', () 
   const out = path.join(tmp, 'targets-model');
   expect(lapidary(args(model, a, out)).code).toBe(0);
   const other = path.join(tmp, 'other.model');
-  fs.copyFileSync('gemma2.model', other);
+  fs.writeFileSync(other, fs.readFileSync('gemma2.model', 'utf8') + '\n# another model\n');
   let r = lapidary(args(other, a, out));
   expectCleanFailure(r);
-  expect(r.stderr).toContain(`made with the model file '${model}', now '${other}'`);
+  expect(r.stderr).toContain(`made with the model file '${model}' (sha256 `);
+  expect(r.stderr).toContain(`now '${other}' (sha256 `);
   fs.appendFileSync(model, '\n# edited\n');
   r = lapidary(args(model, a, out));
   expectCleanFailure(r);
   expect(r.stderr).toMatch(/the model file '.*teacher\.model' changed since these targets were made \(sha256 [0-9a-f]{12}…, now sha256 [0-9a-f]{12}…\)/);
+});
+
+test('the same teacher at another path (a symlinked checkpoint folder, a copy of the model file) resumes with one note', () => {
+  const a = copyTeacher('teacher-moved');
+  const model = path.join(tmp, 'moved.model');
+  fs.copyFileSync('gemma2.model', model);
+  const out = path.join(tmp, 'targets-moved');
+  expect(lapidary(args(model, a, out)).code).toBe(0);
+  fs.rmSync(path.join(out, 'targets-00001.safetensors'));
+  const link = path.join(tmp, 'teacher-link');
+  fs.symlinkSync(a, link, 'dir');
+  const copy = path.join(tmp, 'moved-copy.model');
+  fs.copyFileSync(model, copy);
+  const before = readMeta(out);
+  let r = lapidary(args(copy, link, out));
+  expect([r.code, r.stderr]).toEqual([0, expect.stringMatching(/\(2 already done\)/)]);
+  const notes = r.stderr.split('\n').filter((l) => /^lapidary: note:/.test(l));
+  expect(notes).toHaveLength(1);
+  expect(notes[0]).toContain(`--checkpoint '${path.resolve(a)}' → '${path.resolve(link)}'`);
+  expect(notes[0]).toContain(`the model file '${path.resolve(model)}' → '${path.resolve(copy)}'`);
+  expect(notes[0]).toMatch(/same fingerprint.*now records the new path/);
+  expect(r.stderr).not.toMatch(/warning/);
+  expect(fs.existsSync(path.join(out, 'targets-00001.safetensors'))).toBe(true);
+  // targets.json records the new paths, the fingerprints unchanged; the same command again says nothing more
+  const after = readMeta(out);
+  expect(after).toEqual({ ...before, teacher: path.resolve(link), model: { ...before.model, file: path.resolve(copy) } });
+  r = lapidary(args(copy, link, out));
+  expect(r.code).toBe(0);
+  expect(r.stderr).not.toMatch(/note|warning/);
+  // another path whose content differs is still refused
+  fs.appendFileSync(copy, '\n# edited\n');
+  r = lapidary(args(copy, link, out));
+  expectCleanFailure(r);
+  expect(r.stderr).toMatch(/the model file '.*moved-copy\.model' changed since these targets were made/);
 });
 
 test('an older targets.json without the new fields resumes with a warning (the teacher path it records is still checked)', () => {

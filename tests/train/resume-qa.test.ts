@@ -60,14 +60,31 @@ test('a folder holding only the train_log.jsonl of a run stopped before its firs
     expect(steps(out)).toEqual([1, 2]); // replaced, not appended to
     for (const f of fs.readdirSync(out)) if (f !== 'train_log.jsonl') fs.rmSync(path.join(out, f));
   }
-  // Not our shape: an extra key, a missing one, a non-JSON line, an empty file: refused and kept.
+  // Not our shape: an extra key, a missing one, a non-JSON line (complete, or a last one without a newline that is
+  // not the start of a step line), a blank line: refused and kept.
   const line = JSON.stringify(logLines(out)[0]);
-  for (const text of [line.replace('{', '{"note":"mine",') + '\n', line.replace(/"ms":[^,]*,/, '') + '\n', `${line}\nmy notes\n`, '']) {
+  for (const text of [line.replace('{', '{"note":"mine",') + '\n', line.replace(/"ms":[^,]*,/, '') + '\n', `${line}\nmy notes\n`, `${line}\nmy notes`, '\n', `${line}\n{"step":1}`]) {
     fs.writeFileSync(path.join(out, 'train_log.jsonl'), text);
     const r = lapidary(tiny(out, 1, ['--no-resume']));
     expectCleanFailure(r);
     expect(r.stderr).toMatch(/holds train_log\.jsonl that `lapidary train` did not write/);
     expect(fs.readFileSync(path.join(out, 'train_log.jsonl'), 'utf8')).toBe(text);
+  }
+});
+
+test('a log-only folder whose last line was cut short (killed mid-write), or an empty log, is ours: starts fresh', () => {
+  const out = path.join(tmp, 'log-cut');
+  expect(lapidary(tiny(out, 4)).code).toBe(0);
+  const full = fs.readFileSync(path.join(out, 'train_log.jsonl'), 'utf8').split('\n');
+  for (const f of fs.readdirSync(out)) fs.rmSync(path.join(out, f));
+  // 3 good lines then 40 bytes of the 4th; an empty file; only the start of a first line
+  for (const text of [full.slice(0, 3).join('\n') + '\n' + full[3].slice(0, 40), '', full[0].slice(0, 5)]) {
+    fs.writeFileSync(path.join(out, 'train_log.jsonl'), text);
+    const r = lapidary(tiny(out, 2));
+    expect(r.stderr).not.toMatch(/did not write|--checkpoint/);
+    expect(r.code).toBe(0);
+    expect(steps(out)).toEqual([1, 2]); // a fresh log, not appended to the cut one
+    for (const f of fs.readdirSync(out)) fs.rmSync(path.join(out, f));
   }
 });
 

@@ -83,6 +83,7 @@ export function register(program: Command): void {
           teacherFingerprint: teacherFingerprint(ck.files, configFile),
           model: modelRecord(file, opts.variant, { ...opts.hparams, ...opts.hparam }),
           onWarning: (m) => process.stderr.write(`lapidary: warning: ${m}\n`),
+          onNote: (m) => process.stderr.write(`lapidary: note: ${m}\n`),
           onProgress: (done, total, skipped) => {
             if (bar) {
               if (!started) bar.start(total, 0, { skipped });
