@@ -100,7 +100,7 @@ const WRITTEN = ['config.json', 'model.safetensors', 'model.safetensors.index.js
 /**
  * --out must be a new folder, an empty one, or one `lapidary train` wrote (it holds trainer_state.json or, after
  * a crash between saves, optimizer.safetensors; or, from a first run stopped before its first save, nothing of
- * ours but a train_log.jsonl whose every line is in the shape train writes — that run starts over). A folder of the user's own files with the names train writes
+ * ours but a train_log.jsonl in the shape train writes (empty, or a last line cut off by a kill, allowed: `isTrainLog`) — that run starts over). A folder of the user's own files with the names train writes
  * (a downloaded checkpoint, say) is refused before any work — it was silently overwritten after training.
  */
 export function checkTrainOut(out: string): void {
@@ -108,7 +108,7 @@ export function checkTrainOut(out: string): void {
   if (!fs.statSync(out).isDirectory()) throw new UserError(`--out '${out}' is a file; give a folder for the checkpoint`);
   if (writtenByTrain(out)) return;
   const clash = WRITTEN.filter((f) => fs.existsSync(path.join(out, f)));
-  // A first run stopped before its first checkpoint leaves only its log: ours when every line is a step of ours.
+  // A first run stopped before its first checkpoint leaves only its log: ours when it reads as our log (`isTrainLog`: a cut-off last line or an empty file included).
   if (clash.length === 1 && clash[0] === 'train_log.jsonl' && isTrainLog(path.join(out, clash[0]))) return;
   if (clash.length) {
     throw new UserError(`--out '${out}' holds ${clash.join(', ')} that \`lapidary train\` did not write (no trainer_state.json); refusing to overwrite: give a new or empty folder (to start from those weights, pass it as --checkpoint)`);
