@@ -53,3 +53,13 @@ export default definePass({
   expect(ok.stderr).toBe('');
   expect(JSON.parse(ok.stdout).passes.find((p: { name: string }) => p.name === 'rename-graph').changed).toBe(true);
 });
+
+test("run and generate show a pass's ctx.log lines too (compile already did)", () => {
+  const file = path.join(tmp, 'logs.mjs');
+  fs.writeFileSync(file, `import { definePass } from 'lapidary';\nexport default definePass({ name: 'say', description: 'logs', run: (g, ctx) => { ctx.log('checked ' + g.nodes.length + ' nodes'); return g; } });\n`);
+  const ids = path.join(tmp, 'ids.json');
+  fs.writeFileSync(ids, '[[2, 9, 16]]');
+  const r = lapidary(['run', 'gemma2.model', '--checkpoint', 'tests/fixtures/gemma2-tiny', '--input-ids', ids, '--plugin', file]);
+  expect(r.code).toBe(0);
+  expect(r.stderr).toMatch(/lapidary: pass log: say: checked \d+ nodes/);
+});

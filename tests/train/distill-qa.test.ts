@@ -150,3 +150,14 @@ test('an older targets.json without the new fields resumes with a warning (the t
   expectCleanFailure(other);
   expect(other.stderr).toMatch(/--checkpoint .*teacher-old', now --checkpoint .*teacher-old-b'/);
 });
+
+test('train --temperature other than the targets\' is warned (distillation uses one τ for both)', () => {
+  const out = path.join(tmp, 'targets-tau');
+  expect(lapidary(args('gemma2.model', TINY, out)).code).toBe(0);
+  const student = (extra: string[]) =>
+    lapidary(['train', 'gemma2.model', '--config', path.join(TINY, 'config.json'), '--data', data, '--targets', out, '--batch', '2', '--seq', '16', '--steps', '1', '--out', path.join(tmp, `student-${extra.join('')}`), ...extra]);
+  const warned = student(['--temperature', '2']);
+  expect(warned.code).toBe(0);
+  expect(warned.stderr).toMatch(/warning: --targets were made at temperature 1, and --temperature 2 divides the student's logits/);
+  expect(student([]).stderr).not.toMatch(/were made at temperature/);
+});

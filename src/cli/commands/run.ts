@@ -34,7 +34,10 @@ export function loadPipelineGraph(file: string, opts: ModelOptions & PipelineCli
   const g = loadModel(file, { ...opts, config: configFile });
   let fused: Graph;
   try {
-    fused = runPipeline(g, passes).graph;
+    const r = runPipeline(g, passes);
+    fused = r.graph;
+    // What passes said with ctx.log (a plugin's checks), as compile shows it.
+    for (const line of r.log) process.stderr.write(`lapidary: pass log: ${line}\n`);
   } catch (e) {
     if (e instanceof PassError) throw new UserError(e.message);
     throw e;

@@ -195,6 +195,11 @@ async function train(file: string, opts: TrainOptions, given: (option: string) =
     if (opts.batch * opts.steps > meta.windows && meta.windows < nw) {
       process.stderr.write(`lapidary: note: targets cover ${meta.windows} of ${nw} sequences; training wraps around within those\n`);
     }
+    if (meta.temperature !== opts.temperature) {
+      process.stderr.write(
+        `lapidary: warning: --targets were made at temperature ${meta.temperature}, and --temperature ${opts.temperature} divides the student's logits: distillation usually uses one τ for both (distill-targets --temperature ${opts.temperature}, or train --temperature ${meta.temperature})\n`,
+      );
+    }
     // every shard now, not at the step that first reads it (a truncated shard failed at step 12, a missing one at 24)
     validateTargetShards(opts.targets, meta);
     targets = new TargetsReader(opts.targets, meta);
