@@ -561,14 +561,12 @@ export class Elaborator {
       const done = new Set<string>();
       for (const e of this.configEntries) {
         if (done.has(e.target.name) || !this.hparamDefs.has(e.target.name)) continue;
-        let x: unknown = cfg;
-        for (const k of e.key) x = x !== null && typeof x === 'object' && !Array.isArray(x) ? (x as Record<string, unknown>)[k] : undefined;
+        const x = configAt(cfg, e.key);
         const key = e.key.join('.');
         if (x === null && e.nullValue) {
           // `key -> h (null = v)`: the model says what null means (no window, no soft-cap, ...)
           done.add(e.target.name);
-          const frame: Frame = { name: 'config', file: e.span.file, env: new Map(), locals: new Set(), scope: '' };
-          const v = this.evalIn(frame, e.nullValue, () => undefined);
+          const v = this.configConstant(e.span.file, e.nullValue);
           if (v.k === 'num' || v.k === 'bool' || v.k === 'str') fixed.set(e.target.name, { value: v, span: e.keySpan, from: `config key '${key}' (null)` });
           else {
             if (v.k !== 'err') this.err('config', e.nullValue.span, `the value for a null '${key}' must be a number, bool or string, got ${describeValue(v)}`);
@@ -666,19 +664,23 @@ export class Elaborator {
    */
   configMapping(): { key: string[]; hparam: string; nullValue?: number | boolean | string }[] {
     return this.configEntries.map((e) => {
-      const frame: Frame = { name: 'config', file: e.span.file, env: new Map(), locals: new Set(), scope: '' };
-      const v = e.nullValue ? this.evalIn(frame, e.nullValue, () => undefined) : undefined;
+      const v = e.nullValue ? this.configConstant(e.span.file, e.nullValue) : undefined;
       const nullValue = v && (v.k === 'num' || v.k === 'bool' || v.k === 'str') ? (v.v as number | boolean | string) : undefined;
       return { key: [...e.key], hparam: e.target.name, ...(nullValue !== undefined ? { nullValue } : {}) };
     });
+  }
+
+  /** A constant of the config block (what a null means, a value a key must have): evaluated with no names in scope. */
+  private configConstant(file: string, e: A.Expr): Value {
+    const frame: Frame = { name: 'config', file, env: new Map(), locals: new Set(), scope: '' };
+    return this.evalIn(frame, e, () => undefined);
   }
 
   /** The constant values of `key = value` config entries (what this model file's config.json says). */
   configExpectations(): { key: string[]; value: number | boolean | string }[] {
     const out: { key: string[]; value: number | boolean | string }[] = [];
     for (const e of this.configExpects) {
-      const frame: Frame = { name: 'config', file: e.span.file, env: new Map(), locals: new Set(), scope: '' };
-      const v = this.evalIn(frame, e.value, () => undefined);
+      const v = this.configConstant(e.span.file, e.value);
       if (v.k === 'num' || v.k === 'bool' || v.k === 'str') out.push({ key: [...e.key], value: v.v as number | boolean | string });
     }
     return out;
@@ -691,15 +693,13 @@ export class Elaborator {
   private checkConfigExpects(cfg: Record<string, unknown>): boolean {
     let ok = true;
     for (const e of this.configExpects) {
-      const frame: Frame = { name: 'config', file: e.span.file, env: new Map(), locals: new Set(), scope: '' };
-      const v = this.evalIn(frame, e.value, () => undefined);
+      const v = this.configConstant(e.span.file, e.value);
       if (v.k !== 'num' && v.k !== 'bool' && v.k !== 'str') {
         if (v.k !== 'err') this.err('config', e.value.span, `the value a config key must have is a constant number, bool or string, got ${describeValue(v)}`);
         ok = false;
         continue;
       }
-      let x: unknown = cfg;
-      for (const k of e.key) x = x !== null && typeof x === 'object' && !Array.isArray(x) ? (x as Record<string, unknown>)[k] : undefined;
+      const x = configAt(cfg, e.key);
       if (x === undefined || x === null || x === v.v) continue;
       const key = e.key.join('.');
       this.err('config', e.span, `the config has ${key} ${JSON.stringify(x)}, but this model file is for ${key} ${JSON.stringify(v.v)}: the config (and a checkpoint it belongs to) is for another architecture; give the matching model file`);
@@ -1288,3 +1288,10 @@ export class Elaborator {
 }
 
 export type { Value };
+
+/** The value at a dotted key path of a config object (`rope_parameters.rope_theta`); undefined where a level is missing. */
+function configAt(cfg: unknown, key: readonly string[]): unknown {
+  let x = cfg;
+  for (const k of key) x = x !== null && typeof x === 'object' && !Array.isArray(x) ? (x as Record<string, unknown>)[k] : undefined;
+  return x;
+}
