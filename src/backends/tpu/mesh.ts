@@ -237,7 +237,7 @@ export function axisSize(mesh: Mesh, name: string): number {
   return a.size;
 }
 
-export function meshText(mesh: Mesh): string {
+export function meshText(mesh: { readonly axes: readonly { readonly name: string; readonly size: number }[] }): string {
   return mesh.axes.map((a) => `${a.name}=${a.size}`).join(',');
 }
 

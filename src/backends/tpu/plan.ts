@@ -10,7 +10,7 @@ import { didYouMean } from '../../../grammar/diagnostics';
 import { Graph, Node } from '../../ir/types';
 import { checkDecodable } from './decode';
 import { ChipSpec, getChip } from './chips';
-import { Mesh, MeshAxis, Spec, Topology, defaultTopology, makeMesh, meshMapping, meshText, parseTopology, axisSize } from './mesh';
+import { Mesh, Spec, Topology, defaultTopology, makeMesh, meshMapping, meshText, parseTopology, axisSize } from './mesh';
 import { CollectiveEvent, ParamPolicy } from './partition';
 import { partitionGraph, emitWholeProgram, PartitionResult } from './program';
 import { CostRecorder, bytesAt, fusedBytes } from './record';
@@ -259,19 +259,18 @@ export function withPlanNotes(plan: PlanResult, mesh: Mesh, strategy: Strategy &
 export function dcnNote(mesh: Mesh, strategy: Strategy): string | undefined {
   const cross = mesh.axes.find((a) => a.pieces.some((p) => p.dcn));
   if (!cross) return undefined;
-  const others = mesh.axes.filter((a) => a !== cross).map((a) => `${a.name}=${a.size}`);
+  const others = mesh.axes.filter((a) => a !== cross);
   if (cross.name === strategy.policy.tpAxis) {
-    return `mesh axis '${cross.name}' (tensor parallel) crosses slices over DCN; put a data axis first (e.g. --mesh ${[...others, `${cross.name}=${cross.size}`].join(',')})`;
+    return `mesh axis '${cross.name}' (tensor parallel) crosses slices over DCN; put a data axis first (e.g. --mesh ${meshText({ axes: [...others, cross] })})`;
   }
   const fsdpAxes = strategy.policy.fsdpAxes ?? strategy.policy.dataAxes;
   if (strategy.policy.fsdp && fsdpAxes.includes(cross.name)) {
     const slices = cross.pieces.filter((p) => p.dcn).reduce((k, p) => k * p.size, 1);
-    const replica = mesh.axes.find((a) => a !== cross && REPLICA_AXIS_NAMES.includes(a.name));
-    const axes = (xs: readonly MeshAxis[]) => xs.map((a) => `${a.name}=${a.size}`).join(',');
+    const replica = others.find((a) => REPLICA_AXIS_NAMES.includes(a.name));
     const hint = replica
-      ? axes([replica, ...mesh.axes.filter((a) => a !== replica)])
+      ? meshText({ axes: [replica, ...mesh.axes.filter((a) => a !== replica)] })
       : cross.size % slices === 0
-        ? [`replica=${slices}`, ...(cross.size > slices ? [`${cross.name}=${cross.size / slices}`] : []), ...others].join(',')
+        ? meshText({ axes: [{ name: 'replica', size: slices }, ...(cross.size > slices ? [{ name: cross.name, size: cross.size / slices }] : []), ...others] })
         : undefined;
     return `FSDP axis '${cross.name}' crosses slices over DCN (weights gathered between slices every layer)${hint ? `; replicate parameters across slices instead: --mesh ${hint}` : ''}`;
   }
