@@ -36,3 +36,27 @@ export function ensureDir(dir: string, option: string, { parents = true }: { par
     }
   }
 }
+
+/**
+ * Write `text` to `file` through a temporary file beside it and a rename, so a failed run never leaves a half-written
+ * file. The temporary file is dot-named per process and created exclusively (`wx`): no file of the user's, whatever
+ * its name, is overwritten on the way. Errors name the option the path came from.
+ */
+export function writeFileAtomic(file: string, text: string, option: string): void {
+  let tmp = '';
+  for (let k = 0; ; k++) {
+    tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}${k ? '.' + k : ''}.tmp`);
+    try {
+      fs.writeFileSync(tmp, text, { flag: 'wx' });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new UserError(`${option}: cannot write '${file}': ${errText(e)}`);
+    }
+  }
+  try {
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw new UserError(`${option}: cannot write '${file}': ${errText(e)}`);
+  }
+}

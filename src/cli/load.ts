@@ -9,9 +9,7 @@ import { UserError } from './errors';
 export interface ModelOptions {
   variant?: string;
   config?: string;
-  /** Direct hyperparameter overrides, applied after the variant and the config. */
-  hparams?: Record<string, number | boolean | string>;
-  /** The same overrides as commander gives `--hparam` (merged under `hparams`). */
+  /** Direct hyperparameter overrides (`--hparam`, commander's name for it), applied after the variant and the config. */
   hparam?: Record<string, number | boolean | string>;
   batch?: number;
   seq?: number;
@@ -80,6 +78,11 @@ export function readJsonFile(path: string, what: string): unknown {
   }
 }
 
+/** The dims a model file declares (read and parsed, not elaborated: cheap). */
+export function declaredDims(file: string): readonly string[] {
+  return modelInfo(readModelSource(file), file).dims;
+}
+
 /** The command-line option behind a compile option's diagnostic: `hparams` → `--hparam`, dim `seq` → `--seq`. */
 export function cliOptionName(d: OptionDiagnostic): string {
   switch (d.option) {
@@ -139,8 +142,7 @@ export function checkAllVariants(file: string, opts: ModelOptions): void {
 }
 
 function hparamsOf(opts: ModelOptions): { hparams?: Record<string, number | boolean | string> } {
-  const h = opts.hparams || opts.hparam ? { ...opts.hparam, ...opts.hparams } : undefined;
-  return h ? { hparams: h } : {};
+  return opts.hparam ? { hparams: opts.hparam } : {};
 }
 
 /** Compile a model file with the command's options; diagnostics become a UserError (exit 1). */

@@ -18,7 +18,7 @@ test('default cost dims are capped by the model\'s bound (gpt2: seq <= n_ctx = 1
   // a larger bound leaves the default (gemma2: seq <= max_pos = 8192)
   expect(costEnv(loadModel('gemma2.model', { variant: '2b' }))).toEqual({ batch: 1, seq: 4096 });
   // a bound below it at a smaller --hparam
-  expect(costEnv(loadModel('gemma2.model', { variant: '2b', hparams: { max_pos: 512 } }))).toEqual({ batch: 1, seq: 512 });
+  expect(costEnv(loadModel('gemma2.model', { variant: '2b', hparam: { max_pos: 512 } }))).toEqual({ batch: 1, seq: 512 });
 });
 
 test('the gpt2 page says costs at seq=1024, a shape the model can run', () => {

@@ -11,10 +11,9 @@ import {
   parseStrategy, chooseStrategy, withPlanNotes, resolveTopology, RankedPlan,
 } from '../../backends/tpu';
 import { UserError } from '../errors';
-import { loadModel, ModelOptions, positiveInt, readModelSource } from '../load';
-import { modelInfo } from '../../../grammar';
+import { declaredDims, loadModel, ModelOptions, positiveInt } from '../load';
 import { PassError, resolvePipeline, runPipeline } from '../../passes';
-import { ensureDir } from '../../fsutil';
+import { ensureDir, writeFileAtomic } from '../../fsutil';
 
 export interface TpuCliOptions extends ModelOptions {
   chip?: string;
@@ -109,19 +108,15 @@ export function planOptions(o: TpuCliOptions, { defaultChip }: { defaultChip?: s
   };
 }
 
-/** The dims a model file declares (read once per file: cheap, no elaboration). */
-function declaredDims(file: string): readonly string[] {
-  return modelInfo(readModelSource(file), file).dims;
-}
-
 /**
  * --batch and --seq as the plan counts them. A model with no `seq` dim (an MLP over feature vectors) takes no
  * --seq: each example is one token. For decode, --seq defaults to --context (the positions the caches hold).
  */
 function dimsOf(o: TpuCliOptions, file: string): { batch: number; seq: number; bindSeq: boolean } {
   if (o.batch === undefined) throw new UserError('option --batch is required (the global batch, in sequences)');
-  if (!declaredDims(file).includes('seq')) {
-    if (o.seq !== undefined) throw new UserError(`option --seq: ${file} declares no dim 'seq' (its dims: ${declaredDims(file).join(', ') || 'none'}); drop --seq (each example counts as one token)`);
+  const dims = declaredDims(file);
+  if (!dims.includes('seq')) {
+    if (o.seq !== undefined) throw new UserError(`option --seq: ${file} declares no dim 'seq' (its dims: ${dims.join(', ') || 'none'}); drop --seq (each example counts as one token)`);
     return { batch: o.batch, seq: 1, bindSeq: false };
   }
   const seq = o.seq ?? (o.mode === 'decode' ? o.context : undefined);
@@ -201,26 +196,6 @@ function checkTpuOutputDir(dir: string): void {
   }
 }
 
-/** Write `text` to `file` through a fresh temporary file beside it (created exclusively: nothing else is touched). */
-function writeNew(file: string, text: string): void {
-  let tmp = '';
-  for (let k = 0; ; k++) {
-    tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}${k ? '.' + k : ''}.tmp`);
-    try {
-      fs.writeFileSync(tmp, text, { flag: 'wx' });
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new UserError(`-o: cannot write '${file}': ${(e as Error).message}`);
-    }
-  }
-  try {
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw new UserError(`-o: cannot write '${file}': ${(e as Error).message}`);
-  }
-}
-
 /** `compile --target tpu`: write the programs and cost.json into the output directory. */
 export function emitTpu(graph: Graph, o: TpuCliOptions, file: string): { json: Record<string, unknown>; lines: string[] } {
   const po = planOptions(o, { defaultChip: 'v5p' });
@@ -228,12 +203,12 @@ export function emitTpu(graph: Graph, o: TpuCliOptions, file: string): { json: R
   if (!po.mesh || po.mesh === 'auto') throw new UserError("--target tpu needs an explicit --mesh (use 'lapidary cost --mesh auto' to search)");
   const topo = toUserError(() => resolveTopology(getChip(po.chip), po));
   const mesh = toUserError(() => makeMesh(topo, po.mesh!));
-  const strategy = toUserError(() => chooseStrategy(graph, po.mode === 'decode' ? { ...po, context: po.context ?? dims.seq } : po, po.mode === 'decode' ? { batch: dims.batch, seq: 1 } : dims, mesh));
+  // Decode: the graph was built with seq = 1 (one new token); --seq is the context the KV caches hold.
+  const [stepOpts, stepDims] = po.mode === 'decode' ? [{ ...po, context: po.context ?? dims.seq }, { batch: dims.batch, seq: 1 }] : [po, dims];
+  const strategy = toUserError(() => chooseStrategy(graph, stepOpts, stepDims, mesh));
   const dir = o.output ?? `${graph.name}${graph.variant ? '-' + graph.variant : ''}-tpu`;
   checkTpuOutputDir(dir);
   const t0 = performance.now();
-  // Decode: the graph was built with seq = 1 (one new token); --seq is the context the KV caches hold.
-  const [stepOpts, stepDims] = po.mode === 'decode' ? [{ ...po, context: po.context ?? dims.seq }, { batch: dims.batch, seq: 1 }] : [po, dims];
   const c = toUserError(() => compileTpu(graph, mesh, strategy, stepOpts, stepDims, { emit: true, floatDtype: o.dtype ?? 'bf16' }));
   const emit_ms = performance.now() - t0;
   const progs = c.programs!;
@@ -246,7 +221,7 @@ export function emitTpu(graph: Graph, o: TpuCliOptions, file: string): { json: R
     'partitioned.hlo': progs.partitionedHlo,
     'cost.json': JSON.stringify({ ...plan, written_by: { tool: WRITER, files: [...TPU_FILES] } }, null, 1) + '\n',
   };
-  for (const [f, text] of Object.entries(files)) writeNew(path.join(dir, f), text);
+  for (const [f, text] of Object.entries(files)) writeFileAtomic(path.join(dir, f), text, '-o');
   return {
     json: { out_dir: dir, files: Object.keys(files), emit_ms: Math.round(emit_ms), step_time_s: plan.step_time_s, mfu: plan.mfu, tokens_per_s_per_chip: plan.tokens_per_s_per_chip, memory_per_chip_bytes: plan.memory_per_chip_bytes, fits: plan.fits },
     lines: [

@@ -7,10 +7,9 @@ import * as path from 'path';
 import { Command, Option } from 'commander';
 import { Graph, countOps, printGraph, graphToJSONText } from '../../ir';
 import { Pass, PassError, PassStat, PipelineError, PluginError, TraceEntry, loadPlugin, resolvePipeline, runPipeline, BUILTIN_PASSES } from '../../passes';
-import { loadModel, addModelOptions, ModelOptions, readModelSource } from '../load';
-import { modelInfo } from '../../../grammar';
+import { loadModel, addModelOptions, declaredDims, ModelOptions } from '../load';
 import { UserError } from '../errors';
-import { ensureDir, errText } from '../../fsutil';
+import { ensureDir, errText, writeFileAtomic } from '../../fsutil';
 import { addTpuOptions, emitTpu } from './compile-tpu';
 
 export interface CompileOptions extends ModelOptions, PipelineCliOptions {
@@ -46,18 +45,6 @@ export const TARGETS: Record<string, Target> = {
 
 const collect = (v: string, prev: unknown) => [...(Array.isArray(prev) ? prev : []), v];
 
-
-/** Write through a temporary file and a rename, so a failed run never leaves a half-written file; errors name the option. */
-function writeFileAtomic(file: string, text: string, option: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    fs.writeFileSync(tmp, text);
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw new UserError(`${option}: cannot write '${file}': ${errText(e)}`);
-  }
-}
 
 function writeDump(dir: string, name: string, text: string): void {
   try {
@@ -166,7 +153,7 @@ export function compileFile(file: string, opts: CompileOptions, api: () => objec
   if (opts.trace) checkOutputFile(opts.trace, inputs, '--trace');
   // --target tpu --mode decode compiles the one-new-token step: seq = 1 (--seq is the KV cache's context).
   const decode = opts.target === 'tpu' && (opts as { mode?: string }).mode === 'decode';
-  const graph = loadModel(file, decode && modelInfo(readModelSource(file), file).dims.includes('seq') ? { ...opts, seq: 1 } : opts);
+  const graph = loadModel(file, decode && declaredDims(file).includes('seq') ? { ...opts, seq: 1 } : opts);
   if (opts.dumpDir) writeDump(opts.dumpDir, '00-input.ir.txt', printGraph(graph));
   const printAll = (opts.printAfter ?? []).includes('all');
   const printSet = new Set(opts.printAfter ?? []);

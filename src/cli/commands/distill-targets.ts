@@ -58,7 +58,7 @@ export function register(program: Command): void {
       await initCpuBackend(opts.tfjsBackend);
       const ck = openCheckpoint(opts.checkpoint);
       const configFile = opts.config ?? path.join(opts.checkpoint, 'config.json');
-      const g = loadModel(file, { variant: opts.variant, config: configFile, hparams: opts.hparams, hparam: opts.hparam }, { batch: opts.batch, seq: opts.seq });
+      const g = loadModel(file, { variant: opts.variant, config: configFile, hparam: opts.hparam }, { batch: opts.batch, seq: opts.seq });
       const V = vocabSize(g);
       const data = readTokens(opts.tokens, V);
       process.stderr.write(unusedTensorsWarning(g, ck));
@@ -81,7 +81,7 @@ export function register(program: Command): void {
           teacher: path.resolve(opts.checkpoint),
           // What the folder's targets.json records so a resumed run with another teacher is refused.
           teacherFingerprint: teacherFingerprint(ck.files, configFile),
-          model: modelRecord(file, opts.variant, { ...opts.hparams, ...opts.hparam }),
+          model: modelRecord(file, opts.variant, { ...opts.hparam }),
           onWarning: (m) => process.stderr.write(`lapidary: warning: ${m}\n`),
           onNote: (m) => process.stderr.write(`lapidary: note: ${m}\n`),
           onProgress: (done, total, skipped) => {

@@ -155,7 +155,7 @@ async function train(file: string, opts: TrainOptions, given: (option: string) =
   }
   const graph = (() => {
     try {
-      return loadModel(file, { variant: opts.variant, config: configPath, hparams: opts.hparam }, { batch: opts.batch, seq: opts.seq });
+      return loadModel(file, { variant: opts.variant, config: configPath, hparam: opts.hparam }, { batch: opts.batch, seq: opts.seq });
     } catch (e) {
       if (e instanceof ShapeError) throw new UserError(e.message);
       throw e;

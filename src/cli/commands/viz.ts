@@ -16,8 +16,7 @@ import { addTpuOptions, planOptions, toUserError } from './compile-tpu';
 import { renderHtml } from '../../viz/html';
 import { toModelExplorer, modelExplorerNodeData } from '../../viz/modelExplorer';
 import { PortInUseError, startVizServer } from '../../viz/server';
-import { loadModel, addModelOptions, ModelOptions, positiveInt, readModelSource } from '../load';
-import { modelInfo } from '../../../grammar';
+import { declaredDims, loadModel, addModelOptions, ModelOptions, positiveInt } from '../load';
 import { UserError } from '../errors';
 
 export interface VizOptions extends ModelOptions {
@@ -110,7 +109,7 @@ function meshPlan(opts: VizOptions, file: string): MeshPlan | undefined {
   if (opts.mesh === 'auto') throw new UserError("viz shows one plan: give an explicit --mesh (e.g. --mesh data=16,model=4); 'lapidary cost --mesh auto' ranks the plans");
   if (opts.format !== 'html') throw new UserError('--mesh shows the sharding in the page; it cannot be combined with --format json or node-data');
   // A model without a `seq` dim (an MLP over feature vectors) needs only --batch.
-  const needSeq = modelInfo(readModelSource(file), file).dims.includes('seq');
+  const needSeq = declaredDims(file).includes('seq');
   if (opts.batch === undefined || (needSeq && opts.seq === undefined)) {
     throw new UserError(`--mesh partitions the graph at concrete sizes: give --batch${needSeq ? ' and --seq' : ''} too (the global batch in sequences${needSeq ? ', tokens per sequence' : ''})`);
   }
