@@ -1,14 +1,17 @@
 /**
  * Writes what ../shared/device/verify_xla.py needs to check the TPU backend's programs with real XLA:
  *   tiny.mlir / tiny.hlo            the gemma2-tiny forward (batch 2, seq 12, f32), unpartitioned
+ *   tiny_fns.mlir / tiny_fns.hlo    the same with repeated layers printed as functions (layers 1 and 3: one function)
  *   in.safetensors                  its arguments arg0.. (input_ids, positions, then the checkpoint's params)
  *   logits.safetensors              out0 = the Hugging Face logits from tests/fixtures/gemma2-tiny/reference.json
  *   sharded.mlir                    the same program with mhlo.sharding for mesh data=2,model=4 (8 partitions)
- *   partitioned.mlir / .hlo         the per-device program with explicit collectives (8 partitions, {manual})
+ *   partitioned.mlir / .hlo         the per-device program with explicit collectives (8 partitions, {manual}); this and
+ *                                   every program below that comes from emitPrograms / compileTpu has layer functions
  *   partitioned_specs.json         how each argument is split (run_partitioned.py feeds each device its shards)
  *   cost.json                       our own FLOP / transcendental / byte counts of tiny.mlir
  * and the training step (forward after the pass pipeline → cross-entropy → backward → AdamW, f32, batch 2 × 12):
  *   train.mlir / train_highest.mlir the whole step, unpartitioned (HIGHEST: exact fp32 matmuls on a GPU)
+ *   train_fns.mlir / .hlo           the whole step with layer functions (inputs / expected as train.mlir)
  *   train_in.safetensors            its arguments (input_ids, positions, labels, step, lr, Adam m/v, then params)
  *   train_expected.safetensors      out0.. = every output computed by the CPU backend (loss, ce_loss, grad_norm,
  *                                   the new params and moments)
@@ -32,7 +35,7 @@ import { runPipeline, resolvePipeline } from '../../src/passes';
 import { shiftLabels } from '../../src/train/loss';
 import { execute, initCpuBackend, tf } from '../../src/backends/cpu';
 import {
-  buildTrainingStep, compileTpu, CostRecorder, decodeStep, HloPrinter, StableHloPrinter, emitPrograms, emitWholeProgram, fusedBytes, getChip, makeMesh, parseStrategy, parseTopology, partitionGraph, sourceNodes,
+  buildTrainingStep, compileTpu, CostRecorder, Outliner, decodeStep, HloPrinter, StableHloPrinter, emitPrograms, emitWholeProgram, fusedBytes, getChip, makeMesh, parseStrategy, parseTopology, partitionGraph, sourceNodes,
 } from '../../src/backends/tpu';
 
 const out = process.argv[2] ?? 'out/xla-verify';
@@ -53,6 +56,18 @@ const sh = new StableHloPrinter({ name: 'gemma2_tiny', numPartitions: 1, precisi
 fs.writeFileSync(path.join(out, 'tiny_highest.mlir'), sh.finish(emitWholeProgram(g, sh, { env })));
 const hp = new HloPrinter({ name: 'gemma2_tiny', numPartitions: 1 });
 fs.writeFileSync(path.join(out, 'tiny.hlo'), hp.finish(emitWholeProgram(g, hp, { env })));
+// The same with repeated layers as functions (what `compile --target tpu` prints by default; layers 1 and 3 are one).
+writeWithFunctions(g, 'gemma2_tiny', 'tiny_fns');
+
+/** `<file>.mlir` / `<file>.hlo`: the whole program of `graph` printed through the outliner (layer functions). */
+function writeWithFunctions(graph: typeof g, name: string, file: string): void {
+  const rec = new Outliner();
+  const outs = emitWholeProgram(graph, rec, { env });
+  const m = new StableHloPrinter({ name, numPartitions: 1 });
+  fs.writeFileSync(path.join(out, `${file}.mlir`), m.finish(rec.replay(m, outs)));
+  const h = new HloPrinter({ name, numPartitions: 1 });
+  fs.writeFileSync(path.join(out, `${file}.hlo`), h.finish(rec.replay(h, outs)));
+}
 
 // Arguments in program order.
 const ck = openCheckpoint(path.join(fx, 'model.safetensors'));
@@ -151,6 +166,7 @@ async function trainStep(): Promise<void> {
   fs.writeFileSync(path.join(out, 'train.mlir'), w.finish(emitWholeProgram(sg, w, { env })));
   const wh = new StableHloPrinter({ name, numPartitions: 1, precision: 'HIGHEST' });
   fs.writeFileSync(path.join(out, 'train_highest.mlir'), wh.finish(emitWholeProgram(sg, wh, { env })));
+  writeWithFunctions(sg, name, 'train_fns');
   const c = compileTpu(fg, mesh, s, { chip: 'v5e', mode: 'train', remat: 'layer-inputs' }, { batch: B, seq: T }, { emit: true });
   fs.writeFileSync(path.join(out, 'train_sharded.mlir'), c.programs!.wholeMlir);
   // Our per-device step: train_ on data=2,model=4 (8 devices), train_m4_ on model=4 (4 devices) — the meshes with

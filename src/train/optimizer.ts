@@ -42,6 +42,14 @@ export function appendAdamW(b: GraphBuilder, params: ReadonlyMap<string, NodeId>
 
   return b.within(OPTIMIZER_SCOPE, () => {
     const f = (v: number) => b.constant(v, 'f32');
+    // A parameter's share of the step (its gradient's square sum, its update) is scoped under the parameter's own
+    // scope (`optimizer.model.layers.3.mlp`): reports, the visualizer and the TPU printer's layer functions see
+    // which layer it belongs to.
+    const paramScope = (name: string) => {
+      const p = params.get(name);
+      const s = p === undefined ? '' : b.node(p).scope;
+      return s ? `${OPTIMIZER_SCOPE}.${s}` : OPTIMIZER_SCOPE;
+    };
     const op = (name: string, ins: NodeId[], attrs = {}) => b.op(name, ins, attrs);
     const step = b.input('step', { dtype: 'f32', shape: [] }, { doc: 'the 1-based number of this optimizer step' });
     const lr = b.input('lr', { dtype: 'f32', shape: [] }, { doc: 'learning rate for this step' });
@@ -49,9 +57,11 @@ export function appendAdamW(b: GraphBuilder, params: ReadonlyMap<string, NodeId>
 
     // Global gradient norm (always reported; used for clipping when asked).
     let sq: NodeId | undefined;
-    for (const g of grads.values()) {
-      const s = op('reduce', [op('mul', [g, g])], { kind: 'sum', axes: b.type(g).shape.map((_, i) => i), keepdims: false });
-      sq = sq === undefined ? s : op('add', [sq, s]);
+    for (const [name, g] of grads) {
+      b.within(paramScope(name), () => {
+        const s = op('reduce', [op('mul', [g, g])], { kind: 'sum', axes: b.type(g).shape.map((_, i) => i), keepdims: false });
+        sq = sq === undefined ? s : op('add', [sq, s]);
+      });
     }
     const norm = op('sqrt', [sq ?? f(0)]);
     outputs.push({ name: 'grad_norm', node: norm });
@@ -69,6 +79,11 @@ export function appendAdamW(b: GraphBuilder, params: ReadonlyMap<string, NodeId>
     for (const [name, p] of params) {
       const g0 = grads.get(name);
       if (g0 === undefined) throw new ShapeError(`no gradient for param '${name}'`);
+      b.within(paramScope(name), () => update(name, p, g0));
+    }
+    return outputs;
+
+    function update(name: string, p: NodeId, g0: NodeId): void {
       const pt = b.type(p);
       const g = scale === undefined ? g0 : op('mul', [g0, scale]);
       const m0 = b.input(momentName('m', name), pt);
@@ -80,6 +95,5 @@ export function appendAdamW(b: GraphBuilder, params: ReadonlyMap<string, NodeId>
       const next = op('sub', [decayed, op('mul', [stepSize, op('div', [m, denom])])]);
       outputs.push({ name, node: next }, { name: momentName('m', name), node: m }, { name: momentName('v', name), node: v });
     }
-    return outputs;
   });
 }

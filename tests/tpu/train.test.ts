@@ -102,7 +102,8 @@ describe('the training step, partitioned', () => {
         expect([m[1], ...types, elem(m[3])].join(' ')).toBe([m[1], ...types.map(() => types[0]), types[0]].join(' '));
         checked++;
       }
-      expect(checked).toBeGreaterThan(1000);
+      // Repeated layers are printed once, as functions: every distinct instruction is still checked.
+      expect(checked).toBeGreaterThan(500);
     }
   });
 

@@ -15,6 +15,7 @@ import { ModuleOptions, TeeEmitter } from './spmd';
 import { PlanOptions, PlanResult, Strategy, buildTrainingStep, evaluateOn, partitionForCost } from './plan';
 import type { TrainingStepInfo } from '../../train/step';
 import { CostRecorder } from './record';
+import { Outliner } from './outline';
 import { decodeStep } from './decode';
 
 export interface EmittedPrograms {
@@ -23,6 +24,8 @@ export interface EmittedPrograms {
   readonly partitionedMlir: string;
   readonly partitionedHlo: string;
   readonly paramSpecs: ReadonlyMap<string, Spec>;
+  /** Layer functions of the per-device program (0 with `layerFunctions: false`) and the calls to them. */
+  readonly layerFunctions?: { readonly functions: number; readonly calls: number };
 }
 
 export interface EmitOptions {
@@ -32,6 +35,8 @@ export interface EmitOptions {
   readonly wholeOnly?: boolean;
   /** Training steps: the first backward node (FSDP weights are gathered again from there). */
   readonly backwardFrom?: number;
+  /** Print each repeated layer once as a function and call it (default true); false prints every layer inline. */
+  readonly layerFunctions?: boolean;
   /** Layouts already decided (e.g. by the cost plan's partition): skips the deciding pass. */
   readonly decided?: { readonly params: ReadonlyMap<string, Spec>; readonly inputs: ReadonlyMap<string, Spec>; readonly outputs: ReadonlyMap<string, Spec> };
 }
@@ -51,19 +56,23 @@ export function emitPrograms(g: Graph, mesh: Mesh, policy: ParamPolicy, o: EmitO
   const fixed = new Map<string, Spec>([...first.inputs, ...first.params]);
   let partitionedMlir = '';
   let partitionedHlo = '';
+  const fo = { functions: o.layerFunctions ?? true };
   if (!o.wholeOnly) {
-    const spOut = new StableHloPrinter(mo(true));
-    const r1 = partitionGraph(g, mesh, policy, spOut, po, fixed);
-    partitionedMlir = spOut.finish(r1.outputs.map((x) => ({ value: x.local, name: x.name })));
+    const rec = new Outliner();
+    const r = partitionGraph(g, mesh, policy, rec, po, fixed);
+    const outs = r.outputs.map((x) => ({ value: x.local, name: x.name }));
+    const sp = new StableHloPrinter(mo(true));
+    partitionedMlir = sp.finish(rec.replay(sp, outs, fo));
     const hp = new HloPrinter(mo(true));
-    const r2 = partitionGraph(g, mesh, policy, hp, po, fixed);
-    partitionedHlo = hp.finish(r2.outputs.map((x) => ({ value: x.local, name: x.name })));
+    partitionedHlo = hp.finish(rec.replay(hp, outs, fo));
   }
   const shardings = { mesh, params: first.params, inputs: first.inputs, outputs: first.outputs };
+  const rec = new Outliner();
+  const whole = emitWholeProgram(g, rec, po, shardings);
   const ws = new StableHloPrinter(mo());
-  const wholeMlir = ws.finish(emitWholeProgram(g, ws, po, shardings));
+  const wholeMlir = ws.finish(rec.replay(ws, whole, fo));
   const wh = new HloPrinter(mo());
-  const wholeHlo = wh.finish(emitWholeProgram(g, wh, po, shardings));
+  const wholeHlo = wh.finish(rec.replay(wh, whole, fo));
   return { wholeMlir, wholeHlo, partitionedMlir, partitionedHlo, paramSpecs: first.params };
 }
 
@@ -73,6 +82,8 @@ export interface TpuCompileOptions {
   /** dtype of float tensors in the programs (default: the graph's). */
   readonly floatDtype?: 'f32' | 'bf16';
   readonly precision?: ModuleOptions['precision'];
+  /** Print each repeated layer once as a function and call it (default true); false prints every layer inline. */
+  readonly layerFunctions?: boolean;
 }
 
 export interface TpuCompilation {
@@ -105,25 +116,29 @@ export function compileTpu(g: Graph, mesh: Mesh, strategy: Strategy, po: PlanOpt
   t = performance.now();
   const name = `${program.name}${g.variant ? '_' + g.variant : ''}`.replace(/\./g, '_');
   const mo = (manual = false): ModuleOptions => ({ name, numPartitions: mesh.devices, ...(o.precision ? { precision: o.precision } : {}), ...(manual ? { manual } : {}) });
-  const printers = o.emit ? [new StableHloPrinter(mo(true)), new HloPrinter(mo(true))] : [];
-  const pre = partitionForCost(program, mesh, strategy.policy, 2, step?.forwardEnd, printers, { floatDtype: o.floatDtype });
+  const rec = o.emit ? new Outliner() : undefined;
+  const pre = partitionForCost(program, mesh, strategy.policy, 2, step?.forwardEnd, rec ? [rec] : [], { floatDtype: o.floatDtype });
   const plan = evaluateOn(g, po, dims, mesh, strategy, step, decode ? undefined : pre);
   const msPart = performance.now() - t;
   t = performance.now();
   let programs: EmittedPrograms | undefined;
-  if (o.emit) {
+  if (rec) {
+    const fo = { functions: o.layerFunctions ?? true };
     const r = pre.result;
-    const outs = (i: number) => r.outputs.map((x) => ({ value: TeeEmitter.part(x.local, i + 1), name: x.name }));
-    const partitionedMlir = (printers[0] as StableHloPrinter).finish(outs(0));
-    const partitionedHlo = (printers[1] as HloPrinter).finish(outs(1));
+    const outs = r.outputs.map((x) => ({ value: TeeEmitter.part(x.local, 1), name: x.name }));
+    const sp = new StableHloPrinter(mo(true));
+    const partitionedMlir = sp.finish(rec.replay(sp, outs, fo));
+    const hp = new HloPrinter(mo(true));
+    const partitionedHlo = hp.finish(rec.replay(hp, outs, fo));
     const shardings = { mesh, params: r.paramSpecs, inputs: r.inputSpecs, outputs: new Map(r.outputs.map((x) => [x.name, x.spec])) };
+    const wrec = new Outliner();
+    const whole = emitWholeProgram(program, wrec, { env: {}, ...(o.floatDtype ? { floatDtype: o.floatDtype } : {}) }, shardings);
     const ws = new StableHloPrinter(mo());
+    const wholeMlir = ws.finish(wrec.replay(ws, whole, fo));
     const wh = new HloPrinter(mo());
-    const tee = new TeeEmitter([ws, wh]);
-    const whole = emitWholeProgram(program, tee as unknown as WholeProgramEmitter, { env: {}, ...(o.floatDtype ? { floatDtype: o.floatDtype } : {}) }, shardings);
-    const wholeMlir = ws.finish(whole.map((x) => ({ ...x, value: TeeEmitter.part(x.value, 0) })));
-    const wholeHlo = wh.finish(whole.map((x) => ({ ...x, value: TeeEmitter.part(x.value, 1) })));
-    programs = { wholeMlir, wholeHlo, partitionedMlir, partitionedHlo, paramSpecs: r.paramSpecs };
+    const wholeHlo = wh.finish(wrec.replay(wh, whole, fo));
+    const st = fo.functions ? rec.stats(outs.map((x) => x.value)) : { functions: 0, called: 0 };
+    programs = { wholeMlir, wholeHlo, partitionedMlir, partitionedHlo, paramSpecs: r.paramSpecs, layerFunctions: { functions: st.functions, calls: st.called } };
   }
   return { plan, program, partition: pre.result, ...(step ? { step } : {}), ...(programs ? { programs } : {}), ms: { training_step: msStep, partition_and_cost: msPart, whole_programs: performance.now() - t } };
 }

@@ -7,6 +7,7 @@ import { DType } from '../../ir/types';
 import { DotDims, GatherDims, XlaBinary, XlaCompare, XlaReducer, XlaType, XlaUnary, XlaValue } from '../../ir/xla';
 import { ArgInfo, ModuleOptions, Output, ReplicaGroupSet, SpmdEmitter, reducerInit, resultType } from './spmd';
 import { TextBuffer } from './text';
+import type { FunctionPrinter } from './outline';
 
 const ELT: Record<DType, string> = { f32: 'f32', bf16: 'bf16', f16: 'f16', i32: 's32', i64: 's64', bool: 'pred' };
 
@@ -25,8 +26,12 @@ export function hloLiteral(v: number, dtype: DType): string {
 const REDUCER: Record<XlaReducer, string> = { add: 'add', max: 'maximum', min: 'minimum', mul: 'multiply' };
 const set = (xs: readonly number[]) => `{${xs.join(',')}}`;
 
-export class HloPrinter implements SpmdEmitter {
-  private readonly lines = new TextBuffer();
+export class HloPrinter implements FunctionPrinter {
+  private lines = new TextBuffer();
+  /** Printed layer functions (computations called by `call`), in order of first use. */
+  private readonly functions: string[] = [];
+  /** The function being printed, and what it interrupted. */
+  private fn: { name: string; params: string[]; lines: TextBuffer; origin: HloPrinter['origin']; metaText: string } | undefined;
   private readonly params: [number, string][] = [];
   private readonly computations = new Map<string, string>();
   private n = 0;
@@ -160,6 +165,33 @@ export class HloPrinter implements SpmdEmitter {
     return this.emit('dynamic-update-slice', [x, update, ...starts], '', x.type);
   }
 
+  beginFunction(name: string, params: readonly XlaType[]): XlaValue[] {
+    if (this.fn) throw new Error('HloPrinter: functions do not nest');
+    this.fn = { name, params: params.map((t, i) => `  a${i} = ${hloType(t)} parameter(${i})`), lines: this.lines, origin: this.origin, metaText: this.metaText };
+    this.lines = new TextBuffer();
+    this.origin = undefined;
+    this.metaText = '';
+    return params.map((type, i) => ({ ref: `a${i}`, type }));
+  }
+
+  endFunction(results: readonly XlaValue[]): void {
+    const f = this.fn;
+    if (!f) throw new Error('HloPrinter: endFunction without beginFunction');
+    const root = `  ROOT ${f.name}_out = (${results.map((r) => hloType(r.type)).join(', ')}) tuple(${results.map((r) => r.ref).join(', ')})`;
+    this.functions.push(`${f.name} {\n${f.params.join('\n')}\n${this.lines.toString()}${root}\n}\n`);
+    this.lines = f.lines;
+    this.origin = f.origin;
+    this.metaText = f.metaText;
+    this.fn = undefined;
+  }
+
+  call(name: string, args: readonly XlaValue[], results: readonly XlaType[]): XlaValue[] {
+    const tuple: XlaType = { dtype: 'f32', shape: [] };
+    const t = `(${results.map(hloType).join(', ')})`;
+    const c = this.emit('call', args, `to_apply=${name}`, tuple, t);
+    return results.map((type, i) => this.emit('get-tuple-element', [c], `index=${i}`, type));
+  }
+
   finish(outputs: readonly Output[]): string {
     const body = [...this.params].sort((a, b) => a[0] - b[0]).map((p) => p[1]);
     if (this.lines.count) body.push(this.lines.toString().slice(0, -1));
@@ -175,8 +207,8 @@ export class HloPrinter implements SpmdEmitter {
     const name = this.opts.name.replace(/[^A-Za-z0-9_.]/g, '_');
     return (
       `HloModule ${name}, num_partitions=${this.opts.numPartitions}\n\n` +
-      [...this.computations.values()].join('\n') +
-      (this.computations.size ? '\n' : '') +
+      [...this.computations.values(), ...this.functions].join('\n') +
+      (this.computations.size + this.functions.length ? '\n' : '') +
       `ENTRY main {\n${body.join('\n')}\n}\n`
     );
   }

@@ -11,6 +11,8 @@ export * from './program';
 export * from './collectives';
 export * from './plan';
 export * from './emit';
+export { Outliner } from './outline';
+export type { FunctionPrinter } from './outline';
 export * from './report';
 export * from './simulate';
 export { decodeStep } from './decode';

@@ -7,6 +7,7 @@ import { DType } from '../../ir/types';
 import { DotDims, GatherDims, XlaBinary, XlaCompare, XlaReducer, XlaType, XlaUnary, XlaValue } from '../../ir/xla';
 import { ArgInfo, ModuleOptions, Output, ReplicaGroupSet, SpmdEmitter, reducerInit, resultType } from './spmd';
 import { TextBuffer } from './text';
+import type { FunctionPrinter } from './outline';
 
 const ELT: Record<DType, string> = { f32: 'f32', bf16: 'bf16', f16: 'f16', i32: 'i32', i64: 'i64', bool: 'i1' };
 
@@ -58,8 +59,12 @@ const REDUCER: Record<XlaReducer, string> = { add: 'add', max: 'maximum', min: '
 const arr = (xs: readonly number[]) => `array<i64${xs.length ? ': ' + xs.join(', ') : ''}>`;
 const list = (xs: readonly number[]) => `[${xs.join(', ')}]`;
 
-export class StableHloPrinter implements SpmdEmitter {
-  private readonly lines = new TextBuffer();
+export class StableHloPrinter implements FunctionPrinter {
+  private lines = new TextBuffer();
+  /** Printed functions (`func.func private`), in order of first use. */
+  private readonly functions: string[] = [];
+  /** The function being printed, and what it interrupted. */
+  private fn: { name: string; params: Printed[]; lines: TextBuffer; origin: StableHloPrinter['origin']; locText: string } | undefined;
   private readonly args: { v: XlaValue; info: ArgInfo }[] = [];
   private n = 0;
   private channel = 0;
@@ -225,6 +230,42 @@ export class StableHloPrinter implements SpmdEmitter {
     return this.emit('dynamic_update_slice', [x, update, ...starts], '', x.type);
   }
 
+  beginFunction(name: string, params: readonly XlaType[]): XlaValue[] {
+    if (this.fn) throw new Error('StableHloPrinter: functions do not nest');
+    const ps = params.map((type, i) => ({ ref: `%arg${i}`, type, tt: tensorType(type) }) as Printed);
+    this.fn = { name, params: ps, lines: this.lines, origin: this.origin, locText: this.locText };
+    this.lines = new TextBuffer();
+    this.origin = undefined;
+    this.locText = '';
+    return ps;
+  }
+
+  endFunction(results: readonly XlaValue[]): void {
+    const f = this.fn;
+    if (!f) throw new Error('StableHloPrinter: endFunction without beginFunction');
+    const sig = f.params.map((p) => `${p.ref}: ${p.tt}`).join(', ');
+    const types = results.map(typeOf).join(', ');
+    this.functions.push(
+      `  func.func private @${f.name}(${sig}) -> (${types}) {\n` +
+        this.lines.toString() +
+        `    "func.return"(${results.map((r) => r.ref).join(', ')}) : (${types}) -> ()\n  }\n`,
+    );
+    this.lines = f.lines;
+    this.origin = f.origin;
+    this.locText = f.locText;
+    this.fn = undefined;
+  }
+
+  call(name: string, args: readonly XlaValue[], results: readonly XlaType[]): XlaValue[] {
+    const ref = `%${this.n++}`;
+    const rt = results.map(tensorType);
+    const lhs = results.length === 1 ? ref : `${ref}:${results.length}`;
+    this.lines.line(
+      `    ${lhs} = func.call @${name}(${args.map((a) => a.ref).join(', ')}) : (${args.map(typeOf).join(', ')}) -> (${rt.join(', ')})${this.locText}`,
+    );
+    return results.map((type, i) => ({ ref: results.length === 1 ? ref : `${ref}#${i}`, type, tt: rt[i] }) as Printed);
+  }
+
   /** The whole module text. */
   finish(outputs: readonly Output[]): string {
     const sig = [...this.args]
@@ -252,7 +293,9 @@ export class StableHloPrinter implements SpmdEmitter {
       `  func.func public @main(${sig}) -> (${res}) {\n` +
       this.lines.toString() +
       `    "func.return"(${outputs.map((o) => o.value.ref).join(', ')}) : (${outputs.map((o) => tensorType(o.value.type)).join(', ')}) -> ()\n` +
-      `  }\n}\n`
+      `  }\n` +
+      this.functions.join('') +
+      `}\n`
     );
   }
 

@@ -31,6 +31,8 @@ export interface TpuCliOptions extends ModelOptions {
   overlap?: boolean;
   matmulEfficiency?: number;
   dtype?: 'f32' | 'bf16';
+  /** --inline-layers: print every layer in place instead of one function per repeated layer. */
+  inlineLayers?: boolean;
   output?: string;
 }
 
@@ -62,8 +64,14 @@ export function addTpuOptions(cmd: Command, { forCompile = false } = {}): Comman
         .choices(['bf16', 'f32'])
         .default('bf16'),
     );
+    cmd.option('--inline-layers', 'print every layer in place (default: each repeated layer once, as a function called per layer)');
   }
   return cmd;
+}
+
+/** `46 layers as 7 functions, ` — what --inline-layers would change; empty when nothing repeats. */
+function layerText(l: { functions: number; calls: number } | undefined): string {
+  return l && l.functions ? `${l.calls} repeated layer segments printed as ${l.functions} function${l.functions === 1 ? '' : 's'}, ` : '';
 }
 
 export function toUserError<T>(fn: () => T): T {
@@ -209,7 +217,7 @@ export function emitTpu(graph: Graph, o: TpuCliOptions, file: string): { json: R
   const dir = o.output ?? `${graph.name}${graph.variant ? '-' + graph.variant : ''}-tpu`;
   checkTpuOutputDir(dir);
   const t0 = performance.now();
-  const c = toUserError(() => compileTpu(graph, mesh, strategy, stepOpts, stepDims, { emit: true, floatDtype: o.dtype ?? 'bf16' }));
+  const c = toUserError(() => compileTpu(graph, mesh, strategy, stepOpts, stepDims, { emit: true, floatDtype: o.dtype ?? 'bf16', layerFunctions: !o.inlineLayers }));
   const emit_ms = performance.now() - t0;
   const progs = c.programs!;
   const plan = withPlanNotes(c.plan, mesh, strategy);
@@ -225,7 +233,7 @@ export function emitTpu(graph: Graph, o: TpuCliOptions, file: string): { json: R
   return {
     json: { out_dir: dir, files: Object.keys(files), emit_ms: Math.round(emit_ms), step_time_s: plan.step_time_s, mfu: plan.mfu, tokens_per_s_per_chip: plan.tokens_per_s_per_chip, memory_per_chip_bytes: plan.memory_per_chip_bytes, fits: plan.fits },
     lines: [
-      `tpu: ${plan.mode === 'train' ? `training step (${c.program.nodes.length} nodes, remat ${plan.remat})` : plan.mode === 'decode' ? `decode step (KV caches of ${stepOpts.context} positions in and out)` : plan.mode}, ${plan.chips} ${plan.chip} chips, mesh ${plan.mesh}, ${plan.strategy}: wrote ${Object.keys(files).join(', ')} to ${dir}/ (emitted in ${emit_ms.toFixed(0)} ms)`,
+      `tpu: ${plan.mode === 'train' ? `training step (${c.program.nodes.length} nodes, remat ${plan.remat})` : plan.mode === 'decode' ? `decode step (KV caches of ${stepOpts.context} positions in and out)` : plan.mode}, ${plan.chips} ${plan.chip} chips, mesh ${plan.mesh}, ${plan.strategy}: wrote ${Object.keys(files).join(', ')} to ${dir}/ (${layerText(c.programs?.layerFunctions)}emitted in ${emit_ms.toFixed(0)} ms)`,
       `tpu: step ${(plan.step_time_s * 1e3).toFixed(2)} ms, MFU ${(100 * plan.mfu).toFixed(1)}%, ${plan.tokens_per_s_per_chip.toFixed(0)} tokens/s/chip, ${(plan.memory_per_chip_bytes / 1e9).toFixed(2)} GB/chip (${plan.fits ? 'fits' : 'does not fit'})`,
       ...(plan.note ? [`tpu: note: ${plan.note}`] : []),
     ],
