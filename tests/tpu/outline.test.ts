@@ -235,3 +235,30 @@ describe('layer functions', () => {
     }
   });
 });
+
+describe('layer functions on other models and modes', () => {
+  const small = { vocab: 64, d_model: 32, n_layers: 4, n_heads: 4 };
+  const models: [string, Record<string, number>][] = [
+    ['examples/gpt2.model', { ...small, n_ctx: 16 }],
+    ['examples/llama2.model', { ...small, d_ff: 48, n_kv_heads: 2, max_pos: 16 }],
+    ['examples/gemma1.model', { ...small, d_ff: 48, n_kv_heads: 1, head_dim: 8, max_pos: 16 }],
+    ['gemma2.model', {}],
+  ];
+  const cases = models.flatMap(([file, hparams]) => (['forward', 'train', 'decode'] as const).map((mode) => [file, mode, hparams] as const));
+  test.each(cases)('%s, %s: inlining the calls back gives the inline programs', (file, mode, hparams) => {
+    const seq = mode === 'decode' ? 1 : 12;
+    const opts = file === 'gemma2.model' ? { config, dims: { batch: 8, seq } } : { hparams, dims: { batch: 8, seq } };
+    const r = compileModel(fs.readFileSync(path.join(ROOT, file), 'utf8'), file, opts);
+    if (!r.graph) throw new Error(JSON.stringify(r.diagnostics));
+    const fg = runPipeline(r.graph, resolvePipeline({})).graph;
+    const p = { chip: 'v5e', mode, remat: 'layer-inputs' as const, ...(mode === 'decode' ? { context: 12 } : {}) };
+    const d = { batch: 8, seq };
+    const a = compileTpu(fg, mesh, strategy, p, d, { emit: true, floatDtype: 'bf16' }).programs!;
+    const b = compileTpu(fg, mesh, strategy, p, d, { emit: true, floatDtype: 'bf16', layerFunctions: false }).programs!;
+    expect(a.layerFunctions!.functions).toBeGreaterThan(0);
+    expect(canonical(inlineMlir(a.partitionedMlir), 'mlir')).toEqual(canonical(mainOf(b.partitionedMlir), 'mlir'));
+    expect(canonical(inlineMlir(a.wholeMlir), 'mlir')).toEqual(canonical(mainOf(b.wholeMlir), 'mlir'));
+    const entry = (t: string) => t.slice(t.indexOf('ENTRY main {\n') + 13);
+    expect(canonical(inlineHlo(a.partitionedHlo), 'hlo')).toEqual(canonical(entry(b.partitionedHlo), 'hlo'));
+  });
+});
