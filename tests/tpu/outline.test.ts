@@ -255,7 +255,8 @@ describe('layer functions on other models and modes', () => {
     const d = { batch: 8, seq };
     const a = compileTpu(fg, mesh, strategy, p, d, { emit: true, floatDtype: 'bf16' }).programs!;
     const b = compileTpu(fg, mesh, strategy, p, d, { emit: true, floatDtype: 'bf16', layerFunctions: false }).programs!;
-    expect(a.layerFunctions!.functions).toBeGreaterThan(0);
+    expect(a.layerFunctions!.partitioned.functions).toBeGreaterThan(0);
+    expect(a.layerFunctions!.whole.functions).toBeGreaterThan(0);
     expect(canonical(inlineMlir(a.partitionedMlir), 'mlir')).toEqual(canonical(mainOf(b.partitionedMlir), 'mlir'));
     expect(canonical(inlineMlir(a.wholeMlir), 'mlir')).toEqual(canonical(mainOf(b.wholeMlir), 'mlir'));
     const entry = (t: string) => t.slice(t.indexOf('ENTRY main {\n') + 13);

@@ -16,6 +16,7 @@ import { PlanOptions, PlanResult, Strategy, buildTrainingStep, evaluateOn, parti
 import type { TrainingStepInfo } from '../../train/step';
 import { CostRecorder } from './record';
 import { Outliner } from './outline';
+import type { XlaValue } from '../../ir/xla';
 import { decodeStep } from './decode';
 
 export interface EmittedPrograms {
@@ -24,8 +25,13 @@ export interface EmittedPrograms {
   readonly partitionedMlir: string;
   readonly partitionedHlo: string;
   readonly paramSpecs: ReadonlyMap<string, Spec>;
-  /** Layer functions of the per-device program (0 with `layerFunctions: false`) and the calls to them. */
-  readonly layerFunctions?: { readonly functions: number; readonly calls: number };
+  /** Layer functions of the per-device and the whole program (0 with `layerFunctions: false`) and the calls to them. */
+  readonly layerFunctions?: { readonly partitioned: LayerFunctionCount; readonly whole: LayerFunctionCount };
+}
+
+export interface LayerFunctionCount {
+  readonly functions: number;
+  readonly calls: number;
 }
 
 export interface EmitOptions {
@@ -137,8 +143,12 @@ export function compileTpu(g: Graph, mesh: Mesh, strategy: Strategy, po: PlanOpt
     const wholeMlir = ws.finish(wrec.replay(ws, whole, fo));
     const wh = new HloPrinter(mo());
     const wholeHlo = wh.finish(wrec.replay(wh, whole, fo));
-    const st = fo.functions ? rec.stats(outs.map((x) => x.value)) : { functions: 0, called: 0 };
-    programs = { wholeMlir, wholeHlo, partitionedMlir, partitionedHlo, paramSpecs: r.paramSpecs, layerFunctions: { functions: st.functions, calls: st.called } };
+    const count = (o: Outliner, values: readonly XlaValue[]): LayerFunctionCount => {
+      const st = fo.functions ? o.stats(values) : { functions: 0, called: 0 };
+      return { functions: st.functions, calls: st.called };
+    };
+    const layerFunctions = { partitioned: count(rec, outs.map((x) => x.value)), whole: count(wrec, whole.map((x) => x.value)) };
+    programs = { wholeMlir, wholeHlo, partitionedMlir, partitionedHlo, paramSpecs: r.paramSpecs, layerFunctions };
   }
   return { plan, program, partition: pre.result, ...(step ? { step } : {}), ...(programs ? { programs } : {}), ms: { training_step: msStep, partition_and_cost: msPart, whole_programs: performance.now() - t } };
 }

@@ -62,7 +62,8 @@ interface Segment {
 
 interface Kind {
   readonly rep: Segment;
-  readonly name: string;
+  /** The function's name (set once the kind is known to repeat). */
+  name: string;
   count: number;
 }
 
@@ -223,7 +224,6 @@ export class Outliner implements SpmdEmitter {
 
     const kinds: Kind[] = [];
     const buckets = new Map<string, Kind[]>();
-    const named = new Map<string, number>();
     for (const s of segs) {
       if (s.end - s.start < MIN_INSTRUCTIONS || !s.outputs.length) continue;
       const key = `${s.pattern}|${s.end - s.start}|${s.inputs.size}|${s.outputs.length}`;
@@ -231,15 +231,21 @@ export class Outliner implements SpmdEmitter {
       if (!list) buckets.set(key, (list = []));
       let k = list.find((c) => this.same(c.rep, s));
       if (!k) {
-        const base = s.pattern.replace(/\.\*$/, '').replace(/[^A-Za-z0-9_]/g, '_') || 'segment';
-        const i = named.get(base) ?? 0;
-        named.set(base, i + 1);
-        k = { rep: s, name: `${base}_fn${i}`, count: 0 };
+        k = { rep: s, name: '', count: 0 };
         list.push(k);
         kinds.push(k);
       }
       k.count++;
       s.kind = kinds.indexOf(k);
+    }
+    // Names only for what becomes a function, numbered per scope pattern in order of first use (model_layers_fn0, …).
+    const named = new Map<string, number>();
+    for (const k of kinds) {
+      if (k.count < 2) continue;
+      const base = k.rep.pattern.replace(/\.\*$/, '').replace(/[^A-Za-z0-9_]/g, '_') || 'segment';
+      const i = named.get(base) ?? 0;
+      named.set(base, i + 1);
+      k.name = `${base}_fn${i}`;
     }
     return (this.analysed = { kinds });
   }

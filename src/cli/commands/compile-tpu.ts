@@ -8,7 +8,7 @@ import { Command, Option } from 'commander';
 import { Graph, ShapeError } from '../../ir';
 import {
   CHIPS, Mode, PlanOptions, PlanResult, REMATS, Remat, TpuError, autoPlans, compileTpu, evaluatePlan, getChip, makeMesh,
-  parseStrategy, chooseStrategy, withPlanNotes, resolveTopology, RankedPlan,
+  parseStrategy, chooseStrategy, withPlanNotes, resolveTopology, RankedPlan, LayerFunctionCount,
 } from '../../backends/tpu';
 import { UserError } from '../errors';
 import { declaredDims, loadModel, ModelOptions, positiveInt } from '../load';
@@ -64,14 +64,16 @@ export function addTpuOptions(cmd: Command, { forCompile = false } = {}): Comman
         .choices(['bf16', 'f32'])
         .default('bf16'),
     );
-    cmd.option('--inline-layers', 'print every layer in place (default: each repeated layer once, as a function called per layer)');
+    cmd.option('--inline-layers', '--target tpu: print every layer in place (default: each repeated layer once, as a function called per layer)');
   }
   return cmd;
 }
 
-/** `46 layers as 7 functions, ` — what --inline-layers would change; empty when nothing repeats. */
-function layerText(l: { functions: number; calls: number } | undefined): string {
-  return l && l.functions ? `${l.calls} repeated layer segments printed as ${l.functions} function${l.functions === 1 ? '' : 's'}, ` : '';
+/** `layer functions: 7 called 228× (per device), 7 called 228× (whole), ` — what --inline-layers would change; empty when nothing repeats. */
+function layerText(l: { partitioned: LayerFunctionCount; whole: LayerFunctionCount } | undefined): string {
+  if (!l || !(l.partitioned.functions || l.whole.functions)) return '';
+  const one = (c: LayerFunctionCount) => `${c.functions} called ${c.calls}×`;
+  return `layer functions: ${one(l.partitioned)} per device, ${one(l.whole)} whole; `;
 }
 
 export function toUserError<T>(fn: () => T): T {
@@ -231,9 +233,9 @@ export function emitTpu(graph: Graph, o: TpuCliOptions, file: string): { json: R
   };
   for (const [f, text] of Object.entries(files)) writeFileAtomic(path.join(dir, f), text, '-o');
   return {
-    json: { out_dir: dir, files: Object.keys(files), emit_ms: Math.round(emit_ms), step_time_s: plan.step_time_s, mfu: plan.mfu, tokens_per_s_per_chip: plan.tokens_per_s_per_chip, memory_per_chip_bytes: plan.memory_per_chip_bytes, fits: plan.fits },
+    json: { out_dir: dir, files: Object.keys(files), emit_ms: Math.round(emit_ms), layer_functions: c.programs?.layerFunctions, step_time_s: plan.step_time_s, mfu: plan.mfu, tokens_per_s_per_chip: plan.tokens_per_s_per_chip, memory_per_chip_bytes: plan.memory_per_chip_bytes, fits: plan.fits },
     lines: [
-      `tpu: ${plan.mode === 'train' ? `training step (${c.program.nodes.length} nodes, remat ${plan.remat})` : plan.mode === 'decode' ? `decode step (KV caches of ${stepOpts.context} positions in and out)` : plan.mode}, ${plan.chips} ${plan.chip} chips, mesh ${plan.mesh}, ${plan.strategy}: wrote ${Object.keys(files).join(', ')} to ${dir}/ (${layerText(c.programs?.layerFunctions)}emitted in ${emit_ms.toFixed(0)} ms)`,
+      `tpu: ${plan.mode === 'train' ? `training step (${c.program.nodes.length} nodes, remat ${plan.remat})` : plan.mode === 'decode' ? `decode step (KV caches of ${stepOpts.context} positions in and out)` : plan.mode}, ${plan.chips} ${plan.chip} chip${plan.chips === 1 ? '' : 's'}, mesh ${plan.mesh}, ${plan.strategy}: wrote ${Object.keys(files).join(', ')} to ${dir}/ (${layerText(c.programs?.layerFunctions)}emitted in ${emit_ms.toFixed(0)} ms)`,
       `tpu: step ${(plan.step_time_s * 1e3).toFixed(2)} ms, MFU ${(100 * plan.mfu).toFixed(1)}%, ${plan.tokens_per_s_per_chip.toFixed(0)} tokens/s/chip, ${(plan.memory_per_chip_bytes / 1e9).toFixed(2)} GB/chip (${plan.fits ? 'fits' : 'does not fit'})`,
       ...(plan.note ? [`tpu: note: ${plan.note}`] : []),
     ],
