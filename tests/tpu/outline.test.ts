@@ -6,24 +6,17 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { Graph } from '../../src/ir';
 import { compileModel } from '../../grammar';
 import { runPipeline, resolvePipeline } from '../../src/passes';
 import {
   getChip, parseTopology, makeMesh, parseStrategy, compileTpu, emitPrograms, emitWholeProgram, partitionGraph, buildTrainingStep,
   StableHloPrinter, HloPrinter, Outliner, CostRecorder,
 } from '../../src/backends/tpu';
+import { ROOT, TINY_CONFIG, tinyGemma2 } from './helpers';
 
-const ROOT = path.resolve(__dirname, '../..');
-const base = JSON.parse(fs.readFileSync(path.join(ROOT, 'tests/fixtures/gemma2-tiny/config.json'), 'utf8'));
 /** The tiny Gemma 2 with six layers (three local, three global). */
-const config = { ...base, num_hidden_layers: 6, layer_types: [0, 1, 2, 3, 4, 5].map((i) => (i % 2 ? 'full_attention' : 'sliding_attention')) };
-
-function tiny(batch: number, seq: number): Graph {
-  const r = compileModel(fs.readFileSync(path.join(ROOT, 'gemma2.model'), 'utf8'), 'gemma2.model', { config, dims: { batch, seq } });
-  if (!r.graph) throw new Error(JSON.stringify(r.diagnostics));
-  return runPipeline(r.graph, resolvePipeline({})).graph;
-}
+const config = { ...TINY_CONFIG, num_hidden_layers: 6, layer_types: [0, 1, 2, 3, 4, 5].map((i) => (i % 2 ? 'full_attention' : 'sliding_attention')) };
+const tiny = (batch: number, seq: number) => tinyGemma2(batch, seq, config);
 
 const g = tiny(8, 12);
 const dims = { batch: 8, seq: 12 };

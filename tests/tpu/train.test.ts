@@ -4,24 +4,13 @@
  * gathered again in the backward, residuals per chip as activation memory — emitted in one pass, and decode
  * cost from fused attention.
  */
-import * as fs from 'fs';
-import * as path from 'path';
-import { Graph } from '../../src/ir';
-import { compileModel } from '../../grammar';
-import { runPipeline, resolvePipeline } from '../../src/passes';
 import {
   getChip, parseTopology, makeMesh, parseStrategy, compileTpu, evaluateAnalytic, evaluateOn, sourceNodes, buildTrainingStep,
 } from '../../src/backends/tpu';
 import { isFloat, BYTES } from '../../src/ir';
+import { TINY_CONFIG as config, tinyGemma2 } from './helpers';
 
-const ROOT = path.resolve(__dirname, '../..');
-const config = JSON.parse(fs.readFileSync(path.join(ROOT, 'tests/fixtures/gemma2-tiny/config.json'), 'utf8'));
-
-function tiny(batch: number, seq: number): Graph {
-  const r = compileModel(fs.readFileSync(path.join(ROOT, 'gemma2.model'), 'utf8'), 'gemma2.model', { config, dims: { batch, seq } });
-  if (!r.graph) throw new Error(JSON.stringify(r.diagnostics));
-  return runPipeline(r.graph, resolvePipeline({})).graph;
-}
+const tiny = (batch: number, seq: number) => tinyGemma2(batch, seq);
 
 const g = tiny(8, 12);
 const dims = { batch: 8, seq: 12 };
