@@ -1,8 +1,8 @@
 /**
  * How long the whole TPU compile of Gemma 2 27B takes for the 6144-chip v5p mesh (data=768, model=8, fsdp+tp,
  * batch 768 × 8192), in process: front end, the default pass pipeline (as `lapidary compile` runs it), the
- * training step (src/train), one partitioning pass feeding the cost recorder and both per-device printers, the
- * plan, and the two whole (annotated) programs. Run 1 is cold (JIT not warm); the median of the rest is warm, and
+ * training step (src/train), one partitioning pass feeding the cost recorder and the layer-function outliner (which
+ * then prints both per-device programs), the plan, and the two whole (annotated) programs. Run 1 is cold (JIT not warm); the median of the rest is warm, and
  * `warm_min_ms` the fastest warm run (least disturbed by other jobs on a shared machine); `cpu` is process CPU time.
  *   (from the repo root) npx esbuild --bundle --platform=node bench/tpu/compile-speed.ts --outfile=/tmp/tpu-speed.js && node /tmp/tpu-speed.js [runs] [forward|train] [plan]
  * With `plan`, no program text is printed: the partitioned program and its cost only (what `lapidary cost` does).
