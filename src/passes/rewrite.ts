@@ -165,40 +165,6 @@ export interface RewriteOptions {
   readonly maxIterations?: number;
 }
 
-/** Does any rule match anywhere in `g`? The first sweep of `applyRules`, on `g` itself (read-only: use counts, no users). */
-function anyMatch(g: Graph, byOp: ReadonlyMap<string, Rule[]>, anyOp: readonly Rule[]): boolean {
-  let view: GraphView | undefined;
-  const mkView = (): GraphView => {
-    const byId = new Map<NodeId, Node>();
-    const uses = new Map<NodeId, number>();
-    const bump = (id: NodeId) => uses.set(id, (uses.get(id) ?? 0) + 1);
-    for (const n of g.nodes) {
-      byId.set(n.id, n);
-      for (const i of n.inputs) bump(i);
-    }
-    for (const o of g.outputs) bump(o.node);
-    for (const id of Object.values(g.taps)) bump(id);
-    return {
-      node: (id) => {
-        const n = byId.get(id);
-        if (!n) throw new Error(`no node %${id}`);
-        return n;
-      },
-      type: (id) => byId.get(id)!.type,
-      uses: (id) => uses.get(id) ?? 0,
-    };
-  };
-  for (const n of g.nodes) {
-    const cands = byOp.get(n.op);
-    if (!cands && !anyOp.length) continue;
-    for (const r of cands ? (anyOp.length ? [...cands, ...anyOp] : cands) : anyOp) {
-      view ??= mkView();
-      if (matchAt(view, r.pattern, n.id, r.when ? (m) => r.when!(m.nodes, m) : undefined)) return true;
-    }
-  }
-  return false;
-}
-
 /** Apply `rules` to a fixed point. Returns `g` itself when nothing fired. */
 export function applyRules(g: Graph, rules: readonly Rule[], ctx?: Pick<PassContext, 'record'>, opts: RewriteOptions = {}): Graph {
   const byOp = new Map<string, Rule[]>();
@@ -208,9 +174,6 @@ export function applyRules(g: Graph, rules: readonly Rule[], ctx?: Pick<PassCont
     if (!ops) anyOp.push(r);
     else for (const o of ops) byOp.set(o, [...(byOp.get(o) ?? []), r]);
   }
-  // Most passes find nothing to do on most graphs: look for a first match on a cheap read-only view of `g` and
-  // build the rewrite state (users of every node, ...) only when there is one.
-  if (!anyMatch(g, byOp, anyOp)) return g;
   const rb = new RewriteBuilder(g);
   const maxIt = opts.maxIterations ?? 20;
   let total = 0;
