@@ -30,7 +30,8 @@ export function specText(spec: Spec): string {
 export function shardGraph(g: Graph, mesh: Mesh, strategy: Strategy, o: ShardingOptions = {}): Map<NodeId, NodeSharding> {
   const chip = mesh.topology.chip;
   const eff = o.matmulEfficiency ?? DEFAULT_MATMUL_EFFICIENCY;
-  const { result, recorder, events } = partitionForCost(g, mesh, strategy.policy);
+  // Every node's own layout (no segment replay: a replayed layer's inner nodes would show the recorded layer's values).
+  const { result, recorder, events } = partitionForCost(g, mesh, strategy.policy, 2, undefined, [], { replay: false });
   const p = result.partitioner;
   const instrs = recorder.instrs;
   const bytes = fusedBytes(

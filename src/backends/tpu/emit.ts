@@ -90,6 +90,8 @@ export interface TpuCompileOptions {
   readonly precision?: ModuleOptions['precision'];
   /** Print each repeated layer once as a function and call it (default true); false prints every layer inline. */
   readonly layerFunctions?: boolean;
+  /** Partition each repeated layer once and replay it (default true; same result — replay.ts). */
+  readonly replay?: boolean;
 }
 
 export interface TpuCompilation {
@@ -123,7 +125,7 @@ export function compileTpu(g: Graph, mesh: Mesh, strategy: Strategy, po: PlanOpt
   const name = `${program.name}${g.variant ? '_' + g.variant : ''}`.replace(/\./g, '_');
   const mo = (manual = false): ModuleOptions => ({ name, numPartitions: mesh.devices, ...(o.precision ? { precision: o.precision } : {}), ...(manual ? { manual } : {}) });
   const rec = o.emit ? new Outliner() : undefined;
-  const pre = partitionForCost(program, mesh, strategy.policy, 2, step?.forwardEnd, rec ? [rec] : [], { floatDtype: o.floatDtype });
+  const pre = partitionForCost(program, mesh, strategy.policy, 2, step?.forwardEnd, rec ? [rec] : [], { floatDtype: o.floatDtype, ...(o.replay === false ? { replay: false } : {}) });
   const plan = evaluateOn(g, po, dims, mesh, strategy, step, decode ? undefined : pre);
   const msPart = performance.now() - t;
   t = performance.now();

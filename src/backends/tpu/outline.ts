@@ -19,6 +19,7 @@
 import { DType } from '../../ir/types';
 import { DotDims, GatherDims, XlaBinary, XlaCompare, XlaReducer, XlaType, XlaUnary, XlaValue } from '../../ir/xla';
 import { ArgInfo, Output, ReplicaGroupSet, SpmdEmitter, resultType } from './spmd';
+import { segmentOf } from './replay';
 
 export type Origin = { id: number; op: string; scope: string; name?: string } | undefined;
 
@@ -69,18 +70,6 @@ interface Kind {
 
 /** A segment must have at least this many instructions to be worth a function. */
 const MIN_INSTRUCTIONS = 4;
-
-/** `model.layers.7.mlp` → [`model.layers.7`, `model.layers.*`]; no numeric component → ['', '']. */
-function segmentOf(scope: string): [string, string] {
-  const parts = scope.split('.');
-  for (let i = 0; i < parts.length; i++) {
-    const p = parts[i];
-    if (p.length && p.charCodeAt(0) >= 48 && p.charCodeAt(0) <= 57 && /^\d+$/.test(p)) {
-      return [parts.slice(0, i + 1).join('.'), [...parts.slice(0, i), '*'].join('.')];
-    }
-  }
-  return ['', ''];
-}
 
 export class Outliner implements SpmdEmitter {
   private readonly entries: Entry[] = [];

@@ -26,7 +26,7 @@ export interface Partial {
  * set in its constructor, so all values share one hidden class: the partitioner reads these fields hundreds of
  * thousands of times per 27B compile, and object literals spread from varying extras made those reads megamorphic.
  */
-class Info implements XlaValue {
+export class Info implements XlaValue {
   readonly type: XlaType;
   /** The local value in the inner emitter (undefined for splats and undecided params until first use). */
   local: XlaValue | undefined;
@@ -52,7 +52,8 @@ class Info implements XlaValue {
   readonly fallback: Spec | undefined;
   /** Position in the program signature. */
   readonly argIndex: number | undefined;
-  private ownPartial: Partial | null;
+  /** This value's own pending sum (a broadcast reads its source's through `partial`). */
+  ownPartial: Partial | null;
 
   constructor(
     readonly ref: string,
@@ -157,6 +158,8 @@ export class Partitioner implements XlaBuilder {
   private n = 0;
   private pid: XlaValue | undefined;
   private readonly indexCache = new Map<string, XlaValue>();
+  /** Called with every value the partitioner creates (segment replay records them). */
+  onCreate: ((i: Info) => void) | undefined;
   private readonly groupCache = new Map<string, ReplicaGroupSet>();
   /** Decisions for parameters whose sharding was left to their first use. */
   readonly decided = new Map<string, MutableSpec>();
@@ -167,7 +170,8 @@ export class Partitioner implements XlaBuilder {
 
   constructor(
     readonly mesh: Mesh,
-    readonly inner: SpmdEmitter,
+    /** Where local instructions go (swapped for a recording wrapper while a segment is recorded for replay). */
+    public inner: SpmdEmitter,
     readonly policy: ParamPolicy,
     readonly onCollective?: (e: CollectiveEvent) => void,
   ) {}
@@ -182,7 +186,30 @@ export class Partitioner implements XlaBuilder {
   private mk(global: XlaType, spec: MutableSpec, local: XlaValue | undefined, partial: Partial | null = null, extra: Extra = NO_EXTRA): XlaValue {
     const info = new Info(`%g${this.n++}`, global, spec, local, partial, extra);
     if (extra.param) this.weightInfos.push(info);
+    this.onCreate?.(info);
     return info;
+  }
+
+  // ---------- for segment replay (replay.ts) ----------
+
+  /** A copy of `src` (a value of a recorded segment) for a replayed one: the same sharding state, mapped fields. */
+  cloneInfo(src: Info, bcastSrc: Info | undefined, param: string | undefined): Info {
+    const extra: Extra = { splat: src.splat, bcast: src.bcast && { src: bcastSrc!, dims: src.bcast.dims }, generated: src.generated, param, undecided: src.undecided };
+    const info = new Info(`%g${this.n++}`, src.global, src.spec, undefined, src.ownPartial, extra);
+    if (param !== undefined) this.weightInfos.push(info);
+    return info;
+  }
+
+  /** The state outside values that a segment's partition reads: forward/backward, and which index values exist. */
+  globalKey(): string {
+    return `${this.backward ? 'bw' : 'fw'}|${this.pid ? 'pid' : ''}|${[...this.indexCache.keys()].join(';')}`;
+  }
+
+  /** Inner values shared by every segment (the partition id and the mesh-axis indices made from it). */
+  globalValues(): Set<XlaValue> {
+    const s = new Set<XlaValue>(this.indexCache.values());
+    if (this.pid) s.add(this.pid);
+    return s;
   }
 
   /** A program argument with a fixed spec (`undefined`: a parameter decided by the policy at first use). */

@@ -306,7 +306,7 @@ export interface Partitioned {
  */
 export function partitionForCost(
   g: Graph, mesh: Mesh, policy: ParamPolicy, floatBytes = 2, backwardFrom?: number,
-  also: readonly SpmdEmitter[] = [], o: { floatDtype?: 'f32' | 'bf16'; paramSpecs?: ReadonlyMap<string, Spec> } = {},
+  also: readonly SpmdEmitter[] = [], o: { floatDtype?: 'f32' | 'bf16'; paramSpecs?: ReadonlyMap<string, Spec>; replay?: boolean } = {},
 ): Partitioned {
   const recorder = new CostRecorder(floatBytes);
   const events: (CollectiveEvent & { node: number })[] = [];
@@ -320,7 +320,7 @@ export function partitionForCost(
   const floatDtype = also.length ? o.floatDtype : floatBytes === 2 ? 'bf16' : undefined;
   const result = partitionGraph(
     g, mesh, policy, sink,
-    { env: {}, ...(floatDtype ? { floatDtype } : {}), ...(backwardFrom !== undefined ? { backwardFrom } : {}) },
+    { env: {}, ...(floatDtype ? { floatDtype } : {}), ...(backwardFrom !== undefined ? { backwardFrom } : {}), ...(o.replay === false ? { replay: false } : {}) },
     o.paramSpecs,
     (e) => events.push({ ...e, node }),
   );

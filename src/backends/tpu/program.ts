@@ -14,6 +14,7 @@ import { Mesh, Spec, axisSize, hloSharding } from './mesh';
 import { CollectiveEvent, MutableSpec, ParamPolicy, Partitioner } from './partition';
 import { SpmdEmitter } from './spmd';
 import { TpuError } from './errors';
+import { GraphSegment, SegmentMemo, segmentOf } from './replay';
 
 export interface ProgramOptions {
   readonly env: DimEnv;
@@ -21,6 +22,11 @@ export interface ProgramOptions {
   readonly floatDtype?: 'f32' | 'bf16';
   /** Training steps: the first backward node id (the partitioner gathers FSDP weights again from there on). */
   readonly backwardFrom?: NodeId;
+  /**
+   * Partition each repeated layer once and replay it for the others when the partitioner would see the same state
+   * (default true; the result is the same either way — see replay.ts).
+   */
+  readonly replay?: boolean;
 }
 
 const EMPTY: ReadonlyMap<NodeId, Node> = new Map();
@@ -104,6 +110,34 @@ export function followedParams(g: Graph): Map<string, string> {
   return out;
 }
 
+/**
+ * Runs of non-source nodes of one layer scope (`model.layers.7…`), by the index of their first node in `g.nodes`
+ * (`end`: one past the index of their last node; source nodes in between are skipped by the partition loop).
+ */
+function layerSegments(g: Graph): Map<number, { seg: GraphSegment; end: number }> {
+  const out = new Map<number, { seg: GraphSegment; end: number }>();
+  const scopes = new Map<string, [string, string]>();
+  let cur: { start: number; end: number; prefix: string; pattern: string; nodes: Node[] } | undefined;
+  const close = () => {
+    if (cur && cur.nodes.length >= 4) out.set(cur.start, { seg: { prefix: cur.prefix, pattern: cur.pattern, nodes: cur.nodes }, end: cur.end });
+    cur = undefined;
+  };
+  g.nodes.forEach((n, idx) => {
+    if (getOp(n.op).source) return;
+    let sp = scopes.get(n.scope);
+    if (!sp) scopes.set(n.scope, (sp = segmentOf(n.scope)));
+    if (!sp[0]) return close();
+    if (!cur || cur.prefix !== sp[0]) {
+      close();
+      cur = { start: idx, end: idx + 1, prefix: sp[0], pattern: sp[1], nodes: [] };
+    }
+    cur.nodes.push(n);
+    cur.end = idx + 1;
+  });
+  close();
+  return out;
+}
+
 export interface PartitionResult {
   readonly partitioner: Partitioner;
   /** The partitioner's value of every node (global type, spec) — e.g. for per-chip bytes of saved activations. */
@@ -111,6 +145,8 @@ export interface PartitionResult {
   readonly outputs: { readonly name: string; readonly node: NodeId; readonly local: XlaValue; readonly spec: Spec; readonly global: XlaType }[];
   readonly paramSpecs: ReadonlyMap<string, Spec>;
   readonly inputSpecs: ReadonlyMap<string, Spec>;
+  /** Layer segments partitioned and recorded, and segments replayed from a recording (replay.ts). */
+  readonly segments: { readonly recorded: number; readonly replayed: number };
 }
 
 function lower(def: ReturnType<typeof getOp>, n: Node): NonNullable<ReturnType<typeof getOp>['xla']> {
@@ -131,7 +167,11 @@ export function partitionGraph(
   paramSpecs?: ReadonlyMap<string, Spec>,
   onCollective?: (e: CollectiveEvent) => void,
 ): PartitionResult {
-  const p = new Partitioner(mesh, emitter, policy, onCollective);
+  let memo: SegmentMemo | undefined;
+  const p = new Partitioner(mesh, emitter, policy, (e) => {
+    if (memo?.isRecording) memo.event(e);
+    onCollective?.(e);
+  });
   const vals = new Map<NodeId, XlaValue>();
   const inputSpecs = new Map<string, Spec>();
   const follows = followedParams(g);
@@ -157,18 +197,52 @@ export function partitionGraph(
     } else vals.set(n.id, p.arg(t, name, paramSpecs?.get(name), true, index));
   });
   let forward = o.backwardFrom !== undefined;
-  const nodesById = o.floatDtype ? new Map(g.nodes.map((n) => [n.id, n])) : EMPTY;
-  for (const n of g.nodes) {
+  const byIdAll = new Map(g.nodes.map((n) => [n.id, n]));
+  const nodesById = o.floatDtype ? byIdAll : EMPTY;
+  const segments = o.replay === false ? new Map<number, { seg: GraphSegment; end: number }>() : layerSegments(g);
+  if (segments.size) memo = new SegmentMemo(p, byIdAll);
+  // Nodes read outside their own segment (or outputs / taps): the values a replayed segment must hand on.
+  const liveAfter = new Set<NodeId>([...g.outputs.map((x) => x.node), ...Object.values(g.taps)]);
+  if (memo) {
+    const segOf = new Map<NodeId, GraphSegment>();
+    for (const { seg } of segments.values()) for (const n of seg.nodes) segOf.set(n.id, seg);
+    for (const n of g.nodes) {
+      const own = segOf.get(n.id);
+      for (const i of n.inputs) if (segOf.get(i) !== own) liveAfter.add(i);
+    }
+  }
+  let recording: { seg: GraphSegment; end: number; pos: number } | undefined;
+  for (let idx = 0; idx < g.nodes.length; idx++) {
+    const n = g.nodes[idx];
     const def = getOp(n.op);
     if (def.source) continue;
     if (forward && n.id >= o.backwardFrom!) {
       p.forgetGathered();
       forward = false;
     }
+    const s = segments.get(idx);
+    // A segment that crosses into the backward (where FSDP gathers are forgotten) is partitioned as usual.
+    if (s && memo && !(forward && s.seg.nodes[s.seg.nodes.length - 1].id >= o.backwardFrom!)) {
+      const found = memo.find(s.seg, vals);
+      if (found) {
+        memo.replay(found, s.seg, vals, (m) => emitter.setOrigin(originOf(m)), onCollective, liveAfter);
+        idx = s.end - 1;
+        continue;
+      }
+      if (memo.shouldRecord(s.seg)) {
+        memo.begin(s.seg, vals);
+        recording = { ...s, pos: 0 };
+      }
+    }
+    if (recording) memo!.at(recording.pos++);
     emitter.setOrigin(originOf(n));
     const out = nodeType(n, o);
     const v = lower(def, n)(p, matchDtypes(p, n, n.inputs.map((i) => vals.get(i)!), out, o, nodesById), n, out);
     vals.set(n.id, v);
+    if (recording && recording.pos === recording.seg.nodes.length) {
+      memo!.end(vals);
+      recording = undefined;
+    }
   }
   // An output named like a parameter or input is its next value (a training step's new weights and
   // optimizer state): it leaves in the same layout, so the step can be fed its own results.
@@ -194,7 +268,7 @@ export function partitionGraph(
   for (const n of g.nodes) if (n.op === 'param' && !paramSpecsOut.has(String(n.attrs.name))) paramSpecsOut.set(String(n.attrs.name), p.spec(vals.get(n.id)!));
   for (const [k, v] of p.decidedInputs) inputSpecs.set(k, v);
   for (const n of g.nodes) if (n.op === 'input' && !inputSpecs.has(String(n.attrs.name))) inputSpecs.set(String(n.attrs.name), p.spec(vals.get(n.id)!));
-  return { partitioner: p, values: vals, outputs, paramSpecs: paramSpecsOut, inputSpecs };
+  return { partitioner: p, values: vals, outputs, paramSpecs: paramSpecsOut, inputSpecs, segments: { recorded: memo?.recorded ?? 0, replayed: memo?.replayed ?? 0 } };
 }
 
 export interface WholeProgramEmitter extends XlaBuilder {

@@ -13,7 +13,7 @@ import { DotDims, GatherDims, XlaBinary, XlaCompare, XlaReducer, XlaType, XlaUna
 import { Mesh, Spec, axisSize, axisStrides } from './mesh';
 import { ArgInfo, ReplicaGroupSet, SpmdEmitter, reducerInit, resultType } from './spmd';
 import { CollectiveEvent, ParamPolicy, Partitioner } from './partition';
-import { ProgramOptions, emitWholeProgram, partitionGraph, sourceNodes, nodeType, WholeProgramEmitter } from './program';
+import { PartitionResult, ProgramOptions, emitWholeProgram, partitionGraph, sourceNodes, nodeType, WholeProgramEmitter } from './program';
 
 /** A simulated value: one array per device. */
 export interface SimValue extends XlaValue {
@@ -466,6 +466,8 @@ export interface PartitionedRun {
   readonly values: ReadonlyMap<NodeId, XlaValue>;
   /** Each output reassembled from its devices' shards (global layout). */
   readonly outputs: Map<string, Float64Array>;
+  /** Layer segments recorded / replayed by the partitioner (replay.ts). */
+  readonly segments: PartitionResult['segments'];
 }
 
 /**
@@ -484,10 +486,12 @@ export function simulatePartitioned(
     if (!info.spec) throw new Error(`simulator: argument ${info.name} has no partition spec`);
     return localBlock(mesh, feeds.get(info.name) ?? missing(info.name), shapes.get(info.name)!, info.spec, p).data;
   });
-  const r = partitionGraph(g, mesh, policy, sim, o, specs, onCollective);
+  // Every node's own per-device value (checkPartition compares them all): no segment replay unless asked for
+  // (a replayed segment's inner nodes keep the recorded segment's values — outputs are exact either way).
+  const r = partitionGraph(g, mesh, policy, sim, { replay: false, ...o }, specs, onCollective);
   const outputs = new Map<string, Float64Array>();
   for (const x of r.outputs) outputs.set(x.name, assemble(mesh, (x.local as SimValue).data, x.global.shape, x.spec, x.name));
-  return { partitioner: r.partitioner, values: r.values, outputs };
+  return { partitioner: r.partitioner, values: r.values, outputs, segments: r.segments };
 }
 
 /** A global array from per-device shards under `spec`; replicas must agree. */

@@ -1,0 +1,442 @@
+/**
+ * Segment replay: partition each repeated layer once and replay it for the others.
+ *
+ * `partitionGraph` cuts the graph into segments (runs of nodes whose scope has the same layer prefix,
+ * `model.layers.7`). The first time a segment shape is partitioned it is *recorded*: the instructions the
+ * partitioner sends to its emitter (with the node each belongs to), the collective events, the values it creates,
+ * and the sharding state that the segment leaves on the values it read from outside. A later segment is *replayed*
+ * instead of partitioned only when it is the same computation (node for node: op, attributes, type, wiring; the
+ * same kinds of values from outside) **and** the partitioner would see the same state: every value it reads from
+ * outside (and each broadcast source behind one) has the same spec, pending sum, undecided placement, cached
+ * reshardings and aliasing, and the partitioner's own state (forward/backward, partition-id indices) is the same.
+ * Anything a recording refers to that cannot be mapped to the new segment makes that recording unusable — the
+ * segment is then partitioned as usual. The result is exactly what partitioning would give (tested byte for byte,
+ * with plans and layouts, against `replay: false` on several models, meshes, strategies and modes).
+ */
+import { Node, NodeId } from '../../ir/types';
+import { XlaValue } from '../../ir/xla';
+import { Spec } from './mesh';
+import { CollectiveEvent, GRADIENT, Info, MutableSpec, Partitioner } from './partition';
+import { SpmdEmitter } from './spmd';
+
+/** A run of non-source nodes in one layer scope. */
+export interface GraphSegment {
+  readonly prefix: string;
+  readonly pattern: string;
+  readonly nodes: readonly Node[];
+}
+
+/** `model.layers.7.mlp` → [`model.layers.7`, `model.layers.*`]; no numeric component → ['', '']. */
+export function segmentOf(scope: string): [string, string] {
+  const parts = scope.split('.');
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i];
+    if (p.length && p.charCodeAt(0) >= 48 && p.charCodeAt(0) <= 57 && /^\d+$/.test(p)) {
+      return [parts.slice(0, i + 1).join('.'), [...parts.slice(0, i), '*'].join('.')];
+    }
+  }
+  return ['', ''];
+}
+
+/** Where a pre-existing inner value sits in the segment's reachable values. */
+type InnerPath = { readonly k: number; readonly where: 'local' } | { readonly k: number; readonly where: 'cache'; readonly key: string } | { readonly where: 'global' };
+
+interface InfoState {
+  readonly spec: MutableSpec;
+  readonly partial: Info['ownPartial'];
+  readonly undecided: boolean;
+  readonly local: XlaValue | undefined;
+  readonly cache: readonly (readonly [string, XlaValue])[] | undefined;
+}
+
+interface Recording {
+  readonly seg: GraphSegment;
+  /** Dynamic key: the state the partitioner saw at the segment's start. */
+  readonly key: string;
+  readonly reach: readonly Info[];
+  readonly inner: Map<XlaValue, InnerPath>;
+  readonly trace: { m: keyof SpmdEmitter; args: unknown[]; out: XlaValue; pos: number }[];
+  readonly events: { e: CollectiveEvent; pos: number }[];
+  readonly created: Info[];
+  createdPost: InfoState[];
+  reachPost: InfoState[];
+  /** Per node position: its value, as created[k] (k ≥ 0) or reach[-k-1]. */
+  valueOf: number[];
+  /** Per created value: its broadcast source, as created[k] (k ≥ 0) or reach[-k-1]; NaN when not a broadcast. */
+  bcastOf: number[];
+  decided: [string, MutableSpec][];
+  decidedInputs: [string, MutableSpec][];
+  ok: boolean;
+}
+
+const stateOf = (i: Info): InfoState => ({
+  spec: i.spec,
+  partial: i.ownPartial,
+  undecided: i.undecided,
+  local: i.local,
+  cache: i.cache ? [...i.cache] : undefined,
+});
+
+const specText = (s: Spec | undefined) => (s ? s.map((a) => a.join('.')).join('|') : '-');
+
+/**
+ * The values a segment can reach from its external inputs (their broadcast sources too), in a canonical order, and
+ * a fingerprint of everything the partitioner reads of them — including which of them are the same value and
+ * which inner values they share.
+ */
+function reachOf(p: Partitioner, ext: readonly Info[], globals: Set<XlaValue>): { reach: Info[]; key: string; paths: Map<XlaValue, InnerPath> } {
+  const index = new Map<Info, number>();
+  const reach: Info[] = [];
+  const visit = (i: Info): number => {
+    let k = index.get(i);
+    if (k === undefined) {
+      index.set(i, (k = reach.length));
+      reach.push(i);
+    }
+    return k;
+  };
+  const order = ext.map(visit);
+  for (let j = 0; j < reach.length; j++) if (reach[j].bcast) visit(reach[j].bcast!.src);
+  const paths = new Map<XlaValue, InnerPath>();
+  const innerId = new Map<XlaValue, string>();
+  const innerText = (v: XlaValue | undefined, path: InnerPath): string => {
+    if (!v) return '-';
+    if (globals.has(v)) return 'G';
+    let id = innerId.get(v);
+    if (id === undefined) {
+      innerId.set(v, (id = `#${innerId.size}`));
+      paths.set(v, path);
+    }
+    return id;
+  };
+  const parts = reach.map((i, k) => {
+    const cache = i.cache ? [...i.cache.keys()].sort().map((c) => `${c}=${innerText(i.cache!.get(c), { k, where: 'cache', key: c })}`).join(',') : '';
+    return [
+      `${i.global.dtype}[${i.global.shape.join(',')}]`,
+      specText(i.spec),
+      i.ownPartial ? `${i.ownPartial.reducer}:${i.ownPartial.axes.join('.')}` : '',
+      i.splat ?? '',
+      i.bcast ? `b${i.bcast.dims.join('.')}>${index.get(i.bcast.src)}` : '',
+      i.generated ? 'g' : '',
+      i.param !== undefined ? 'w' : '',
+      i.undecided ? 'u' : '',
+      i.follows !== undefined ? `f:${specText(p.decided.get(i.follows))}` : '',
+      i.input !== undefined ? 'in' : '',
+      i.fallback ? `fb:${specText(i.fallback)}` : '',
+      i.argIndex !== undefined ? 'a' : '',
+      innerText(i.local, { k, where: 'local' }),
+      cache,
+    ].join('/');
+  });
+  return { reach, key: `${p.globalKey()}||${order.join(',')}||${parts.join('\n')}`, paths };
+}
+
+/** Deep equality of node attributes (plain JSON-like data). */
+function sameAttr(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  for (const k of ka) if (!sameAttr((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  return true;
+}
+
+function sameType(a: Node['type'], b: Node['type']): boolean {
+  return a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+}
+
+/**
+ * Node for node the same computation: op, attributes, type, inputs from inside (same position) or outside (the same
+ * k-th external, of the same type; a constant with the same attributes, since dtype matching reads its value).
+ */
+function sameStructure(r: GraphSegment, s: GraphSegment, byId: ReadonlyMap<NodeId, Node>): boolean {
+  if (r.nodes.length !== s.nodes.length || r.pattern !== s.pattern) return false;
+  const rPos = new Map<NodeId, number>();
+  const sPos = new Map<NodeId, number>();
+  const rExt = new Map<NodeId, number>();
+  const sExt = new Map<NodeId, number>();
+  for (let j = 0; j < r.nodes.length; j++) {
+    const a = r.nodes[j];
+    const b = s.nodes[j];
+    if (a.op !== b.op || a.inputs.length !== b.inputs.length || !sameType(a.type, b.type) || !sameAttr(a.attrs, b.attrs)) return false;
+    for (let k = 0; k < a.inputs.length; k++) {
+      const x = a.inputs[k];
+      const y = b.inputs[k];
+      const px = rPos.get(x);
+      const py = sPos.get(y);
+      if (px !== undefined || py !== undefined) {
+        if (px !== py) return false;
+        continue;
+      }
+      let ex = rExt.get(x);
+      if (ex === undefined) rExt.set(x, (ex = rExt.size));
+      let ey = sExt.get(y);
+      if (ey === undefined) sExt.set(y, (ey = sExt.size));
+      if (ex !== ey) return false;
+      const nx = byId.get(x)!;
+      const ny = byId.get(y)!;
+      if (nx.op !== ny.op || !sameType(nx.type, ny.type)) return false;
+      if (nx.op === 'constant' && !sameAttr(nx.attrs, ny.attrs)) return false;
+    }
+    rPos.set(a.id, j);
+    sPos.set(b.id, j);
+  }
+  return true;
+}
+
+/** External inputs of a segment (node ids, first use first). */
+function externalsOf(seg: GraphSegment): NodeId[] {
+  const inside = new Set(seg.nodes.map((n) => n.id));
+  const out: NodeId[] = [];
+  const seen = new Set<NodeId>();
+  for (const n of seg.nodes) {
+    for (const i of n.inputs) {
+      if (inside.has(i) || seen.has(i)) continue;
+      seen.add(i);
+      out.push(i);
+    }
+  }
+  return out;
+}
+
+const isInner = (a: unknown): a is XlaValue => typeof a === 'object' && a !== null && 'ref' in a && 'type' in a && !Array.isArray(a);
+
+/** At most this many recordings of one segment shape (each with another starting state). */
+const MAX_RECORDINGS = 4;
+
+export class SegmentMemo {
+  /** Tests only: match recordings by structure alone, ignoring the starting state (gives wrong programs). */
+  static ignoreStateForTests = false;
+  /** Segment shapes met so far (a representative of each, with its recordings), per segment. */
+  private readonly shapeOf = new Map<GraphSegment, { rep: GraphSegment; recordings: Recording[] }>();
+  /** Node position being partitioned while recording (trace entries and events are tagged with it). */
+  private pos = -1;
+  private recording: Recording | undefined;
+  replayed = 0;
+  recorded = 0;
+
+  constructor(
+    private readonly p: Partitioner,
+    private readonly byId: ReadonlyMap<NodeId, Node>,
+  ) {}
+
+  private readonly bySignature = new Map<string, { rep: GraphSegment; recordings: Recording[] }[]>();
+
+  private shape(seg: GraphSegment): { rep: GraphSegment; recordings: Recording[] } {
+    let s = this.shapeOf.get(seg);
+    if (!s) {
+      // Only segments with the same sequence of ops can be the same computation: compare within those.
+      let sig = seg.pattern;
+      for (const n of seg.nodes) sig += ' ' + n.op;
+      let list = this.bySignature.get(sig);
+      if (!list) this.bySignature.set(sig, (list = []));
+      s = list.find((x) => sameStructure(x.rep, seg, this.byId));
+      if (!s) list.push((s = { rep: seg, recordings: [] }));
+      this.shapeOf.set(seg, s);
+    }
+    return s;
+  }
+
+  /** Worth recording: its shape has fewer than MAX_RECORDINGS recordings. */
+  shouldRecord(seg: GraphSegment): boolean {
+    return this.shape(seg).recordings.length < MAX_RECORDINGS;
+  }
+
+  /** A recording this segment can replay (same structure, same starting state), or undefined. */
+  find(seg: GraphSegment, vals: ReadonlyMap<NodeId, XlaValue>): { rec: Recording; reach: Info[]; paths: Map<XlaValue, InnerPath> } | undefined {
+    const cands = this.shape(seg).recordings.filter((r) => r.ok);
+    if (!cands.length) return undefined;
+    const ext = externalsOf(seg).map((id) => this.p.info(vals.get(id)!));
+    const { reach, key, paths } = reachOf(this.p, ext, this.p.globalValues());
+    const rec = cands.find((r) => SegmentMemo.ignoreStateForTests || r.key === key);
+    return rec ? { rec, reach, paths } : undefined;
+  }
+
+  /** Start recording `seg` (partitioned as usual by the caller, node by node, with `at(pos)` before each). */
+  begin(seg: GraphSegment, vals: ReadonlyMap<NodeId, XlaValue>): void {
+    const ext = externalsOf(seg).map((id) => this.p.info(vals.get(id)!));
+    const { reach, key, paths } = reachOf(this.p, ext, this.p.globalValues());
+    for (const g of this.p.globalValues()) paths.set(g, { where: 'global' });
+    const rec: Recording = {
+      seg, key, reach, inner: paths, trace: [], events: [], created: [], createdPost: [], reachPost: [], valueOf: [], bcastOf: [],
+      decided: [], decidedInputs: [], ok: true,
+    };
+    this.recording = rec;
+    const before = { decided: new Set(this.p.decided.keys()), inputs: new Set(this.p.decidedInputs.keys()) };
+    (rec as { before?: typeof before }).before = before;
+    const real = this.p.inner;
+    const trace = rec.trace;
+    // A wrapper that forwards every instruction to the real emitter and remembers it (with its node position).
+    this.p.inner = new Proxy(real, {
+      get: (t, m: keyof SpmdEmitter) => {
+        const f = t[m] as unknown;
+        if (typeof f !== 'function' || m === 'setOrigin') return f;
+        return (...args: unknown[]) => {
+          const out = (f as (...xs: unknown[]) => XlaValue).apply(t, args);
+          trace.push({ m, args, out, pos: this.pos });
+          return out;
+        };
+      },
+    });
+    (rec as { real?: SpmdEmitter }).real = real;
+    this.p.onCreate = (i) => rec.created.push(i);
+  }
+
+  /** The node position about to be partitioned (recording). */
+  at(pos: number): void {
+    this.pos = pos;
+  }
+
+  /** Collective events go through here while recording. */
+  event(e: CollectiveEvent): void {
+    this.recording?.events.push({ e, pos: this.pos });
+  }
+
+  get isRecording(): boolean {
+    return this.recording !== undefined;
+  }
+
+  /** End the recording: snapshot what the segment left behind and check that all of it can be mapped to another segment. */
+  end(vals: ReadonlyMap<NodeId, XlaValue>): void {
+    const rec = this.recording!;
+    this.recording = undefined;
+    this.p.inner = (rec as { real?: SpmdEmitter }).real!;
+    this.p.onCreate = undefined;
+    this.recorded++;
+    const before = (rec as { before?: { decided: Set<string>; inputs: Set<string> } }).before!;
+    for (const [k, v] of this.p.decided) if (!before.decided.has(k)) rec.decided.push([k, v]);
+    for (const [k, v] of this.p.decidedInputs) if (!before.inputs.has(k)) rec.decidedInputs.push([k, v]);
+    rec.createdPost = rec.created.map(stateOf);
+    rec.reachPost = rec.reach.map(stateOf);
+    const createdIdx = new Map(rec.created.map((c, k) => [c, k]));
+    const reachIdx = new Map(rec.reach.map((c, k) => [c, k]));
+    rec.valueOf = rec.seg.nodes.map((n) => {
+      const v = vals.get(n.id) as Info | undefined;
+      if (!v) return (rec.ok = false), 0;
+      const c = createdIdx.get(v);
+      if (c !== undefined) return c;
+      const r = reachIdx.get(v);
+      if (r !== undefined) return -r - 1;
+      return (rec.ok = false), 0;
+    });
+    // Everything the recording refers to must be mappable: inner values made by the trace or reachable, Infos
+    // created or reachable, parameter / input names of reachable values.
+    const made = new Set<XlaValue>(rec.trace.map((t) => t.out));
+    const innerOk = (v: XlaValue | undefined) => v === undefined || made.has(v) || rec.inner.has(v);
+    const names = new Set<string>();
+    for (const i of rec.reach) {
+      if (i.param !== undefined) names.add(i.param);
+      if (i.input !== undefined) names.add(i.input);
+    }
+    for (const t of rec.trace) {
+      for (const a of t.args) {
+        if (Array.isArray(a)) {
+          for (const x of a) if (isInner(x) && !innerOk(x)) rec.ok = false;
+        } else if (isInner(a) && !innerOk(a)) rec.ok = false;
+      }
+      if (t.m === 'arg' && !names.has((t.args[1] as { name: string }).name)) rec.ok = false;
+    }
+    const stateOk = (s: InfoState) => innerOk(s.local) && (s.cache ?? []).every(([, v]) => innerOk(v));
+    if (!rec.createdPost.every(stateOk) || !rec.reachPost.every(stateOk)) rec.ok = false;
+    rec.bcastOf = rec.created.map((c, k) => {
+      if (!c.bcast) return NaN;
+      const ci = createdIdx.get(c.bcast.src);
+      if (ci !== undefined && ci < k) return ci;
+      const r = reachIdx.get(c.bcast.src);
+      if (r !== undefined) return -r - 1;
+      rec.ok = false;
+      return NaN;
+    });
+    for (const c of rec.created) {
+      if (c.param !== undefined && !names.has(c.param)) rec.ok = false;
+      if (c.follows !== undefined || c.input !== undefined || c.fallback !== undefined || c.argIndex !== undefined) rec.ok = false;
+    }
+    for (const { e } of rec.events) if (e.param !== undefined && e.param !== GRADIENT && !names.has(e.param)) rec.ok = false;
+    for (const [k] of [...rec.decided, ...rec.decidedInputs]) if (!names.has(k)) rec.ok = false;
+    this.shape(rec.seg).recordings.push(rec);
+  }
+
+  /**
+   * Replay `rec` for `seg`: its instructions into the partitioner's emitter (origins set per node by `origin`),
+   * its events, its values (new ones for the created, the new segment's own for the reachable), the state it left
+   * on reachable values, and the placements it decided.
+   */
+  replay(
+    found: { rec: Recording; reach: Info[]; paths: Map<XlaValue, InnerPath> },
+    seg: GraphSegment,
+    vals: Map<NodeId, XlaValue>,
+    origin: (n: Node) => void,
+    onCollective: ((e: CollectiveEvent) => void) | undefined,
+    /** Nodes used after their segment (by later nodes, as outputs or taps). */
+    live: ReadonlySet<NodeId>,
+  ): void {
+    const { rec, reach } = found;
+    const p = this.p;
+    const map = new Map<XlaValue, XlaValue>();
+    for (const [v, path] of rec.inner) {
+      if (path.where === 'global') map.set(v, v);
+      else if (path.where === 'local') map.set(v, reach[path.k].local!);
+      else map.set(v, reach[path.k].cache!.get(path.key)!);
+    }
+    const names = new Map<string, string>();
+    const argIndex = new Map<number, number>();
+    rec.reach.forEach((r, k) => {
+      const l = reach[k];
+      if (r.param !== undefined) names.set(r.param, l.param!);
+      if (r.input !== undefined) names.set(r.input, l.input!);
+      if (r.argIndex !== undefined) argIndex.set(r.argIndex, l.argIndex!);
+    });
+    const name = (x: string) => names.get(x) ?? x;
+    const mapArg = (a: unknown): unknown => (Array.isArray(a) ? (a.length && isInner(a[0]) ? a.map((x) => map.get(x)!) : a) : isInner(a) ? map.get(a)! : a);
+    const inner = p.inner;
+    let t = 0;
+    let ev = 0;
+    for (let pos = 0; pos < seg.nodes.length; pos++) {
+      origin(seg.nodes[pos]);
+      for (; t < rec.trace.length && rec.trace[t].pos === pos; t++) {
+        const e = rec.trace[t];
+        let args: unknown[];
+        if (e.m === 'arg') {
+          const info = e.args[1] as { name: string; index?: number; spec?: Spec };
+          args = [e.args[0], { ...info, name: name(info.name), ...(info.index !== undefined ? { index: argIndex.get(info.index) ?? info.index } : {}) }];
+        } else args = e.args.map(mapArg);
+        map.set(e.out, (inner[e.m] as (...xs: unknown[]) => XlaValue).apply(inner, args));
+      }
+      for (; ev < rec.events.length && rec.events[ev].pos === pos; ev++) {
+        const e = rec.events[ev].e;
+        onCollective?.(e.param !== undefined ? { ...e, param: name(e.param) } : e);
+      }
+    }
+    const mapV = (v: XlaValue | undefined) => (v === undefined ? undefined : map.get(v)!);
+    const apply = (i: Info, s: InfoState) => {
+      i.spec = s.spec;
+      i.ownPartial = s.partial;
+      i.undecided = s.undecided;
+      i.local = mapV(s.local);
+      i.cache = s.cache ? new Map(s.cache.map(([k, v]) => [k, map.get(v)!])) : undefined;
+    };
+    // New values only for what outlives the segment: the values of nodes used after it, and the broadcast sources
+    // behind them. A value used only inside is never looked up again; its node keeps the recording's (same state).
+    const created: (Info | undefined)[] = new Array(rec.created.length);
+    const cloneOf = (k: number): Info => {
+      let c = created[k];
+      if (c) return c;
+      const src = rec.created[k];
+      const b = rec.bcastOf[k];
+      const bcastSrc = Number.isNaN(b) ? undefined : b >= 0 ? cloneOf(b) : reach[-b - 1];
+      c = p.cloneInfo(src, bcastSrc, src.param !== undefined ? name(src.param) : undefined);
+      apply(c, rec.createdPost[k]);
+      return (created[k] = c);
+    };
+    rec.reach.forEach((_, k) => apply(reach[k], rec.reachPost[k]));
+    seg.nodes.forEach((n, j) => {
+      const v = rec.valueOf[j];
+      vals.set(n.id, v < 0 ? reach[-v - 1] : live.has(n.id) ? cloneOf(v) : rec.created[v]);
+    });
+    for (const [k, v] of rec.decided) p.decided.set(name(k), v.map((a) => [...a]));
+    for (const [k, v] of rec.decidedInputs) p.decidedInputs.set(name(k), v.map((a) => [...a]));
+    this.replayed++;
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Segment replay (src/backends/tpu/replay.ts): a repeated layer is partitioned once and replayed for the others
+ * when the partitioner would see the same state. It must change nothing: the programs, the plan and the layouts
+ * are compared byte for byte against partitioning every layer (`replay: false`), on several models, meshes,
+ * strategies and modes — and replay must actually happen there.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { compileModel } from '../../grammar';
+import { runPipeline, resolvePipeline } from '../../src/passes';
+import { compileTpu, getChip, makeMesh, parseStrategy, parseTopology, simulatePartitioned, simulateWhole, sourceNodes, buildTrainingStep } from '../../src/backends/tpu';
+import { SegmentMemo } from '../../src/backends/tpu/replay';
+import { ROOT, TINY_CONFIG } from './helpers';
+
+const six = { ...TINY_CONFIG, num_hidden_layers: 6, layer_types: [0, 1, 2, 3, 4, 5].map((i) => (i % 2 ? 'full_attention' : 'sliding_attention')) };
+const small = { vocab: 64, d_model: 32, n_layers: 5, n_heads: 4 };
+const models: [string, { config?: object; hparams?: Record<string, number> }][] = [
+  ['gemma2.model', { config: six }],
+  ['examples/gpt2.model', { hparams: { ...small, n_ctx: 16 } }],
+  ['examples/llama2.model', { hparams: { ...small, d_ff: 48, n_kv_heads: 2, max_pos: 16 } }],
+  ['examples/gemma1.model', { hparams: { ...small, d_ff: 48, n_kv_heads: 1, head_dim: 8, max_pos: 16 } }],
+];
+const meshes: [string, string, string][] = [
+  ['data=2,model=4', '2x4', 'fsdp+tp'],
+  ['model=4', '2x2', 'tp'],
+  ['data=2,model=2', '2x2', 'dp+tp'],
+  ['data=8', '2x4', 'fsdp'],
+];
+
+function graph(file: string, o: { config?: object; hparams?: Record<string, number> }, seq: number) {
+  const r = compileModel(fs.readFileSync(path.join(ROOT, file), 'utf8'), file, { ...o, dims: { batch: 8, seq } } as Parameters<typeof compileModel>[2]);
+  if (!r.graph) throw new Error(JSON.stringify(r.diagnostics));
+  return runPipeline(r.graph, resolvePipeline({})).graph;
+}
+
+const cases = models.flatMap(([file, o]) => (['train', 'forward', 'decode'] as const).flatMap((mode) => meshes.map(([m, topo, strat]) => [file, mode, m, strat, o, topo] as const)));
+
+describe('segment replay', () => {
+  test.each(cases)('%s %s on %s (%s): same programs, plan and layouts as partitioning every layer', (file, mode, meshText, strat, o, topo) => {
+    const seq = mode === 'decode' ? 1 : 12;
+    const g = graph(file, o, seq);
+    const mesh = makeMesh(parseTopology(getChip('v5e'), topo), meshText);
+    const s = parseStrategy(strat, mesh);
+    const po = { chip: 'v5e', mode, remat: 'layer-inputs' as const, ...(mode === 'decode' ? { context: 12 } : {}) };
+    const run = (replay: boolean) => compileTpu(g, mesh, s, po, { batch: 8, seq }, { emit: true, floatDtype: 'bf16', layerFunctions: false, replay });
+    const a = run(false);
+    const b = run(true);
+    expect(a.partition.segments.replayed).toBe(0);
+    expect(b.partition.segments.replayed).toBeGreaterThan(0);
+    expect(b.programs!.partitionedMlir).toBe(a.programs!.partitionedMlir);
+    expect(b.programs!.partitionedHlo).toBe(a.programs!.partitionedHlo);
+    expect(JSON.stringify(b.plan)).toBe(JSON.stringify(a.plan));
+    expect([...b.partition.paramSpecs]).toEqual([...a.partition.paramSpecs]);
+    expect([...b.partition.inputSpecs]).toEqual([...a.partition.inputSpecs]);
+    expect(b.partition.outputs.map((x) => x.spec)).toEqual(a.partition.outputs.map((x) => x.spec));
+  });
+
+  test('the replayed per-device training step computes what the whole step computes (SPMD simulator, every output)', () => {
+    const g = graph('gemma2.model', { config: six }, 6);
+    const step = buildTrainingStep(g, 'layer-inputs');
+    const mesh = makeMesh(parseTopology(getChip('v5e'), '2x4'), 'data=2,model=4');
+    const policy = parseStrategy('fsdp+tp', mesh).policy;
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5) * 0.2;
+    const inputs = new Map<string, Float64Array>();
+    for (const n of sourceNodes(step.graph)) {
+      const shape = n.type.shape as number[];
+      const size = shape.reduce((x, y) => x * y, 1);
+      const name = String(n.attrs.name);
+      const data = new Float64Array(size);
+      for (let i = 0; i < size; i++) {
+        data[i] = n.type.dtype === 'i32' ? (name === 'positions' ? i % 6 : (i * 7) % 60) : name === 'step' ? 1 : name === 'lr' ? 1e-3 : name.startsWith('adam.v.') ? 1e-6 + Math.abs(rand()) * 1e-5 : rand();
+      }
+      inputs.set(name, data);
+    }
+    const whole = simulateWhole(step.graph, inputs).outputs;
+    const part = simulatePartitioned(step.graph, mesh, policy, inputs, { env: {}, backwardFrom: step.forwardEnd, replay: true });
+    expect(part.segments.replayed).toBeGreaterThan(0);
+    for (const [name, w] of whole) {
+      const p = part.outputs.get(name)!;
+      let err = 0;
+      let scale = 1e-12;
+      for (let i = 0; i < w.length; i++) {
+        err = Math.max(err, Math.abs(p[i] - w[i]));
+        scale = Math.max(scale, Math.abs(w[i]));
+      }
+      expect([name, err / scale < 1e-9]).toEqual([name, true]);
+    }
+  });
+
+  test('the starting state matters: replaying by structure alone gives a different program (so the check above can fail)', () => {
+    const g = graph('gemma2.model', { config: six }, 12);
+    const mesh = makeMesh(parseTopology(getChip('v5e'), '2x4'), 'data=2,model=4');
+    const s = parseStrategy('fsdp+tp', mesh);
+    const run = (replay: boolean) => compileTpu(g, mesh, s, { chip: 'v5e', mode: 'train' }, { batch: 8, seq: 12 }, { emit: true, layerFunctions: false, replay }).programs!.partitionedMlir;
+    const right = run(false);
+    expect(run(true)).toBe(right);
+    SegmentMemo.ignoreStateForTests = true;
+    try {
+      expect(run(true)).not.toBe(right);
+    } finally {
+      SegmentMemo.ignoreStateForTests = false;
+    }
+  });
+});
