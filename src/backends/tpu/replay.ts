@@ -433,7 +433,12 @@ export class SegmentMemo {
     rec.reach.forEach((_, k) => apply(reach[k], rec.reachPost[k]));
     seg.nodes.forEach((n, j) => {
       const v = rec.valueOf[j];
-      vals.set(n.id, v < 0 ? reach[-v - 1] : live.has(n.id) ? cloneOf(v) : rec.created[v]);
+      if (v >= 0 && live.has(n.id)) cloneOf(v);
+    });
+    // (an inner node that is the broadcast source of a value handed on gets that value's source, its own)
+    seg.nodes.forEach((n, j) => {
+      const v = rec.valueOf[j];
+      vals.set(n.id, v < 0 ? reach[-v - 1] : created[v] ?? rec.created[v]);
     });
     for (const [k, v] of rec.decided) p.decided.set(name(k), v.map((a) => [...a]));
     for (const [k, v] of rec.decidedInputs) p.decidedInputs.set(name(k), v.map((a) => [...a]));
