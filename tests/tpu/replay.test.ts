@@ -10,6 +10,7 @@ import { compileModel } from '../../grammar';
 import { runPipeline, resolvePipeline } from '../../src/passes';
 import { compileTpu, getChip, makeMesh, parseStrategy, parseTopology, simulatePartitioned, simulateWhole, sourceNodes, buildTrainingStep } from '../../src/backends/tpu';
 import { SegmentMemo } from '../../src/backends/tpu/replay';
+import { GraphBuilder } from '../../src/ir';
 import { ROOT, TINY_CONFIG } from './helpers';
 
 const six = { ...TINY_CONFIG, num_hidden_layers: 6, layer_types: [0, 1, 2, 3, 4, 5].map((i) => (i % 2 ? 'full_attention' : 'sliding_attention')) };
@@ -101,5 +102,41 @@ describe('segment replay', () => {
     } finally {
       SegmentMemo.ignoreStateForTests = false;
     }
+  });
+});
+
+describe('segment replay: values of inner nodes', () => {
+  test("a replayed layer's inner node reports its own state even when the recorded layer's twin was used later", () => {
+    // Five identical tensor-parallel layers; layer 1's inner matmul is also read after the layers, which later
+    // resolves its pending sum — the replayed layers' inner matmuls must still report theirs as pending.
+    const b = new GraphBuilder('synth');
+    const [D, H, B] = [16, 32, 8];
+    let x = b.input('x', { dtype: 'f32', shape: [B, D] });
+    let aux = -1;
+    for (let i = 0; i < 5; i++) {
+      b.within(`model.layers.${i}`, () => {
+        const A = b.param(`model.layers.${i}.A`, { dtype: 'f32', shape: [D, H] });
+        const W = b.param(`model.layers.${i}.B`, { dtype: 'f32', shape: [H, D] });
+        const v = b.op('matmul', [b.op('matmul', [x, A]), W]);
+        const t = b.op('mul', [b.op('mul', [v, b.constant(2)]), b.constant(3)]);
+        if (i === 1) aux = v;
+        x = b.op('add', [x, t]);
+      });
+    }
+    const C = b.param('head.C', { dtype: 'f32', shape: [D, D] });
+    const out = b.within('head', () => b.op('add', [aux, b.op('matmul', [x, C])]));
+    const g = b.build({ outputs: [{ name: 'y', node: x }, { name: 'aux', node: out }] });
+    const mesh = makeMesh(parseTopology(getChip('v5e'), '2x4'), 'model=8');
+    const s = parseStrategy('tp', mesh);
+    const run = (replay: boolean) => compileTpu(g, mesh, s, { chip: 'v5e', mode: 'forward' }, { batch: B, seq: 1 }, { emit: true, layerFunctions: false, replay });
+    const off = run(false);
+    const on = run(true);
+    expect(on.partition.segments.replayed).toBeGreaterThan(0);
+    expect(on.programs!.partitionedMlir).toBe(off.programs!.partitionedMlir);
+    const state = (c: typeof on) => g.nodes.map((n) => {
+      const v = c.partition.values.get(n.id);
+      return v ? `${n.id} ${JSON.stringify(c.partition.partitioner.spec(v))} ${JSON.stringify(c.partition.partitioner.partialOf(v))}` : `${n.id} -`;
+    });
+    expect(state(on)).toEqual(state(off));
   });
 });

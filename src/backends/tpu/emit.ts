@@ -126,7 +126,7 @@ export function compileTpu(g: Graph, mesh: Mesh, strategy: Strategy, po: PlanOpt
   const mo = (manual = false): ModuleOptions => ({ name, numPartitions: mesh.devices, ...(o.precision ? { precision: o.precision } : {}), ...(manual ? { manual } : {}) });
   const rec = o.emit ? new Outliner() : undefined;
   const pre = partitionForCost(program, mesh, strategy.policy, 2, step?.forwardEnd, rec ? [rec] : [], { floatDtype: o.floatDtype, ...(o.replay === false ? { replay: false } : {}) });
-  const plan = evaluateOn(g, po, dims, mesh, strategy, step, decode ? undefined : pre);
+  const plan = evaluateOn(g, o.replay === false ? { ...po, replay: false } : po, dims, mesh, strategy, step, decode ? undefined : pre);
   const msPart = performance.now() - t;
   t = performance.now();
   let programs: EmittedPrograms | undefined;

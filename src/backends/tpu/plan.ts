@@ -45,6 +45,8 @@ export interface PlanOptions {
   readonly context?: number;
   /** Token budgets to convert into days (training). */
   readonly tokenBudgets?: readonly number[];
+  /** Partition repeated layers once and replay them (default true; the same plan either way — replay.ts). */
+  readonly replay?: boolean;
 }
 
 export const DEFAULT_MATMUL_EFFICIENCY = 0.9;
@@ -367,7 +369,7 @@ export function evaluateAnalytic(g: Graph, o: PlanOptions, dims: { batch: number
   const layer = layerOf(g);
   const byId = new Map(g.nodes.map((n) => [n.id, n]));
 
-  const { result, recorder, events, outIdx } = pre ?? partitionForCost(g, mesh, strategy.policy);
+  const { result, recorder, events, outIdx } = pre ?? partitionForCost(g, mesh, strategy.policy, 2, undefined, [], { replay: o.replay });
   const instrs = recorder.instrs;
   const bytes = fusedBytes(instrs, outIdx);
 
@@ -798,7 +800,7 @@ export function evaluateTrain(
   const layer = layerOf(g);
   const byId = new Map(sg.nodes.map((n) => [n.id, n]));
 
-  const part = pre ?? partitionForCost(sg, mesh, strategy.policy, 2, step.forwardEnd);
+  const part = pre ?? partitionForCost(sg, mesh, strategy.policy, 2, step.forwardEnd, [], { replay: o.replay });
   const { result, recorder, events, outIdx } = part;
   const instrs = recorder.instrs;
   const bytes = fusedBytes(instrs, outIdx);

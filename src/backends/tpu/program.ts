@@ -240,7 +240,7 @@ export function partitionGraph(
     const v = lower(def, n)(p, matchDtypes(p, n, n.inputs.map((i) => vals.get(i)!), out, o, nodesById), n, out);
     vals.set(n.id, v);
     if (recording && recording.pos === recording.seg.nodes.length) {
-      memo!.end(vals);
+      memo!.end(vals, liveAfter);
       recording = undefined;
     }
   }

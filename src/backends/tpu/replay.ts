@@ -64,6 +64,12 @@ interface Recording {
   valueOf: number[];
   /** Per created value: its broadcast source, as created[k] (k ≥ 0) or reach[-k-1]; NaN when not a broadcast. */
   bcastOf: number[];
+  /**
+   * Per node position: the recorded value can stand for the replayed node's (a node used only inside its segment,
+   * whose recorded value nothing after the recorded segment can change: not used after it there either, and not the
+   * broadcast source of a value that was). Otherwise a replayed inner node gets its own value.
+   */
+  shareable: boolean[];
   decided: [string, MutableSpec][];
   decidedInputs: [string, MutableSpec][];
   ok: boolean;
@@ -109,6 +115,14 @@ function reachOf(p: Partitioner, ext: readonly Info[], globals: Set<XlaValue>): 
     }
     return id;
   };
+  // Which reachable values carry the same parameter / input name (the replay maps names through them).
+  const nameId = new Map<string, number>();
+  const nameText = (x: string | undefined, tag: string) => {
+    if (x === undefined) return '';
+    let id = nameId.get(x);
+    if (id === undefined) nameId.set(x, (id = nameId.size));
+    return `${tag}${id}`;
+  };
   const parts = reach.map((i, k) => {
     const cache = i.cache ? [...i.cache.keys()].sort().map((c) => `${c}=${innerText(i.cache!.get(c), { k, where: 'cache', key: c })}`).join(',') : '';
     return [
@@ -118,10 +132,10 @@ function reachOf(p: Partitioner, ext: readonly Info[], globals: Set<XlaValue>): 
       i.splat ?? '',
       i.bcast ? `b${i.bcast.dims.join('.')}>${index.get(i.bcast.src)}` : '',
       i.generated ? 'g' : '',
-      i.param !== undefined ? 'w' : '',
+      nameText(i.param, 'w'),
       i.undecided ? 'u' : '',
       i.follows !== undefined ? `f:${specText(p.decided.get(i.follows))}` : '',
-      i.input !== undefined ? 'in' : '',
+      nameText(i.input, 'in'),
       i.fallback ? `fb:${specText(i.fallback)}` : '',
       i.argIndex !== undefined ? 'a' : '',
       innerText(i.local, { k, where: 'local' }),
@@ -260,7 +274,7 @@ export class SegmentMemo {
     const { reach, key, paths } = reachOf(this.p, ext, this.p.globalValues());
     for (const g of this.p.globalValues()) paths.set(g, { where: 'global' });
     const rec: Recording = {
-      seg, key, reach, inner: paths, trace: [], events: [], created: [], createdPost: [], reachPost: [], valueOf: [], bcastOf: [],
+      seg, key, reach, inner: paths, trace: [], events: [], created: [], createdPost: [], reachPost: [], valueOf: [], bcastOf: [], shareable: [],
       decided: [], decidedInputs: [], ok: true,
     };
     this.recording = rec;
@@ -299,7 +313,7 @@ export class SegmentMemo {
   }
 
   /** End the recording: snapshot what the segment left behind and check that all of it can be mapped to another segment. */
-  end(vals: ReadonlyMap<NodeId, XlaValue>): void {
+  end(vals: ReadonlyMap<NodeId, XlaValue>, live: ReadonlySet<NodeId>): void {
     const rec = this.recording!;
     this.recording = undefined;
     this.p.inner = (rec as { real?: SpmdEmitter }).real!;
@@ -349,6 +363,16 @@ export class SegmentMemo {
       rec.ok = false;
       return NaN;
     });
+    // Recorded values that later partitioning can change: those of nodes used after the segment, and (through
+    // broadcasts) their sources.
+    const changes = new Set<number>();
+    const mark = (k: number) => {
+      for (; k >= 0 && !changes.has(k); k = rec.bcastOf[k]) changes.add(k);
+    };
+    rec.seg.nodes.forEach((n, j) => {
+      if (rec.valueOf[j] >= 0 && live.has(n.id)) mark(rec.valueOf[j]);
+    });
+    rec.shareable = rec.seg.nodes.map((_, j) => rec.valueOf[j] < 0 || !changes.has(rec.valueOf[j]));
     for (const c of rec.created) {
       if (c.param !== undefined && !names.has(c.param)) rec.ok = false;
       if (c.follows !== undefined || c.input !== undefined || c.fallback !== undefined || c.argIndex !== undefined) rec.ok = false;
@@ -433,7 +457,7 @@ export class SegmentMemo {
     rec.reach.forEach((_, k) => apply(reach[k], rec.reachPost[k]));
     seg.nodes.forEach((n, j) => {
       const v = rec.valueOf[j];
-      if (v >= 0 && live.has(n.id)) cloneOf(v);
+      if (v >= 0 && (live.has(n.id) || !rec.shareable[j])) cloneOf(v);
     });
     // (an inner node that is the broadcast source of a value handed on gets that value's source, its own)
     seg.nodes.forEach((n, j) => {
