@@ -228,6 +228,8 @@ export class SegmentMemo {
   /** Node position being partitioned while recording (trace entries and events are tagged with it). */
   private pos = -1;
   private recording: Recording | undefined;
+  /** While recording: the placements decided before the segment, and the real emitter behind the recording wrapper. */
+  private before: { decided: Set<string>; inputs: Set<string>; inner: SpmdEmitter } | undefined;
   replayed = 0;
   recorded = 0;
 
@@ -278,8 +280,7 @@ export class SegmentMemo {
       decided: [], decidedInputs: [], ok: true,
     };
     this.recording = rec;
-    const before = { decided: new Set(this.p.decided.keys()), inputs: new Set(this.p.decidedInputs.keys()) };
-    (rec as { before?: typeof before }).before = before;
+    this.before = { decided: new Set(this.p.decided.keys()), inputs: new Set(this.p.decidedInputs.keys()), inner: this.p.inner };
     const real = this.p.inner;
     const trace = rec.trace;
     // A wrapper that forwards every instruction to the real emitter and remembers it (with its node position).
@@ -294,7 +295,6 @@ export class SegmentMemo {
         };
       },
     });
-    (rec as { real?: SpmdEmitter }).real = real;
     this.p.onCreate = (i) => rec.created.push(i);
   }
 
@@ -316,10 +316,11 @@ export class SegmentMemo {
   end(vals: ReadonlyMap<NodeId, XlaValue>, live: ReadonlySet<NodeId>): void {
     const rec = this.recording!;
     this.recording = undefined;
-    this.p.inner = (rec as { real?: SpmdEmitter }).real!;
+    const before = this.before!;
+    this.before = undefined;
+    this.p.inner = before.inner;
     this.p.onCreate = undefined;
     this.recorded++;
-    const before = (rec as { before?: { decided: Set<string>; inputs: Set<string> } }).before!;
     for (const [k, v] of this.p.decided) if (!before.decided.has(k)) rec.decided.push([k, v]);
     for (const [k, v] of this.p.decidedInputs) if (!before.inputs.has(k)) rec.decidedInputs.push([k, v]);
     rec.createdPost = rec.created.map(stateOf);
