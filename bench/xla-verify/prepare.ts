@@ -64,9 +64,9 @@ function writeWithFunctions(graph: typeof g, name: string, file: string): void {
   const rec = new Outliner();
   const outs = emitWholeProgram(graph, rec, { env });
   const m = new StableHloPrinter({ name, numPartitions: 1 });
-  fs.writeFileSync(path.join(out, `${file}.mlir`), m.finish(rec.replay(m, outs)));
+  fs.writeFileSync(path.join(out, `${file}.mlir`), m.finish(rec.print(m, outs)));
   const h = new HloPrinter({ name, numPartitions: 1 });
-  fs.writeFileSync(path.join(out, `${file}.hlo`), h.finish(rec.replay(h, outs)));
+  fs.writeFileSync(path.join(out, `${file}.hlo`), h.finish(rec.print(h, outs)));
 }
 
 // Arguments in program order.

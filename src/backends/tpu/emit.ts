@@ -68,17 +68,17 @@ export function emitPrograms(g: Graph, mesh: Mesh, policy: ParamPolicy, o: EmitO
     const r = partitionGraph(g, mesh, policy, rec, po, fixed);
     const outs = r.outputs.map((x) => ({ value: x.local, name: x.name }));
     const sp = new StableHloPrinter(mo(true));
-    partitionedMlir = sp.finish(rec.replay(sp, outs, fo));
+    partitionedMlir = sp.finish(rec.print(sp, outs, fo));
     const hp = new HloPrinter(mo(true));
-    partitionedHlo = hp.finish(rec.replay(hp, outs, fo));
+    partitionedHlo = hp.finish(rec.print(hp, outs, fo));
   }
   const shardings = { mesh, params: first.params, inputs: first.inputs, outputs: first.outputs };
   const rec = new Outliner();
   const whole = emitWholeProgram(g, rec, po, shardings);
   const ws = new StableHloPrinter(mo());
-  const wholeMlir = ws.finish(rec.replay(ws, whole, fo));
+  const wholeMlir = ws.finish(rec.print(ws, whole, fo));
   const wh = new HloPrinter(mo());
-  const wholeHlo = wh.finish(rec.replay(wh, whole, fo));
+  const wholeHlo = wh.finish(rec.print(wh, whole, fo));
   return { wholeMlir, wholeHlo, partitionedMlir, partitionedHlo, paramSpecs: first.params };
 }
 
@@ -135,16 +135,16 @@ export function compileTpu(g: Graph, mesh: Mesh, strategy: Strategy, po: PlanOpt
     const r = pre.result;
     const outs = r.outputs.map((x) => ({ value: TeeEmitter.part(x.local, 1), name: x.name }));
     const sp = new StableHloPrinter(mo(true));
-    const partitionedMlir = sp.finish(rec.replay(sp, outs, fo));
+    const partitionedMlir = sp.finish(rec.print(sp, outs, fo));
     const hp = new HloPrinter(mo(true));
-    const partitionedHlo = hp.finish(rec.replay(hp, outs, fo));
+    const partitionedHlo = hp.finish(rec.print(hp, outs, fo));
     const shardings = { mesh, params: r.paramSpecs, inputs: r.inputSpecs, outputs: new Map(r.outputs.map((x) => [x.name, x.spec])) };
     const wrec = new Outliner();
     const whole = emitWholeProgram(program, wrec, { env: {}, ...(o.floatDtype ? { floatDtype: o.floatDtype } : {}) }, shardings);
     const ws = new StableHloPrinter(mo());
-    const wholeMlir = ws.finish(wrec.replay(ws, whole, fo));
+    const wholeMlir = ws.finish(wrec.print(ws, whole, fo));
     const wh = new HloPrinter(mo());
-    const wholeHlo = wh.finish(wrec.replay(wh, whole, fo));
+    const wholeHlo = wh.finish(wrec.print(wh, whole, fo));
     const count = (o: Outliner, values: readonly XlaValue[]): LayerFunctionCount => {
       const st = fo.functions ? o.stats(values) : { functions: 0, called: 0 };
       return { functions: st.functions, calls: st.called };

@@ -8,7 +8,7 @@
  * else to `main`. Two segments are the same computation when they record the same instructions with the same
  * attributes, the same operand wiring (a value defined in the segment, or the k-th value it reads from outside),
  * the same input types and the same values used after them — checked instruction by instruction, never assumed
- * from the model file. `replay` then prints the trace into a printer: a segment shape met at least twice becomes
+ * from the model file. `print` then prints the trace into a printer: a segment shape met at least twice becomes
  * one function (printed once, at its first use) and a call at each segment; everything else is printed inline,
  * exactly as a direct printer would have printed it (with `functions: false` the output is byte-identical to
  * printing without the outliner).
@@ -188,8 +188,16 @@ export class Outliner implements SpmdEmitter {
   }
 
   /** Inputs and outputs of every segment, then the kinds (same computation). Once, at the first replay. */
+  private analysedFor: readonly XlaValue[] | undefined;
+
   private analyse(outputs: readonly XlaValue[]): { kinds: Kind[] } {
-    if (this.analysed) return this.analysed;
+    if (this.analysed) {
+      // The analysis depends on the program's outputs (values used after a segment are its outputs): every print
+      // and stats call must name the same ones.
+      if (outputs.length !== this.analysedFor!.length || outputs.some((v, i) => v !== this.analysedFor![i])) throw new Error('Outliner: printed again with other outputs');
+      return this.analysed;
+    }
+    this.analysedFor = [...outputs];
     const segs = this.segments;
     const outSets: Set<number>[] = segs.map(() => new Set());
     const use = (v: unknown, seg: number) => {
@@ -269,7 +277,7 @@ export class Outliner implements SpmdEmitter {
    * Print the trace into `p` (arguments, instructions, calls); returns the program outputs as `p`'s values, ready
    * for `p.finish`. With `functions: false` every segment is printed inline.
    */
-  replay(p: FunctionPrinter, outputs: readonly Output[], o: { functions?: boolean } = {}): Output[] {
+  print(p: FunctionPrinter, outputs: readonly Output[], o: { functions?: boolean } = {}): Output[] {
     const { kinds } = this.analyse(outputs.map((x) => x.value));
     const functions = o.functions ?? true;
     const vals = new Array<XlaValue>(this.nValues);
@@ -339,7 +347,8 @@ function code(v: Rec, s: Segment): number {
 }
 
 function sameArg(a: unknown, b: unknown, r: Segment, s: Segment): boolean {
-  if (a === b && !(a instanceof Rec)) return true;
+  if (a === b && !(a instanceof Rec)) return typeof a !== 'number' || Object.is(a, b); // a constant 0 is not -0
+  if (typeof a === 'number' && typeof b === 'number') return Number.isNaN(a) && Number.isNaN(b);
   if (a instanceof Rec) return b instanceof Rec && code(a, r) === code(b, s);
   if (typeof a !== 'object' || a === null || typeof b !== 'object' || b === null) return false;
   if (Array.isArray(a)) {
@@ -348,6 +357,7 @@ function sameArg(a: unknown, b: unknown, r: Segment, s: Segment): boolean {
     return true;
   }
   const ga = a as Partial<ReplicaGroupSet>;
+  // Replica groups: XLA's iota form (`[768,8]<=[6144]`, with its transpose) names the groups exactly.
   if (typeof ga.iota === 'string') return ga.iota === (b as Partial<ReplicaGroupSet>).iota && sameArg(ga.axes, (b as ReplicaGroupSet).axes, r, s);
   const ka = Object.keys(a);
   const kb = Object.keys(b);

@@ -110,6 +110,9 @@ export function followedParams(g: Graph): Map<string, string> {
   return out;
 }
 
+/** Shorter runs of a layer scope are partitioned as usual (not worth recording). */
+const MIN_SEGMENT_NODES = 4;
+
 /**
  * Runs of non-source nodes of one layer scope (`model.layers.7…`), by the index of their first node in `g.nodes`
  * (`end`: one past the index of their last node; source nodes in between are skipped by the partition loop).
@@ -119,7 +122,7 @@ function layerSegments(g: Graph): Map<number, { seg: GraphSegment; end: number }
   const scopes = new Map<string, [string, string]>();
   let cur: { start: number; end: number; prefix: string; pattern: string; nodes: Node[] } | undefined;
   const close = () => {
-    if (cur && cur.nodes.length >= 4) out.set(cur.start, { seg: { prefix: cur.prefix, pattern: cur.pattern, nodes: cur.nodes }, end: cur.end });
+    if (cur && cur.nodes.length >= MIN_SEGMENT_NODES) out.set(cur.start, { seg: { prefix: cur.prefix, pattern: cur.pattern, nodes: cur.nodes }, end: cur.end });
     cur = undefined;
   };
   g.nodes.forEach((n, idx) => {
@@ -140,7 +143,11 @@ function layerSegments(g: Graph): Map<number, { seg: GraphSegment; end: number }
 
 export interface PartitionResult {
   readonly partitioner: Partitioner;
-  /** The partitioner's value of every node (global type, spec) — e.g. for per-chip bytes of saved activations. */
+  /**
+   * The partitioner's value of every node (global type, spec) — e.g. for per-chip bytes of saved activations. A
+   * replayed segment's inner nodes (used only inside it) may share the recorded segment's values (the same state);
+   * partition with `replay: false` for every node's own.
+   */
   readonly values: ReadonlyMap<NodeId, XlaValue>;
   readonly outputs: { readonly name: string; readonly node: NodeId; readonly local: XlaValue; readonly spec: Spec; readonly global: XlaType }[];
   readonly paramSpecs: ReadonlyMap<string, Spec>;

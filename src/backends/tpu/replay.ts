@@ -134,7 +134,7 @@ function reachOf(p: Partitioner, ext: readonly Info[], globals: Set<XlaValue>): 
       i.generated ? 'g' : '',
       nameText(i.param, 'w'),
       i.undecided ? 'u' : '',
-      i.follows !== undefined ? `f:${specText(p.decided.get(i.follows))}` : '',
+      i.follows !== undefined ? `f:${specText(p.decided.get(i.follows))}${nameText(i.follows, 'w')}` : '',
       nameText(i.input, 'in'),
       i.fallback ? `fb:${specText(i.fallback)}` : '',
       i.argIndex !== undefined ? 'a' : '',
@@ -147,7 +147,8 @@ function reachOf(p: Partitioner, ext: readonly Info[], globals: Set<XlaValue>): 
 
 /** Deep equality of node attributes (plain JSON-like data). */
 function sameAttr(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
+  if (a === b) return typeof a !== 'number' || Object.is(a, b); // a constant 0 is not a constant -0
+  if (typeof a === 'number' && typeof b === 'number') return Number.isNaN(a) && Number.isNaN(b);
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
   if (Array.isArray(a) !== Array.isArray(b)) return false;
   const ka = Object.keys(a);
@@ -261,13 +262,13 @@ export class SegmentMemo {
   }
 
   /** A recording this segment can replay (same structure, same starting state), or undefined. */
-  find(seg: GraphSegment, vals: ReadonlyMap<NodeId, XlaValue>): { rec: Recording; reach: Info[]; paths: Map<XlaValue, InnerPath> } | undefined {
+  find(seg: GraphSegment, vals: ReadonlyMap<NodeId, XlaValue>): { rec: Recording; reach: Info[] } | undefined {
     const cands = this.shape(seg).recordings.filter((r) => r.ok);
     if (!cands.length) return undefined;
     const ext = externalsOf(seg).map((id) => this.p.info(vals.get(id)!));
-    const { reach, key, paths } = reachOf(this.p, ext, this.p.globalValues());
+    const { reach, key } = reachOf(this.p, ext, this.p.globalValues());
     const rec = cands.find((r) => SegmentMemo.ignoreStateForTests || r.key === key);
-    return rec ? { rec, reach, paths } : undefined;
+    return rec ? { rec, reach } : undefined;
   }
 
   /** Start recording `seg` (partitioned as usual by the caller, node by node, with `at(pos)` before each). */
@@ -341,9 +342,11 @@ export class SegmentMemo {
     const made = new Set<XlaValue>(rec.trace.map((t) => t.out));
     const innerOk = (v: XlaValue | undefined) => v === undefined || made.has(v) || rec.inner.has(v);
     const names = new Set<string>();
+    const argIndexes = new Set<number>();
     for (const i of rec.reach) {
       if (i.param !== undefined) names.add(i.param);
       if (i.input !== undefined) names.add(i.input);
+      if (i.argIndex !== undefined) argIndexes.add(i.argIndex);
     }
     for (const t of rec.trace) {
       for (const a of t.args) {
@@ -351,7 +354,10 @@ export class SegmentMemo {
           for (const x of a) if (isInner(x) && !innerOk(x)) rec.ok = false;
         } else if (isInner(a) && !innerOk(a)) rec.ok = false;
       }
-      if (t.m === 'arg' && !names.has((t.args[1] as { name: string }).name)) rec.ok = false;
+      if (t.m === 'arg') {
+        const info = t.args[1] as { name: string; index?: number };
+        if (!names.has(info.name) || (info.index !== undefined && !argIndexes.has(info.index))) rec.ok = false;
+      }
     }
     const stateOk = (s: InfoState) => innerOk(s.local) && (s.cache ?? []).every(([, v]) => innerOk(v));
     if (!rec.createdPost.every(stateOk) || !rec.reachPost.every(stateOk)) rec.ok = false;
@@ -389,7 +395,7 @@ export class SegmentMemo {
    * on reachable values, and the placements it decided.
    */
   replay(
-    found: { rec: Recording; reach: Info[]; paths: Map<XlaValue, InnerPath> },
+    found: { rec: Recording; reach: Info[] },
     seg: GraphSegment,
     vals: Map<NodeId, XlaValue>,
     origin: (n: Node) => void,
@@ -425,7 +431,7 @@ export class SegmentMemo {
         let args: unknown[];
         if (e.m === 'arg') {
           const info = e.args[1] as { name: string; index?: number; spec?: Spec };
-          args = [e.args[0], { ...info, name: name(info.name), ...(info.index !== undefined ? { index: argIndex.get(info.index) ?? info.index } : {}) }];
+          args = [e.args[0], { ...info, name: name(info.name), ...(info.index !== undefined ? { index: argIndex.get(info.index)! } : {}) }];
         } else args = e.args.map(mapArg);
         map.set(e.out, (inner[e.m] as (...xs: unknown[]) => XlaValue).apply(inner, args));
       }

@@ -69,7 +69,7 @@ export function addTpuOptions(cmd: Command, { forCompile = false } = {}): Comman
   return cmd;
 }
 
-/** `layer functions: 7 called 228× (per device), 7 called 228× (whole), ` — what --inline-layers would change; empty when nothing repeats. */
+/** `layer functions: 7 called 228× per device, 7 called 228× whole; ` — what --inline-layers would change; empty when nothing repeats. */
 function layerText(l: { partitioned: LayerFunctionCount; whole: LayerFunctionCount } | undefined): string {
   if (!l || !(l.partitioned.functions || l.whole.functions)) return '';
   const one = (c: LayerFunctionCount) => `${c.functions} called ${c.calls}×`;
