@@ -105,6 +105,17 @@ describe('segment replay', () => {
   });
 });
 
+/** A hand-built forward on `model=8` (tensor parallel), partitioned with and without replay; replay must happen. */
+function tpForwardBothWays(g: ReturnType<GraphBuilder['build']>, batch: number) {
+  const mesh = makeMesh(parseTopology(getChip('v5e'), '2x4'), 'model=8');
+  const s = parseStrategy('tp', mesh);
+  const run = (replay: boolean) => compileTpu(g, mesh, s, { chip: 'v5e', mode: 'forward' }, { batch, seq: 1 }, { emit: true, layerFunctions: false, replay });
+  const off = run(false);
+  const on = run(true);
+  expect(on.partition.segments.replayed).toBeGreaterThan(0);
+  return { off, on };
+}
+
 describe('segment replay: values of inner nodes', () => {
   test("a replayed layer's inner node reports its own state even when the recorded layer's twin was used later", () => {
     // Five identical tensor-parallel layers; layer 1's inner matmul is also read after the layers, which later
@@ -126,12 +137,7 @@ describe('segment replay: values of inner nodes', () => {
     const C = b.param('head.C', { dtype: 'f32', shape: [D, D] });
     const out = b.within('head', () => b.op('add', [aux, b.op('matmul', [x, C])]));
     const g = b.build({ outputs: [{ name: 'y', node: x }, { name: 'aux', node: out }] });
-    const mesh = makeMesh(parseTopology(getChip('v5e'), '2x4'), 'model=8');
-    const s = parseStrategy('tp', mesh);
-    const run = (replay: boolean) => compileTpu(g, mesh, s, { chip: 'v5e', mode: 'forward' }, { batch: B, seq: 1 }, { emit: true, layerFunctions: false, replay });
-    const off = run(false);
-    const on = run(true);
-    expect(on.partition.segments.replayed).toBeGreaterThan(0);
+    const { off, on } = tpForwardBothWays(g, B);
     expect(on.programs!.partitionedMlir).toBe(off.programs!.partitionedMlir);
     const state = (c: typeof on) => g.nodes.map((n) => {
       const v = c.partition.values.get(n.id);
@@ -159,12 +165,7 @@ describe('segment replay: state the key must include', () => {
       });
     }
     const g = b.build({ outputs: [{ name: 'y', node: b.within('head', () => b.op('matmul', [x, Z])) }] });
-    const mesh = makeMesh(parseTopology(getChip('v5e'), '2x4'), 'model=8');
-    const s = parseStrategy('tp', mesh);
-    const run = (replay: boolean) => compileTpu(g, mesh, s, { chip: 'v5e', mode: 'forward' }, { batch: B, seq: 1 }, { emit: true, layerFunctions: false, replay });
-    const off = run(false);
-    const on = run(true);
-    expect(on.partition.segments.replayed).toBeGreaterThan(0);
+    const { off, on } = tpForwardBothWays(g, B);
     expect([...on.partition.inputSpecs]).toEqual([...off.partition.inputSpecs]);
     expect(on.programs!.partitionedMlir).toBe(off.programs!.partitionedMlir);
   });
