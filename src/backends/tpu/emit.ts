@@ -11,12 +11,11 @@ import { ParamPolicy } from './partition';
 import { emitWholeProgram, partitionGraph, PartitionResult, WholeProgramEmitter } from './program';
 import { StableHloPrinter } from './stablehlo';
 import { HloPrinter } from './hlo';
-import { ModuleOptions, TeeEmitter } from './spmd';
+import { ModuleOptions, Output, TeeEmitter } from './spmd';
 import { PlanOptions, PlanResult, Strategy, buildTrainingStep, evaluateOn, partitionForCost } from './plan';
 import type { TrainingStepInfo } from '../../train/step';
 import { CostRecorder } from './record';
 import { Outliner } from './outline';
-import type { XlaValue } from '../../ir/xla';
 import { decodeStep } from './decode';
 
 export interface EmittedPrograms {
@@ -62,24 +61,25 @@ export function emitPrograms(g: Graph, mesh: Mesh, policy: ParamPolicy, o: EmitO
   const fixed = new Map<string, Spec>([...first.inputs, ...first.params]);
   let partitionedMlir = '';
   let partitionedHlo = '';
-  const fo = { functions: o.layerFunctions ?? true };
+  const functions = o.layerFunctions ?? true;
   if (!o.wholeOnly) {
     const rec = new Outliner();
     const r = partitionGraph(g, mesh, policy, rec, po, fixed);
-    const outs = r.outputs.map((x) => ({ value: x.local, name: x.name }));
-    const sp = new StableHloPrinter(mo(true));
-    partitionedMlir = sp.finish(rec.print(sp, outs, fo));
-    const hp = new HloPrinter(mo(true));
-    partitionedHlo = hp.finish(rec.print(hp, outs, fo));
+    ({ mlir: partitionedMlir, hlo: partitionedHlo } = printBoth(rec, r.outputs.map((x) => ({ value: x.local, name: x.name })), mo(true), functions));
   }
   const shardings = { mesh, params: first.params, inputs: first.inputs, outputs: first.outputs };
   const rec = new Outliner();
-  const whole = emitWholeProgram(g, rec, po, shardings);
-  const ws = new StableHloPrinter(mo());
-  const wholeMlir = ws.finish(rec.print(ws, whole, fo));
-  const wh = new HloPrinter(mo());
-  const wholeHlo = wh.finish(rec.print(wh, whole, fo));
-  return { wholeMlir, wholeHlo, partitionedMlir, partitionedHlo, paramSpecs: first.params };
+  const whole = printBoth(rec, emitWholeProgram(g, rec, po, shardings), mo(), functions);
+  return { wholeMlir: whole.mlir, wholeHlo: whole.hlo, partitionedMlir, partitionedHlo, paramSpecs: first.params };
+}
+
+/** A recorded program printed as StableHLO and as HLO text, with layer functions or every layer inline. */
+function printBoth(rec: Outliner, outputs: readonly Output[], mo: ModuleOptions, functions: boolean): { mlir: string; hlo: string; layers: LayerFunctionCount } {
+  const sp = new StableHloPrinter(mo);
+  const mlir = sp.finish(rec.print(sp, outputs, { functions }));
+  const hp = new HloPrinter(mo);
+  const hlo = hp.finish(rec.print(hp, outputs, { functions }));
+  return { mlir, hlo, layers: functions ? rec.stats(outputs.map((x) => x.value)) : { functions: 0, calls: 0 } };
 }
 
 export interface TpuCompileOptions {
@@ -131,26 +131,16 @@ export function compileTpu(g: Graph, mesh: Mesh, strategy: Strategy, po: PlanOpt
   t = performance.now();
   let programs: EmittedPrograms | undefined;
   if (rec) {
-    const fo = { functions: o.layerFunctions ?? true };
+    const functions = o.layerFunctions ?? true;
     const r = pre.result;
-    const outs = r.outputs.map((x) => ({ value: TeeEmitter.part(x.local, 1), name: x.name }));
-    const sp = new StableHloPrinter(mo(true));
-    const partitionedMlir = sp.finish(rec.print(sp, outs, fo));
-    const hp = new HloPrinter(mo(true));
-    const partitionedHlo = hp.finish(rec.print(hp, outs, fo));
+    const part = printBoth(rec, r.outputs.map((x) => ({ value: TeeEmitter.part(x.local, 1), name: x.name })), mo(true), functions);
     const shardings = { mesh, params: r.paramSpecs, inputs: r.inputSpecs, outputs: new Map(r.outputs.map((x) => [x.name, x.spec])) };
     const wrec = new Outliner();
-    const whole = emitWholeProgram(program, wrec, { env: {}, ...(o.floatDtype ? { floatDtype: o.floatDtype } : {}) }, shardings);
-    const ws = new StableHloPrinter(mo());
-    const wholeMlir = ws.finish(wrec.print(ws, whole, fo));
-    const wh = new HloPrinter(mo());
-    const wholeHlo = wh.finish(wrec.print(wh, whole, fo));
-    const count = (o: Outliner, values: readonly XlaValue[]): LayerFunctionCount => {
-      const st = fo.functions ? o.stats(values) : { functions: 0, called: 0 };
-      return { functions: st.functions, calls: st.called };
+    const whole = printBoth(wrec, emitWholeProgram(program, wrec, { env: {}, ...(o.floatDtype ? { floatDtype: o.floatDtype } : {}) }, shardings), mo(), functions);
+    programs = {
+      wholeMlir: whole.mlir, wholeHlo: whole.hlo, partitionedMlir: part.mlir, partitionedHlo: part.hlo, paramSpecs: r.paramSpecs,
+      layerFunctions: { partitioned: part.layers, whole: whole.layers },
     };
-    const layerFunctions = { partitioned: count(rec, outs.map((x) => x.value)), whole: count(wrec, whole.map((x) => x.value)) };
-    programs = { wholeMlir, wholeHlo, partitionedMlir, partitionedHlo, paramSpecs: r.paramSpecs, layerFunctions };
   }
   return { plan, program, partition: pre.result, ...(step ? { step } : {}), ...(programs ? { programs } : {}), ms: { training_step: msStep, partition_and_cost: msPart, whole_programs: performance.now() - t } };
 }

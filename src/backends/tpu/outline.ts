@@ -13,7 +13,7 @@
  * exactly as a direct printer would have printed it (with `functions: false` the output is byte-identical to
  * printing without the outliner).
  *
- * Inside a function the instruction locations name the layer with `*` (`model.layers.*.mlp/dot`); each call is
+ * Inside a function the instruction locations name the layer with `*` (`model.layers.*.mlp/matmul`); each call is
  * located at its own layer (`model.layers.7`).
  */
 import { DType } from '../../ir/types';
@@ -84,7 +84,7 @@ export class Outliner implements SpmdEmitter {
   private pattern = '';
   private readonly scopes = new Map<string, [string, string]>();
   private cur: Segment | undefined;
-  private analysed: { kinds: Kind[] } | undefined;
+  private analysed: { kinds: Kind[]; outputs: readonly XlaValue[] } | undefined;
 
   setOrigin(o: Origin): void {
     if (o === this.origin) return;
@@ -187,17 +187,15 @@ export class Outliner implements SpmdEmitter {
     return this.rec('dynamicUpdateSlice', [x, update, starts], x.type);
   }
 
-  /** Inputs and outputs of every segment, then the kinds (same computation). Once, at the first replay. */
-  private analysedFor: readonly XlaValue[] | undefined;
-
-  private analyse(outputs: readonly XlaValue[]): { kinds: Kind[] } {
+  /** Inputs and outputs of every segment, then the kinds (same computation). Once, at the first print or stats. */
+  private analyse(outputs: readonly XlaValue[]): Kind[] {
     if (this.analysed) {
       // The analysis depends on the program's outputs (values used after a segment are its outputs): every print
       // and stats call must name the same ones.
-      if (outputs.length !== this.analysedFor!.length || outputs.some((v, i) => v !== this.analysedFor![i])) throw new Error('Outliner: printed again with other outputs');
-      return this.analysed;
+      const was = this.analysed.outputs;
+      if (outputs.length !== was.length || outputs.some((v, i) => v !== was[i])) throw new Error('Outliner: printed again with other outputs');
+      return this.analysed.kinds;
     }
-    this.analysedFor = [...outputs];
     const segs = this.segments;
     const outSets: Set<number>[] = segs.map(() => new Set());
     const use = (v: unknown, seg: number) => {
@@ -244,7 +242,8 @@ export class Outliner implements SpmdEmitter {
       named.set(base, i + 1);
       k.name = `${base}_fn${i}`;
     }
-    return (this.analysed = { kinds });
+    this.analysed = { kinds, outputs: [...outputs] };
+    return kinds;
   }
 
   /** Same computation: instruction for instruction, same method, attributes, operand wiring and origin within the layer. */
@@ -266,11 +265,10 @@ export class Outliner implements SpmdEmitter {
     return true;
   }
 
-  /** How many segments are printed as calls, and of how many functions (after a replay). */
-  stats(outputs: readonly XlaValue[]): { segments: number; functions: number; called: number } {
-    const { kinds } = this.analyse(outputs);
-    const used = kinds.filter((k) => k.count >= 2);
-    return { segments: this.segments.length, functions: used.length, called: used.reduce((a, k) => a + k.count, 0) };
+  /** How many functions `print` makes (with functions), and how many segments call them. */
+  stats(outputs: readonly XlaValue[]): { functions: number; calls: number } {
+    const used = this.analyse(outputs).filter((k) => k.count >= 2);
+    return { functions: used.length, calls: used.reduce((a, k) => a + k.count, 0) };
   }
 
   /**
@@ -278,7 +276,7 @@ export class Outliner implements SpmdEmitter {
    * for `p.finish`. With `functions: false` every segment is printed inline.
    */
   print(p: FunctionPrinter, outputs: readonly Output[], o: { functions?: boolean } = {}): Output[] {
-    const { kinds } = this.analyse(outputs.map((x) => x.value));
+    const kinds = this.analyse(outputs.map((x) => x.value));
     const functions = o.functions ?? true;
     const vals = new Array<XlaValue>(this.nValues);
     for (const a of this.args) vals[a.v.id] = p.arg(a.v.type, a.info);

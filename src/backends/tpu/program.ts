@@ -174,11 +174,16 @@ export function partitionGraph(
   paramSpecs?: ReadonlyMap<string, Spec>,
   onCollective?: (e: CollectiveEvent) => void,
 ): PartitionResult {
+  const segments = o.replay === false ? new Map<number, { seg: GraphSegment; end: number }>() : layerSegments(g);
   let memo: SegmentMemo | undefined;
-  const p = new Partitioner(mesh, emitter, policy, (e) => {
-    if (memo?.isRecording) memo.event(e);
-    onCollective?.(e);
-  });
+  // With segments to replay, collective events also go to the recording of the segment being recorded.
+  const events = segments.size
+    ? (e: CollectiveEvent) => {
+        if (memo!.isRecording) memo!.event(e);
+        onCollective?.(e);
+      }
+    : onCollective;
+  const p = new Partitioner(mesh, emitter, policy, events);
   const vals = new Map<NodeId, XlaValue>();
   const inputSpecs = new Map<string, Spec>();
   const follows = followedParams(g);
@@ -204,9 +209,8 @@ export function partitionGraph(
     } else vals.set(n.id, p.arg(t, name, paramSpecs?.get(name), true, index));
   });
   let forward = o.backwardFrom !== undefined;
-  const byIdAll = new Map(g.nodes.map((n) => [n.id, n]));
+  const byIdAll = o.floatDtype || segments.size ? new Map(g.nodes.map((n) => [n.id, n])) : EMPTY;
   const nodesById = o.floatDtype ? byIdAll : EMPTY;
-  const segments = o.replay === false ? new Map<number, { seg: GraphSegment; end: number }>() : layerSegments(g);
   if (segments.size) memo = new SegmentMemo(p, byIdAll);
   // Nodes read outside their own segment (or outputs / taps): the values a replayed segment must hand on.
   const liveAfter = new Set<NodeId>([...g.outputs.map((x) => x.node), ...Object.values(g.taps)]);

@@ -231,6 +231,10 @@ export class SegmentMemo {
   private recording: Recording | undefined;
   /** While recording: the placements decided before the segment, and the real emitter behind the recording wrapper. */
   private before: { decided: Set<string>; inputs: Set<string>; inner: SpmdEmitter } | undefined;
+  /** Segment shapes by their sequence of ops (only those can be the same computation). */
+  private readonly bySignature = new Map<string, { rep: GraphSegment; recordings: Recording[] }[]>();
+  /** The starting state `find` computed, for `begin` when it records that same segment. */
+  private lastState: { seg: GraphSegment; state: ReturnType<typeof reachOf> } | undefined;
   replayed = 0;
   recorded = 0;
 
@@ -239,12 +243,18 @@ export class SegmentMemo {
     private readonly byId: ReadonlyMap<NodeId, Node>,
   ) {}
 
-  private readonly bySignature = new Map<string, { rep: GraphSegment; recordings: Recording[] }[]>();
+  /** The state the partitioner would start `seg` from (see reachOf). */
+  private startState(seg: GraphSegment, vals: ReadonlyMap<NodeId, XlaValue>): ReturnType<typeof reachOf> {
+    if (this.lastState?.seg === seg) return this.lastState.state;
+    const ext = externalsOf(seg).map((id) => this.p.info(vals.get(id)!));
+    const state = reachOf(this.p, ext, this.p.globalValues());
+    this.lastState = { seg, state };
+    return state;
+  }
 
   private shape(seg: GraphSegment): { rep: GraphSegment; recordings: Recording[] } {
     let s = this.shapeOf.get(seg);
     if (!s) {
-      // Only segments with the same sequence of ops can be the same computation: compare within those.
       let sig = seg.pattern;
       for (const n of seg.nodes) sig += ' ' + n.op;
       let list = this.bySignature.get(sig);
@@ -265,16 +275,15 @@ export class SegmentMemo {
   find(seg: GraphSegment, vals: ReadonlyMap<NodeId, XlaValue>): { rec: Recording; reach: Info[] } | undefined {
     const cands = this.shape(seg).recordings.filter((r) => r.ok);
     if (!cands.length) return undefined;
-    const ext = externalsOf(seg).map((id) => this.p.info(vals.get(id)!));
-    const { reach, key } = reachOf(this.p, ext, this.p.globalValues());
+    const { reach, key } = this.startState(seg, vals);
     const rec = cands.find((r) => SegmentMemo.ignoreStateForTests || r.key === key);
     return rec ? { rec, reach } : undefined;
   }
 
   /** Start recording `seg` (partitioned as usual by the caller, node by node, with `at(pos)` before each). */
   begin(seg: GraphSegment, vals: ReadonlyMap<NodeId, XlaValue>): void {
-    const ext = externalsOf(seg).map((id) => this.p.info(vals.get(id)!));
-    const { reach, key, paths } = reachOf(this.p, ext, this.p.globalValues());
+    const { reach, key, paths } = this.startState(seg, vals);
+    this.lastState = undefined;
     for (const g of this.p.globalValues()) paths.set(g, { where: 'global' });
     const rec: Recording = {
       seg, key, reach, inner: paths, trace: [], events: [], created: [], createdPost: [], reachPost: [], valueOf: [], bcastOf: [], shareable: [],
