@@ -1,5 +1,6 @@
 /**
- * SHA-256 of everything the 27B TPU compile emits (the four programs of the training step and of the forward, and
+ * SHA-256 of everything the 27B TPU compile emits (the IR after the passes, the program graph — the training step in
+ * train mode —, the four programs of the training step and of the forward, and
  * the plan as cost.json would hold it), to check that a speed change leaves the output byte-identical:
  *   npx esbuild --bundle --platform=node bench/tpu/output-hashes.ts --outfile=/tmp/tpu-hash.js && node /tmp/tpu-hash.js
  * Run before and after; the printed lines must be equal.
@@ -21,6 +22,8 @@ for (const mode of ['train', 'forward'] as const) {
   const g = runPipeline(compileModel(src, 'gemma2.model', { variant: '27b', dims }).graph!, resolvePipeline({})).graph;
   const c = compileTpu(g, mesh, strategy, { chip: 'v5p', topology: '8x24x32', mesh: 'data=768,model=8', mode, remat: 'layer-inputs' }, dims, { emit: true, floatDtype: 'bf16' });
   const p = c.programs!;
+  console.log(mode, 'graph after passes', g.nodes.length, h(JSON.stringify(g)));
+  console.log(mode, 'program graph', c.program.nodes.length, h(JSON.stringify(c.program)));
   for (const k of ['wholeMlir', 'wholeHlo', 'partitionedMlir', 'partitionedHlo'] as const) console.log(mode, k, p[k].length, h(p[k]));
   console.log(mode, 'plan', h(JSON.stringify(c.plan)));
 }
