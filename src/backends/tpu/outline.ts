@@ -35,7 +35,10 @@ export interface FunctionPrinter extends SpmdEmitter {
 
 /** A recorded value: `seg` is the segment that defined it (-1: main), `local` its instruction's index in it. */
 class Rec implements XlaValue {
-  constructor(readonly ref: string, readonly type: XlaType, readonly id: number, readonly seg: number, readonly local: number) {}
+  constructor(readonly type: XlaType, readonly id: number, readonly seg: number, readonly local: number) {}
+  get ref(): string {
+    return `%r${this.id}`;
+  }
 }
 
 interface Entry {
@@ -108,14 +111,14 @@ export class Outliner implements SpmdEmitter {
       seg = this.segments.length - 1;
     }
     const id = this.nValues++;
-    const out = new Rec(`%r${id}`, type, id, seg, seg >= 0 ? index - this.cur!.start : -1);
+    const out = new Rec(type, id, seg, seg >= 0 ? index - this.cur!.start : -1);
     this.recs.push(out);
     this.entries.push({ m, args, out, origin: this.origin });
     return out;
   }
 
   arg(type: XlaType, info: ArgInfo): XlaValue {
-    const v = new Rec(`%r${this.nValues}`, type, this.nValues++, -1, -1);
+    const v = new Rec(type, this.nValues++, -1, -1);
     this.recs.push(v);
     this.args.push({ v, info });
     return v;
@@ -259,7 +262,7 @@ export class Outliner implements SpmdEmitter {
       const a = E[r.start + i];
       const b = E[s.start + i];
       if (a.m !== b.m || a.args.length !== b.args.length) return false;
-      if (a.origin !== b.origin && (a.origin?.op !== b.origin?.op || relScope(a.origin, r) !== relScope(b.origin, s))) return false;
+      if (a.origin !== b.origin && (a.origin?.op !== b.origin?.op || !sameRelScope(a.origin, r, b.origin, s))) return false;
       for (let k = 0; k < a.args.length; k++) if (!sameArg(a.args[k], b.args[k], r, s)) return false;
     }
     return true;
@@ -331,8 +334,16 @@ function apply(p: SpmdEmitter, e: Entry, origin: Origin, vals: XlaValue[]): void
   vals[e.out.id] = (p[e.m] as (...xs: unknown[]) => XlaValue).apply(p, args);
 }
 
-function relScope(o: Origin, s: Segment): string {
-  return o ? o.scope.slice(s.prefix.length) : '';
+/** The two origins' scopes are the same below their segments' prefixes (`.mlp` in `model.layers.7.mlp`). */
+function sameRelScope(a: Origin, r: Segment, b: Origin, s: Segment): boolean {
+  const x = a ? a.scope : '';
+  const y = b ? b.scope : '';
+  const i = a ? r.prefix.length : 0;
+  const j = b ? s.prefix.length : 0;
+  const n = Math.max(0, x.length - i);
+  if (n !== Math.max(0, y.length - j)) return false;
+  for (let k = 0; k < n; k++) if (x.charCodeAt(i + k) !== y.charCodeAt(j + k)) return false;
+  return true;
 }
 
 function sameType(a: XlaType, b: XlaType): boolean {

@@ -8,12 +8,13 @@
  */
 import { didYouMean } from '../../../grammar/diagnostics';
 import { Graph, Node } from '../../ir/types';
+import { nodeMap } from '../../ir/graph';
 import { checkDecodable } from './decode';
 import { ChipSpec, getChip } from './chips';
 import { Mesh, Spec, Topology, defaultTopology, makeMesh, meshMapping, meshText, parseTopology, axisSize } from './mesh';
 import { CollectiveEvent, ParamPolicy } from './partition';
 import { partitionGraph, emitWholeProgram, PartitionResult } from './program';
-import { CostRecorder, bytesAt, fusedBytes } from './record';
+import { CostRecorder, bytesAt, fusedBytes, instrIndex } from './record';
 import { SpmdEmitter, TeeEmitter } from './spmd';
 import { XlaValue } from '../../ir/xla';
 import { collectiveTime } from './collectives';
@@ -327,7 +328,7 @@ export function partitionForCost(
     (e) => events.push({ ...e, node }),
   );
   const rec = (v: XlaValue) => (also.length ? TeeEmitter.part(v, 0) : v);
-  const outIdx = result.outputs.map((x) => Number(rec(x.local).ref.slice(2)));
+  const outIdx = result.outputs.map((x) => instrIndex(rec(x.local)));
   return { result, recorder, events, outIdx };
 }
 
@@ -367,7 +368,7 @@ export function evaluateAnalytic(g: Graph, o: PlanOptions, dims: { batch: number
   const overlap = o.overlap ?? true;
   const precision = o.precision ?? 'mixed';
   const layer = layerOf(g);
-  const byId = new Map(g.nodes.map((n) => [n.id, n]));
+  const byId = nodeMap(g);
 
   const { result, recorder, events, outIdx } = pre ?? partitionForCost(g, mesh, strategy.policy, 2, undefined, [], { replay: o.replay });
   const instrs = recorder.instrs;
@@ -627,7 +628,7 @@ export function evaluateAnalytic(g: Graph, o: PlanOptions, dims: { batch: number
 
 /** Matmuls between two activations (attention scores and values): in decode they run over the whole context. */
 function activationMatmuls(g: Graph): Set<number> {
-  const byId = new Map(g.nodes.map((n) => [n.id, n]));
+  const byId = nodeMap(g);
   const fromParam = (id: number): boolean => {
     const n = byId.get(id)!;
     if (n.op === 'param') return true;
@@ -642,7 +643,7 @@ function activationMatmuls(g: Graph): Set<number> {
 
 /** Projections whose outputs are cached in decode: weight matmuls feeding the right operand of an activation matmul. */
 function kvProjections(g: Graph): Set<number> {
-  const byId = new Map(g.nodes.map((n) => [n.id, n]));
+  const byId = nodeMap(g);
   const act = activationMatmuls(g);
   const out = new Set<number>();
   const walk = (id: number, seen: Set<number>) => {
@@ -798,7 +799,7 @@ export function evaluateTrain(
   const step = given ?? buildTrainingStep(g, remat);
   const sg = step.graph;
   const layer = layerOf(g);
-  const byId = new Map(sg.nodes.map((n) => [n.id, n]));
+  const byId = nodeMap(sg);
 
   const part = pre ?? partitionForCost(sg, mesh, strategy.policy, 2, step.forwardEnd, [], { replay: o.replay });
   const { result, recorder, events, outIdx } = part;

@@ -6,6 +6,7 @@
  *   results, for XLA's own SPMD partitioner.
  */
 import { Graph, Node, NodeId } from '../../ir/types';
+import { nodeMap } from '../../ir/graph';
 import { DimEnv, concreteShape, isFloat } from '../../ir/shape';
 import { getOp } from '../../ir/op';
 import { decodeNumber } from '../../ir/builder';
@@ -48,10 +49,16 @@ export function nodeType(n: Node, o: ProgramOptions): XlaType {
  */
 function matchDtypes(b: XlaBuilder, n: Node, ins: XlaValue[], out: XlaType, o: ProgramOptions, byId: ReadonlyMap<NodeId, Node>): XlaValue[] {
   if (!o.floatDtype || n.op === 'cast') return ins;
-  const floats = ins.filter((v) => isFloat(v.type.dtype));
-  if (!floats.length) return ins;
-  const target = isFloat(out.dtype) ? out.dtype : floats[0].type.dtype;
-  if (floats.every((v) => v.type.dtype === target)) return ins;
+  // (loops, not filter/every: this runs for every node of both programs)
+  let target = isFloat(out.dtype) ? out.dtype : undefined;
+  let mixed = false;
+  for (const v of ins) {
+    const d = v.type.dtype;
+    if (!isFloat(d)) continue;
+    if (target === undefined) target = d;
+    else if (d !== target) mixed = true;
+  }
+  if (!mixed || target === undefined) return ins;
   return ins.map((v, k) => {
     if (!isFloat(v.type.dtype) || v.type.dtype === target) return v;
     // A scalar constant is made again in the target dtype (the same literal; no convert instruction per use).
@@ -60,14 +67,29 @@ function matchDtypes(b: XlaBuilder, n: Node, ins: XlaValue[], out: XlaType, o: P
   });
 }
 
-/** Program arguments in a fixed order: graph inputs, then parameters, each in graph order. */
-export function sourceNodes(g: Graph): Node[] {
-  return [...g.nodes.filter((n) => n.op === 'input'), ...g.nodes.filter((n) => n.op === 'param')];
+const sourceLists = new WeakMap<Graph, readonly Node[]>();
+/** Program arguments in a fixed order: graph inputs, then parameters, each in graph order (memoised: graphs are immutable). */
+export function sourceNodes(g: Graph): readonly Node[] {
+  let s = sourceLists.get(g);
+  if (!s) sourceLists.set(g, (s = [...g.nodes.filter((n) => n.op === 'input'), ...g.nodes.filter((n) => n.op === 'param')]));
+  return s;
 }
 
-function originOf(n: Node) {
-  const name = n.op === 'param' || n.op === 'input' ? String(n.attrs.name) : undefined;
-  return { id: n.id, op: n.op, scope: n.scope, ...(name ? { name } : {}) };
+type Origin = { readonly id: number; readonly op: string; readonly scope: string; readonly name?: string };
+/**
+ * Emitters' origins of the nodes of one program, one object per node: all of a node's instructions name the same
+ * object, so printers compute its location text once.
+ */
+function originTable(): (n: Node) => Origin {
+  const table: Origin[] = [];
+  return (n) => {
+    let o = table[n.id];
+    if (!o) {
+      const name = n.op === 'param' || n.op === 'input' ? String(n.attrs.name) : undefined;
+      table[n.id] = o = { id: n.id, op: n.op, scope: n.scope, ...(name ? { name } : {}) };
+    }
+    return o;
+  };
 }
 
 /** Batch-like dims of an input (the symbolic dim `batch`; else dim 0 of a rank ≥ 2 input) split over the data axes. */
@@ -184,6 +206,7 @@ export function partitionGraph(
       }
     : onCollective;
   const p = new Partitioner(mesh, emitter, policy, events);
+  const originOf = originTable();
   const vals = new Map<NodeId, XlaValue>();
   const inputSpecs = new Map<string, Spec>();
   const follows = followedParams(g);
@@ -209,17 +232,17 @@ export function partitionGraph(
     } else vals.set(n.id, p.arg(t, name, paramSpecs?.get(name), true, index));
   });
   let forward = o.backwardFrom !== undefined;
-  const byIdAll = o.floatDtype || segments.size ? new Map(g.nodes.map((n) => [n.id, n])) : EMPTY;
+  const byIdAll = o.floatDtype || segments.size ? nodeMap(g) : EMPTY;
   const nodesById = o.floatDtype ? byIdAll : EMPTY;
   if (segments.size) memo = new SegmentMemo(p, byIdAll);
   // Nodes read outside their own segment (or outputs / taps): the values a replayed segment must hand on.
   const liveAfter = new Set<NodeId>([...g.outputs.map((x) => x.node), ...Object.values(g.taps)]);
   if (memo) {
-    const segOf = new Map<NodeId, GraphSegment>();
-    for (const { seg } of segments.values()) for (const n of seg.nodes) segOf.set(n.id, seg);
+    const segOf: (GraphSegment | undefined)[] = new Array(g.nextId);
+    for (const { seg } of segments.values()) for (const n of seg.nodes) segOf[n.id] = seg;
     for (const n of g.nodes) {
-      const own = segOf.get(n.id);
-      for (const i of n.inputs) if (segOf.get(i) !== own) liveAfter.add(i);
+      const own = segOf[n.id];
+      for (const i of n.inputs) if (segOf[i] !== own) liveAfter.add(i);
     }
   }
   let recording: { seg: GraphSegment; end: number; pos: number } | undefined;
@@ -258,7 +281,7 @@ export function partitionGraph(
   // An output named like a parameter or input is its next value (a training step's new weights and
   // optimizer state): it leaves in the same layout, so the step can be fed its own results.
   const sources = new Map(sourceNodes(g).map((n) => [String(n.attrs.name), n.id]));
-  const byId = new Map(g.nodes.map((n) => [n.id, n]));
+  const byId = nodeMap(g);
   const outputs = g.outputs.map((out) => {
     const n = byId.get(out.node)!;
     emitter.setOrigin(originOf(n));
@@ -296,13 +319,14 @@ export function emitWholeProgram(
   /** Receives every node's value when given (e.g. the SPMD simulator's reference run). */
   vals: Map<NodeId, XlaValue> = new Map(),
 ): { name: string; value: XlaValue; sharding?: string }[] {
+  const originOf = originTable();
   for (const n of sourceNodes(g)) {
     b.setOrigin(originOf(n));
     const name = String(n.attrs.name);
     const spec = shardings ? (n.op === 'input' ? shardings.inputs : shardings.params).get(name) : undefined;
     vals.set(n.id, b.arg(nodeType(n, o), { name, ...(spec && shardings ? { sharding: hloSharding(shardings.mesh, spec) } : {}) }));
   }
-  const nodesById = o.floatDtype ? new Map(g.nodes.map((n) => [n.id, n])) : EMPTY;
+  const nodesById = o.floatDtype ? nodeMap(g) : EMPTY;
   for (const n of g.nodes) {
     const def = getOp(n.op);
     if (def.source) continue;

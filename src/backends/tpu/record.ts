@@ -30,6 +30,17 @@ const TRANSCENDENTAL = new Set<string>(['exponential', 'log', 'tanh', 'rsqrt', '
 /** Bytes of a value, floats counted at `dtypeBytes` when given (2: bf16 on TPU). */
 export const bytesAt = (t: XlaType, dtypeBytes?: number) => numel(t.shape) * (dtypeBytes !== undefined && isFloat(t.dtype) ? dtypeBytes : BYTES[t.dtype]);
 
+/** A recorded value: its instruction's index (the text `%rN` is made only if something reads `ref`). */
+export class RecordedValue implements XlaValue {
+  constructor(readonly index: number, readonly type: XlaType) {}
+  get ref(): string {
+    return `%r${this.index}`;
+  }
+}
+
+/** The instruction index of a value the recorder returned. */
+export const instrIndex = (v: XlaValue): number => (v as RecordedValue).index;
+
 export class CostRecorder implements SpmdEmitter {
   readonly instrs: Instr[] = [];
   private node = -1;
@@ -47,13 +58,13 @@ export class CostRecorder implements SpmdEmitter {
       cls,
       opcode,
       node: this.node,
-      operands: operands.map((o) => Number(o.ref.slice(2))),
+      operands: operands.map(instrIndex),
       outBytes: bytesAt(out, this.floatBytes),
       mxuFlops: f.mxu ?? 0,
       vpuFlops: f.vpu ?? 0,
       transcendentals: f.tr ?? 0,
     });
-    return { ref: `%r${i}`, type: out };
+    return new RecordedValue(i, out);
   }
 
   arg(type: XlaType, _info: ArgInfo): XlaValue {
@@ -143,28 +154,39 @@ const FUSIBLE = new Set<InstrClass>(['elementwise', 'layout']);
  * materialized values it reads and the one it writes.
  */
 export function fusedBytes(instrs: readonly Instr[], outputs: readonly number[]): number[] {
-  const materialized = instrs.map((ins) => !FUSIBLE.has(ins.cls));
-  const outs = new Set(outputs);
-  instrs.forEach((ins, i) => {
-    if (outs.has(i)) materialized[i] = true;
+  const n = instrs.length;
+  const materialized = new Uint8Array(n);
+  for (let i = 0; i < n; i++) if (!FUSIBLE.has(instrs[i].cls)) materialized[i] = 1;
+  for (const o of outputs) materialized[o] = 1;
+  for (let i = 0; i < n; i++) {
+    const ins = instrs[i];
+    const absorbsAll = ins.cls === 'elementwise' || ins.cls === 'layout' || ins.cls === 'reduce';
     for (const o of ins.operands) {
       const p = instrs[o];
-      if (!FUSIBLE.has(p.cls)) continue;
-      const absorbs = ins.cls === 'elementwise' || ins.cls === 'layout' || ins.cls === 'reduce' || (ins.cls === 'dot' && (p.cls === 'layout' || p.opcode === 'convert'));
-      if (!absorbs) materialized[o] = true;
+      if (absorbsAll || !FUSIBLE.has(p.cls)) continue;
+      if (!(ins.cls === 'dot' && (p.cls === 'layout' || p.opcode === 'convert'))) materialized[o] = 1;
     }
-  });
-  return instrs.map((ins, i) => {
-    if (ins.cls === 'arg' || ins.cls === 'collective') return 0;
+  }
+  const bytes = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const ins = instrs[i];
+    const ops = ins.operands;
+    if (ins.cls === 'arg' || ins.cls === 'collective') bytes[i] = 0;
     // In place: reads the update and writes it into the operand's buffer (plus the scalar start indices).
-    if (ins.cls === 'update') return ins.operands.slice(1).reduce((a, o, k) => a + instrs[o].outBytes * (k === 0 ? 2 : 1), 0);
-    let b = materialized[i] ? ins.outBytes : 0;
-    const seen = new Set<number>();
-    for (const o of ins.operands) {
-      if (seen.has(o)) continue;
-      seen.add(o);
-      if (materialized[o]) b += ins.cls === 'gather' && o === ins.operands[0] ? ins.outBytes : instrs[o].outBytes;
+    else if (ins.cls === 'update') {
+      let b = 0;
+      for (let k = 1; k < ops.length; k++) b += instrs[ops[k]].outBytes * (k === 1 ? 2 : 1);
+      bytes[i] = b;
+    } else {
+      let b = materialized[i] ? ins.outBytes : 0;
+      for (let k = 0; k < ops.length; k++) {
+        const o = ops[k];
+        // (an operand read twice is paid once)
+        if (!materialized[o] || ops.indexOf(o) < k) continue;
+        b += ins.cls === 'gather' && k === 0 ? ins.outBytes : instrs[o].outBytes;
+      }
+      bytes[i] = b;
     }
-    return b;
-  });
+  }
+  return bytes;
 }

@@ -41,6 +41,15 @@ export function segmentOf(scope: string): [string, string] {
 /** Where a pre-existing inner value sits in the segment's reachable values. */
 type InnerPath = { readonly k: number; readonly where: 'local' } | { readonly k: number; readonly where: 'cache'; readonly key: string } | { readonly where: 'global' };
 
+interface TraceEntry {
+  readonly m: keyof SpmdEmitter;
+  readonly args: unknown[];
+  readonly out: XlaValue;
+  readonly pos: number;
+  /** Per argument: the slot of an inner value, the slots of a list of them, or undefined (a constant: as is). */
+  slots?: (number | number[] | undefined)[];
+}
+
 interface InfoState {
   readonly spec: MutableSpec;
   readonly partial: Info['ownPartial'];
@@ -55,7 +64,13 @@ interface Recording {
   readonly key: string;
   readonly reach: readonly Info[];
   readonly inner: Map<XlaValue, InnerPath>;
-  readonly trace: { m: keyof SpmdEmitter; args: unknown[]; out: XlaValue; pos: number }[];
+  readonly trace: TraceEntry[];
+  /**
+   * The values a replay works with, as slots of one array: first the pre-existing inner values (`inner`, in its
+   * order), then each trace entry's result. Set by `end`.
+   */
+  slotOf: Map<XlaValue, number>;
+  slots: number;
   readonly events: { e: CollectiveEvent; pos: number }[];
   readonly created: Info[];
   createdPost: InfoState[];
@@ -150,16 +165,26 @@ function sameAttr(a: unknown, b: unknown): boolean {
   if (a === b) return typeof a !== 'number' || Object.is(a, b); // a constant 0 is not a constant -0
   if (typeof a === 'number' && typeof b === 'number') return Number.isNaN(a) && Number.isNaN(b);
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  const ka = Object.keys(a);
-  const kb = Object.keys(b);
-  if (ka.length !== kb.length) return false;
-  for (const k of ka) if (!sameAttr((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
-  return true;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameAttr(a[i], b[i])) return false;
+    return true;
+  }
+  // (counting keys instead of listing them: this runs for every node of every replayed segment)
+  let keys = 0;
+  for (const k in a) {
+    if (!Object.prototype.hasOwnProperty.call(b, k) || !sameAttr((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+    keys++;
+  }
+  for (const _ in b) keys--;
+  return keys === 0;
 }
 
 function sameType(a: Node['type'], b: Node['type']): boolean {
-  return a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+  if (a === b) return true;
+  if (a.dtype !== b.dtype || a.shape.length !== b.shape.length) return false;
+  for (let i = 0; i < a.shape.length; i++) if (a.shape[i] !== b.shape[i]) return false;
+  return true;
 }
 
 /**
@@ -217,6 +242,20 @@ function externalsOf(seg: GraphSegment): NodeId[] {
 }
 
 const isInner = (a: unknown): a is XlaValue => typeof a === 'object' && a !== null && 'ref' in a && 'type' in a && !Array.isArray(a);
+
+/** Number the recording's values (`Recording.slotOf`) and note, per trace argument, which slot(s) it reads. */
+function compileSlots(rec: Recording): void {
+  const slotOf = rec.slotOf;
+  let n = 0;
+  for (const v of rec.inner.keys()) slotOf.set(v, n++);
+  for (const t of rec.trace) {
+    if (t.m !== 'arg') {
+      t.slots = t.args.map((a) => (Array.isArray(a) ? (a.length && isInner(a[0]) ? a.map((x) => slotOf.get(x)!) : undefined) : isInner(a) ? slotOf.get(a)! : undefined));
+    }
+    slotOf.set(t.out, n++);
+  }
+  rec.slots = n;
+}
 
 /** At most this many recordings of one segment shape (each with another starting state). */
 const MAX_RECORDINGS = 4;
@@ -286,7 +325,7 @@ export class SegmentMemo {
     this.lastState = undefined;
     for (const g of this.p.globalValues()) paths.set(g, { where: 'global' });
     const rec: Recording = {
-      seg, key, reach, inner: paths, trace: [], events: [], created: [], createdPost: [], reachPost: [], valueOf: [], bcastOf: [], shareable: [],
+      seg, key, reach, inner: paths, trace: [], slotOf: new Map(), slots: 0, events: [], created: [], createdPost: [], reachPost: [], valueOf: [], bcastOf: [], shareable: [],
       decided: [], decidedInputs: [], ok: true,
     };
     this.recording = rec;
@@ -395,6 +434,7 @@ export class SegmentMemo {
     }
     for (const { e } of rec.events) if (e.param !== undefined && e.param !== GRADIENT && !names.has(e.param)) rec.ok = false;
     for (const [k] of [...rec.decided, ...rec.decidedInputs]) if (!names.has(k)) rec.ok = false;
+    if (rec.ok) compileSlots(rec);
     this.shape(rec.seg).recordings.push(rec);
   }
 
@@ -414,11 +454,10 @@ export class SegmentMemo {
   ): void {
     const { rec, reach } = found;
     const p = this.p;
-    const map = new Map<XlaValue, XlaValue>();
+    const slots = new Array<XlaValue>(rec.slots);
+    let n = 0;
     for (const [v, path] of rec.inner) {
-      if (path.where === 'global') map.set(v, v);
-      else if (path.where === 'local') map.set(v, reach[path.k].local!);
-      else map.set(v, reach[path.k].cache!.get(path.key)!);
+      slots[n++] = path.where === 'global' ? v : path.where === 'local' ? reach[path.k].local! : reach[path.k].cache!.get(path.key)!;
     }
     const names = new Map<string, string>();
     const argIndex = new Map<number, number>();
@@ -429,7 +468,6 @@ export class SegmentMemo {
       if (r.argIndex !== undefined) argIndex.set(r.argIndex, l.argIndex!);
     });
     const name = (x: string) => names.get(x) ?? x;
-    const mapArg = (a: unknown): unknown => (Array.isArray(a) ? (a.length && isInner(a[0]) ? a.map((x) => map.get(x)!) : a) : isInner(a) ? map.get(a)! : a);
     const inner = p.inner;
     let t = 0;
     let ev = 0;
@@ -441,21 +479,28 @@ export class SegmentMemo {
         if (e.m === 'arg') {
           const info = e.args[1] as { name: string; index?: number; spec?: Spec };
           args = [e.args[0], { ...info, name: name(info.name), ...(info.index !== undefined ? { index: argIndex.get(info.index)! } : {}) }];
-        } else args = e.args.map(mapArg);
-        map.set(e.out, (inner[e.m] as (...xs: unknown[]) => XlaValue).apply(inner, args));
+        } else {
+          args = new Array(e.args.length);
+          for (let k = 0; k < args.length; k++) {
+            const sl = e.slots![k];
+            args[k] = sl === undefined ? e.args[k] : typeof sl === 'number' ? slots[sl] : sl.map((j) => slots[j]);
+          }
+        }
+        slots[n++] = (inner[e.m] as (...xs: unknown[]) => XlaValue).apply(inner, args);
       }
       for (; ev < rec.events.length && rec.events[ev].pos === pos; ev++) {
         const e = rec.events[ev].e;
         onCollective?.(e.param !== undefined ? { ...e, param: name(e.param) } : e);
       }
     }
-    const mapV = (v: XlaValue | undefined) => (v === undefined ? undefined : map.get(v)!);
+    const slotOf = rec.slotOf;
+    const mapV = (v: XlaValue | undefined) => (v === undefined ? undefined : slots[slotOf.get(v)!]);
     const apply = (i: Info, s: InfoState) => {
       i.spec = s.spec;
       i.ownPartial = s.partial;
       i.undecided = s.undecided;
       i.local = mapV(s.local);
-      i.cache = s.cache ? new Map(s.cache.map(([k, v]) => [k, map.get(v)!])) : undefined;
+      i.cache = s.cache ? new Map(s.cache.map(([k, v]) => [k, mapV(v)!])) : undefined;
     };
     // New values only for what outlives the segment: the values of nodes used after it, and the broadcast sources
     // behind them. A value used only inside is never looked up again; its node keeps the recording's (same state).

@@ -105,9 +105,15 @@ export function reducerInit(r: XlaReducer, dtype: DType): number {
 }
 
 type Values = readonly XlaValue[];
-/** A value of a `TeeEmitter`: one value per sink. */
-interface TeeValue extends XlaValue {
-  readonly parts: Values;
+/** A value of a `TeeEmitter`: one value per sink (its text `%tN` is made only if something reads `ref`). */
+class TeeValue implements XlaValue {
+  constructor(readonly index: number, readonly parts: Values) {}
+  get type(): XlaType {
+    return this.parts[0].type;
+  }
+  get ref(): string {
+    return `%t${this.index}`;
+  }
 }
 
 /**
@@ -118,7 +124,7 @@ export class TeeEmitter implements SpmdEmitter {
   private n = 0;
   constructor(readonly sinks: readonly SpmdEmitter[]) {}
   private wrap(parts: Values): XlaValue {
-    return { ref: `%t${this.n++}`, type: parts[0].type, parts } as TeeValue;
+    return new TeeValue(this.n++, parts);
   }
   private each(f: (s: SpmdEmitter, i: number) => XlaValue): XlaValue {
     const parts: XlaValue[] = new Array(this.sinks.length);
