@@ -11,9 +11,14 @@ export interface NodeOpts {
   readonly loc?: SourceLoc;
 }
 
+/** Defaults for `op`: shared frozen objects instead of a fresh `{}` per node. */
+const NO_ATTRS: Attrs = Object.freeze({});
+const NO_OPTS: NodeOpts = Object.freeze({});
+
 export class GraphBuilder {
   readonly nodes: Node[] = [];
-  private readonly byId = new Map<NodeId, Node>();
+  /** Nodes indexed by id (small non-negative integers): cheaper than a Map for tens of thousands of nodes. */
+  private readonly byId: Node[];
   private readonly params = new Map<string, NodeId>();
   private readonly inputsByName = new Map<string, NodeId>();
   nextId: NodeId;
@@ -26,6 +31,8 @@ export class GraphBuilder {
     nextId = 0,
   ) {
     this.nextId = nextId;
+    // Sized up front: a graph's nodes are not in id order, and writing far past an array's end makes it sparse (slow).
+    this.byId = new Array<Node>(nextId);
   }
 
   /** Continue building on an existing graph (its nodes come first, ids are kept). */
@@ -37,13 +44,13 @@ export class GraphBuilder {
 
   private push(n: Node): void {
     this.nodes.push(n);
-    this.byId.set(n.id, n);
+    this.byId[n.id] = n;
     if (n.op === 'param') this.params.set(String(n.attrs.name), n.id);
     if (n.op === 'input') this.inputsByName.set(String(n.attrs.name), n.id);
   }
 
   node(id: NodeId): Node {
-    const n = this.byId.get(id);
+    const n = this.byId[id];
     if (!n) throw new Error(`no node %${id}`);
     return n;
   }
@@ -53,12 +60,17 @@ export class GraphBuilder {
   }
 
   /** Add a node; its type is inferred by the op's rule (throws ShapeError on bad input). */
-  op(op: string, inputs: readonly NodeId[], attrs: Attrs = {}, opts: NodeOpts = {}): NodeId {
-    const type = inferType(op, inputs.map((i) => this.type(i)), attrs);
+  op(op: string, inputs: readonly NodeId[], attrs: Attrs = NO_ATTRS, opts: NodeOpts = NO_OPTS): NodeId {
+    const types = new Array<TensorType>(inputs.length);
+    for (let i = 0; i < inputs.length; i++) types[i] = this.type(inputs[i]);
+    const type = inferType(op, types, attrs);
+    const id = this.nextId++;
+    const scope = opts.scope ?? this.scope;
     const loc = opts.loc ?? this.loc;
-    const n: Node = { id: this.nextId++, op, inputs: [...inputs], attrs, type, scope: opts.scope ?? this.scope, ...(loc ? { loc } : {}) };
+    // Two literals rather than a spread of `loc`: no temporary object, and same key order either way.
+    const n: Node = loc ? { id, op, inputs: inputs.slice(), attrs, type, scope, loc } : { id, op, inputs: inputs.slice(), attrs, type, scope };
     this.push(n);
-    return n.id;
+    return id;
   }
 
   /** A scalar (or splatted) constant. */
@@ -84,7 +96,8 @@ export class GraphBuilder {
 
   /** Run `fn` with a scope (and optionally a location) for the nodes it creates. */
   within<T>(scope: string, fn: () => T, loc?: SourceLoc): T {
-    const [s, l] = [this.scope, this.loc];
+    const s = this.scope;
+    const l = this.loc;
     this.scope = scope;
     if (loc) this.loc = loc;
     try {
@@ -103,6 +116,9 @@ export class GraphBuilder {
     variant?: string;
     dimBounds?: { readonly [dim: string]: number };
   }): Graph {
+    // An indexed loop: build runs once per graph, mostly unoptimised, where `for..of` allocates per element.
+    for (let i = 0; i < this.nodes.length; i++) freezeNode(this.nodes[i]);
+    Object.freeze(this.nodes);
     const g: Graph = {
       name: this.name,
       nodes: this.nodes,
@@ -116,6 +132,24 @@ export class GraphBuilder {
     };
     return deepFreeze(g);
   }
+}
+
+/**
+ * Deep-freeze one node. Nodes have a fixed shape (`Node` in types.ts), so its parts are frozen directly rather
+ * than by walking `Object.keys` of every node and type (most of the cost of freezing a 25k-node training step).
+ * Frozen nodes (copied from a frozen graph) and frozen parts (types and locations shared between nodes) are skipped.
+ */
+function freezeNode(n: Node): void {
+  if (Object.isFrozen(n)) return;
+  Object.freeze(n.inputs);
+  deepFreeze(n.attrs);
+  const t = n.type;
+  if (!Object.isFrozen(t)) {
+    Object.freeze(t.shape);
+    Object.freeze(t);
+  }
+  if (n.loc) Object.freeze(n.loc);
+  Object.freeze(n);
 }
 
 /**
@@ -133,7 +167,8 @@ function deepFreeze<T>(v: T): T {
   const proto = Object.getPrototypeOf(v);
   if (proto !== Object.prototype && proto !== null) return v;
   Object.freeze(v);
-  for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
+  // `for..in` rather than Object.keys: no array of keys per object (a plain object has no inherited enumerables).
+  for (const k in v) deepFreeze(v[k]);
   return v;
 }
 

@@ -106,6 +106,9 @@ export function allOps(): readonly OpDef[] {
   return [...registry.values()];
 }
 
+/** An op that requires no attributes (shared: no empty array per inferred node). */
+const NO_ATTRS: readonly string[] = [];
+
 /** Check arity and required attributes, then run the op's type rule. */
 export function inferType(op: string, inputs: readonly TensorType[], attrs: Attrs): TensorType {
   const d = getOp(op);
@@ -114,7 +117,7 @@ export function inferType(op: string, inputs: readonly TensorType[], attrs: Attr
   } else if (inputs.length !== d.arity) {
     throw new ShapeError(`${op} takes ${d.arity} input${d.arity === 1 ? '' : 's'}, got ${inputs.length}`);
   }
-  for (const a of d.attrs ?? []) {
+  for (const a of d.attrs ?? NO_ATTRS) {
     if (!(a in attrs)) throw new ShapeError(`${op} needs attribute '${a}'`);
   }
   return d.infer(inputs, attrs);

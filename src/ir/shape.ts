@@ -30,13 +30,31 @@ export function axisOf(axis: number, rank: number, what = 'axis'): number {
   return a;
 }
 
-/** NumPy broadcasting of two shapes. */
+/** Dim `i` of `s` right-aligned to rank `n` (1 where `s` has fewer dims). */
+const alignedDim = (s: Shape, i: number, n: number): Dim => (i < n - s.length ? 1 : s[i - (n - s.length)]);
+
+/**
+ * NumPy broadcasting of two shapes. When the result is one of the operands (equal shapes, or a scalar or
+ * size-1 dims broadcast against a full shape: most cases) that operand is returned, not a copy: shapes are immutable.
+ */
 export function broadcastShapes(a: Shape, b: Shape): Shape {
   const n = Math.max(a.length, b.length);
+  let isA = a.length === n;
+  let isB = b.length === n;
+  for (let i = 0; i < n && (isA || isB); i++) {
+    const da = alignedDim(a, i, n);
+    const db = alignedDim(b, i, n);
+    if (dimEq(da, db)) continue;
+    if (db === 1) isB = false;
+    else if (da === 1) isA = false;
+    else isA = isB = false; // not broadcastable: reported below
+  }
+  if (isA) return a;
+  if (isB) return b;
   const out: Dim[] = [];
   for (let i = 0; i < n; i++) {
-    const da = i < n - a.length ? 1 : a[i - (n - a.length)];
-    const db = i < n - b.length ? 1 : b[i - (n - b.length)];
+    const da = alignedDim(a, i, n);
+    const db = alignedDim(b, i, n);
     if (dimEq(da, db) || db === 1) out.push(da);
     else if (da === 1) out.push(db);
     else throw new ShapeError(`shapes ${fmtShape(a)} and ${fmtShape(b)} do not broadcast (dim ${da} vs ${db})`);

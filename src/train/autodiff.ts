@@ -48,7 +48,8 @@ export interface Backward {
   readonly recomputed: number;
 }
 
-const isSourceLike = (n: Node) => getOp(n.op).source === true || n.op === 'constant';
+/** Inputs, params and constants: values a step has without computing them. */
+export const isSourceLike = (n: Node) => getOp(n.op).source === true || n.op === 'constant';
 
 function savedPredicate(policy: RematPolicy, g: Graph): (n: Node) => boolean {
   if (typeof policy === 'function') return (n) => isSourceLike(n) || policy(n, g);
@@ -59,15 +60,27 @@ function savedPredicate(policy: RematPolicy, g: Graph): (n: Node) => boolean {
       return (n) => isSourceLike(n) || n.op === 'matmul';
     case 'layer-inputs': {
       // Layers = outermost labelled blocks (taps not nested in another tap's scope); their outputs are saved.
-      const all = Object.keys(g.taps);
-      const tapScopes = all.filter((t) => !all.some((o) => o !== t && t.startsWith(o + '.')));
-      const tapNodes = new Set(tapScopes.map((t) => g.taps[t]));
-      const inLayer = (s: string) => tapScopes.some((t) => s === t || s.startsWith(t + '.'));
-      return (n) => isSourceLike(n) || tapNodes.has(n.id) || !inLayer(n.scope);
+      const all = new Set(Object.keys(g.taps));
+      const layers = new Set([...all].filter((t) => !hasEnclosingScope(t, all)));
+      const tapNodes = new Set([...layers].map((t) => g.taps[t]));
+      // Thousands of nodes share a few hundred scopes: decide each scope once.
+      const inLayer = new Map<string, boolean>();
+      const isInLayer = (s: string) => {
+        let v = inLayer.get(s);
+        if (v === undefined) inLayer.set(s, (v = layers.has(s) || hasEnclosingScope(s, layers)));
+        return v;
+      };
+      return (n) => isSourceLike(n) || tapNodes.has(n.id) || !isInLayer(n.scope);
     }
     default:
       throw new ShapeError(`unknown remat policy '${String(policy)}' (expected ${REMAT_POLICIES.join(', ')})`);
   }
+}
+
+/** Whether a proper enclosing scope of `scope` (`a.b` and `a` for `a.b.c`) is in `scopes`. */
+function hasEnclosingScope(scope: string, scopes: ReadonlySet<string>): boolean {
+  for (let i = scope.indexOf('.'); i >= 0; i = scope.indexOf('.', i + 1)) if (scopes.has(scope.slice(0, i))) return true;
+  return false;
 }
 
 /**
@@ -77,8 +90,10 @@ function savedPredicate(policy: RematPolicy, g: Graph): (n: Node) => boolean {
 export function appendBackward(b: GraphBuilder, forward: Graph, loss: NodeId, wrt: readonly string[], remat: RematPolicy = 'save-all'): Backward {
   const forwardEnd = b.nextId;
   const nodes = b.nodes.slice(); // forward nodes, topological
-  const byId = new Map(nodes.map((n) => [n.id, n]));
-  const lossNode = byId.get(loss);
+  // Per-id tables over the forward ids [0, forwardEnd): arrays rather than Maps and Sets (fewer allocations).
+  const byId = new Array<Node>(forwardEnd);
+  for (const n of nodes) byId[n.id] = n;
+  const lossNode = byId[loss];
   if (!lossNode) throw new ShapeError(`loss node %${loss} is not in the graph`);
   if (lossNode.type.shape.length !== 0 || !isFloat(lossNode.type.dtype)) {
     throw new ShapeError(`the loss must be a float scalar, got ${lossNode.type.dtype}[${lossNode.type.shape.join(', ')}]`);
@@ -88,37 +103,38 @@ export function appendBackward(b: GraphBuilder, forward: Graph, loss: NodeId, wr
   for (const w of wrt) if (!paramIds.has(w)) throw new ShapeError(`cannot differentiate with respect to '${w}': the graph has no param of that name`);
 
   // Nodes on a path param → loss: forward-reachable from wrt and backward-reachable from loss, float-typed.
-  const fromWrt = new Set<NodeId>(wrt.map((w) => paramIds.get(w)!));
-  for (const n of nodes) if (!fromWrt.has(n.id) && isFloat(n.type.dtype) && n.inputs.some((i) => fromWrt.has(i))) fromWrt.add(n.id);
-  const toLoss = new Set<NodeId>([loss]);
+  const fromWrt = new Uint8Array(forwardEnd);
+  for (const w of wrt) fromWrt[paramIds.get(w)!] = 1;
+  for (const n of nodes) if (!fromWrt[n.id] && isFloat(n.type.dtype) && n.inputs.some((i) => fromWrt[i])) fromWrt[n.id] = 1;
+  const toLoss = new Uint8Array(forwardEnd);
+  toLoss[loss] = 1;
   for (let i = nodes.length - 1; i >= 0; i--) {
     const n = nodes[i];
-    if (toLoss.has(n.id)) for (const x of n.inputs) toLoss.add(x);
+    if (toLoss[n.id]) for (const x of n.inputs) toLoss[x] = 1;
   }
-  const active = (id: NodeId) => fromWrt.has(id) && toLoss.has(id);
+  const active = (id: NodeId) => fromWrt[id] === 1 && toLoss[id] === 1;
 
   // Rematerialisation: backward reads go through `view`, which returns the forward node when it is saved,
-  // otherwise a memoised recomputed copy built from (recursively viewed) inputs.
+  // otherwise a recomputed copy built from (recursively viewed) inputs. Each forward id is viewed once and
+  // remembered (-1 = not yet), so a copy is made when the backward first needs it.
   const saved = savedPredicate(remat, forward);
-  const copies = new Map<NodeId, NodeId>();
+  const views = new Int32Array(forwardEnd).fill(-1);
   let recomputed = 0;
   const view = (id: NodeId): NodeId => {
     if (id >= forwardEnd) return id;
-    const n = byId.get(id)!;
-    if (saved(n)) return id;
-    const c = copies.get(id);
-    if (c !== undefined) return c;
+    if (views[id] < 0) views[id] = saved(byId[id]) ? id : recompute(byId[id]);
+    return views[id];
+  };
+  const recompute = (n: Node): NodeId => {
     const ins = n.inputs.map(view);
-    const copy = b.op(n.op, ins, n.attrs, { scope: n.scope, ...(n.loc ? { loc: n.loc } : {}) });
     recomputed++;
-    copies.set(id, copy);
-    return copy;
+    return b.op(n.op, ins, n.attrs, { scope: n.scope, loc: n.loc });
   };
 
   const ct = new Map<NodeId, NodeId>();
   const accumulate = (id: NodeId, d: NodeId) => {
     const prev = ct.get(id);
-    ct.set(id, prev === undefined ? d : b.op('add', [prev, d], {}, { scope: byId.get(id)!.scope }));
+    ct.set(id, prev === undefined ? d : b.op('add', [prev, d], {}, { scope: byId[id].scope }));
   };
   ct.set(loss, b.constant(1, lossNode.type.dtype, [], { scope: lossNode.scope }));
 
@@ -143,16 +159,20 @@ export function appendBackward(b: GraphBuilder, forward: Graph, loss: NodeId, wr
   const grads = new Map<string, NodeId>();
   for (const w of wrt) {
     const p = paramIds.get(w)!;
-    const pn = byId.get(p)!;
+    const pn = byId[p];
     grads.set(w, ct.get(p) ?? b.constant(0, pn.type.dtype, pn.type.shape, { scope: pn.scope }));
   }
 
-  const residualSet = new Set<NodeId>();
-  for (const n of b.nodes) {
-    if (n.id < forwardEnd) continue;
-    for (const x of n.inputs) if (x < forwardEnd && !isSourceLike(byId.get(x)!)) residualSet.add(x);
+  // Residuals: forward ids read by a backward node (appended after the forward's nodes), in id order. Indexed
+  // loops: this runs once per step, mostly unoptimised, where `for..of` allocates an iterator result per element.
+  const read = new Uint8Array(forwardEnd);
+  for (let i = nodes.length; i < b.nodes.length; i++) {
+    const ins = b.nodes[i].inputs;
+    for (let k = 0; k < ins.length; k++) if (ins[k] < forwardEnd) read[ins[k]] = 1;
   }
-  return { grads, forwardEnd, residuals: [...residualSet].sort((p, q) => p - q), recomputed };
+  const residuals: NodeId[] = [];
+  for (let id = 0; id < forwardEnd; id++) if (read[id] && !isSourceLike(byId[id])) residuals.push(id);
+  return { grads, forwardEnd, residuals, recomputed };
 }
 
 /** Bytes of the forward values the backward reads (at concrete dims): the activations a step keeps. */

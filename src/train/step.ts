@@ -7,11 +7,10 @@
  * Outputs: `loss`, its terms, `grad_norm`, and the next value of every trained param (under the param's name)
  * and of its moments (under the moment inputs' names).
  */
-import { freeze } from 'immer';
 import { Graph, GraphBuilder, GraphOutput, NodeId, ShapeError, DimEnv, getOp } from '../ir';
 import { appendLoss, LossOptions } from './loss';
 import { appendAdamW, AdamWOptions } from './optimizer';
-import { appendBackward, RematPolicy, residualBytes } from './autodiff';
+import { appendBackward, isSourceLike, RematPolicy, residualBytes } from './autodiff';
 
 export interface TrainingStepOptions {
   readonly loss?: LossOptions;
@@ -34,20 +33,27 @@ export interface TrainingStepInfo {
   savedBytes(env?: DimEnv): number;
 }
 
-/** Drop nodes that no output needs (keeping every input and param, so the interface does not change). */
+/**
+ * Drop nodes that no output needs (keeping every input and param, so the interface does not change).
+ * One sweep in reverse topological order marks what is live: every user of a node is seen before the node.
+ */
 export function pruneDead(g: Graph): Graph {
-  const byId = new Map(g.nodes.map((n) => [n.id, n]));
-  const live = new Set<NodeId>();
-  const stack = [...g.outputs.map((o) => o.node), ...Object.values(g.taps).filter((t) => byId.has(t))];
-  for (const n of g.nodes) if (getOp(n.op).source) stack.push(n.id);
-  while (stack.length) {
-    const id = stack.pop()!;
-    if (live.has(id)) continue;
-    live.add(id);
-    for (const i of byId.get(id)!.inputs) stack.push(i);
+  const live = new Uint8Array(g.nextId);
+  for (const o of g.outputs) live[o.node] = 1;
+  for (const t of Object.values(g.taps)) live[t] = 1;
+  let liveCount = 0;
+  // Indexed loops over nodes and inputs: this runs once per step, mostly before V8 optimises it, and an
+  // unoptimised `for..of` allocates an iterator result per element.
+  for (let i = g.nodes.length - 1; i >= 0; i--) {
+    const n = g.nodes[i];
+    if (!live[n.id] && !getOp(n.op).source) continue;
+    live[n.id] = 1;
+    liveCount++;
+    for (let k = 0; k < n.inputs.length; k++) live[n.inputs[k]] = 1;
   }
-  if (live.size === g.nodes.length) return g;
-  return freeze({ ...g, nodes: g.nodes.filter((n) => live.has(n.id)) }, true);
+  if (liveCount === g.nodes.length) return g;
+  // The nodes of a graph are frozen already (graphs are immutable): only the new array and object need freezing.
+  return Object.freeze({ ...g, nodes: Object.freeze(g.nodes.filter((n) => live[n.id])) });
 }
 
 export function trainingStep(inference: Graph, opts: TrainingStepOptions = {}): TrainingStepInfo {
@@ -70,7 +76,8 @@ export function trainingStep(inference: Graph, opts: TrainingStepOptions = {}): 
     outputs.push(...appendAdamW(b, trained, bw.grads, opts.optimizer ?? {}));
   }
   const built = b.build({ outputs, taps: {}, dims: inference.dims, hparams: { ...inference.hparams }, variant: inference.variant, dimBounds: inference.dimBounds });
-  const graph = pruneDead(freeze({ ...built, name: `${inference.name}.train_step` }, true));
+  // `built` is deeply frozen: the renamed copy only needs its own top level frozen.
+  const graph = pruneDead(Object.freeze({ ...built, name: `${inference.name}.train_step` }));
   const residuals = residualsOf(graph, bw.forwardEnd, backwardEnd);
   return {
     graph,
@@ -84,16 +91,19 @@ export function trainingStep(inference: Graph, opts: TrainingStepOptions = {}): 
 
 /** Forward nodes (not inputs, params or constants) read by a live backward node. */
 export function residualsOf(g: Graph, forwardEnd: NodeId, backwardEnd: NodeId): NodeId[] {
-  const byId = new Map(g.nodes.map((n) => [n.id, n]));
-  const out = new Set<NodeId>();
-  for (const n of g.nodes) {
+  // Indexed loops: see pruneDead.
+  const read = new Uint8Array(forwardEnd);
+  for (let i = 0; i < g.nodes.length; i++) {
+    const n = g.nodes[i];
     if (n.id < forwardEnd || n.id >= backwardEnd) continue;
-    for (const x of n.inputs) {
-      const xn = byId.get(x)!;
-      if (x < forwardEnd && !getOp(xn.op).source && xn.op !== 'constant') out.add(x);
-    }
+    for (let k = 0; k < n.inputs.length; k++) if (n.inputs[k] < forwardEnd) read[n.inputs[k]] = 1;
   }
-  return [...out].sort((p, q) => p - q);
+  const out: NodeId[] = [];
+  for (let i = 0; i < g.nodes.length; i++) {
+    const n = g.nodes[i];
+    if (n.id < forwardEnd && read[n.id] && !isSourceLike(n)) out.push(n.id);
+  }
+  return out.sort((p, q) => p - q);
 }
 
 /** The training-step graph (see `trainingStep` for boundaries and saved bytes). */

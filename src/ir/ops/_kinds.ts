@@ -7,7 +7,9 @@ import { broadcastTo, XlaBuilder, XlaValue } from '../xla';
 /** Same dtype, NumPy broadcasting. */
 export function inferBinary(op: string, [a, b]: readonly TensorType[]): TensorType {
   if (a.dtype !== b.dtype) throw new ShapeError(`${op} needs operands of one dtype, got ${fmtType(a)} and ${fmtType(b)}`);
-  return { dtype: a.dtype, shape: broadcastShapes(a.shape, b.shape) };
+  const shape = broadcastShapes(a.shape, b.shape);
+  // Mostly the result is an operand's own type: share it (types are immutable) instead of allocating one per node.
+  return shape === a.shape ? a : shape === b.shape ? b : { dtype: a.dtype, shape };
 }
 
 export function inferFloatUnary(op: string, [x]: readonly TensorType[]): TensorType {

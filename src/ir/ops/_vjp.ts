@@ -14,8 +14,9 @@ import { NodeId } from '../types';
  */
 export function vjpByExpansion(g: GraphBuilder, inputs: readonly NodeId[], dy: NodeId, expand: (ins: readonly NodeId[]) => NodeId): (NodeId | null)[] {
   const start = g.nextId;
+  const firstCreated = g.nodes.length;
   const out = expand(inputs);
-  const created = g.nodes.filter((n) => n.id >= start);
+  const created = g.nodes.slice(firstCreated); // the builder appends: what `expand` made is the tail
   const wanted = new Set(inputs);
   const ct = new Map<NodeId, NodeId>([[out, dy]]);
   const add = (id: NodeId, d: NodeId) => {
