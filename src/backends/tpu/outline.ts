@@ -46,6 +46,8 @@ interface Entry {
   readonly args: unknown[];
   readonly out: Rec;
   readonly origin: Origin;
+  /** The origin's scope below its segment's prefix (`.mlp` in `model.layers.7.mlp`; '' outside segments). */
+  readonly rel: string;
 }
 
 interface Segment {
@@ -85,7 +87,9 @@ export class Outliner implements SpmdEmitter {
   /** Segment prefix/pattern of the current origin. */
   private prefix = '';
   private pattern = '';
-  private readonly scopes = new Map<string, [string, string]>();
+  /** Per scope: segment prefix and pattern, and the scope below the prefix. */
+  private readonly scopes = new Map<string, [string, string, string]>();
+  private rel = '';
   private cur: Segment | undefined;
   private analysed: { kinds: Kind[]; outputs: readonly XlaValue[] } | undefined;
 
@@ -94,9 +98,13 @@ export class Outliner implements SpmdEmitter {
     this.origin = o;
     const scope = o?.scope ?? '';
     let s = this.scopes.get(scope);
-    if (!s) this.scopes.set(scope, (s = segmentOf(scope)));
+    if (!s) {
+      const [prefix, pattern] = segmentOf(scope);
+      this.scopes.set(scope, (s = [prefix, pattern, prefix ? scope.slice(prefix.length) : '']));
+    }
     this.prefix = s[0];
     this.pattern = s[1];
+    this.rel = s[2];
   }
 
   private rec(m: keyof SpmdEmitter, args: unknown[], type: XlaType): XlaValue {
@@ -113,7 +121,7 @@ export class Outliner implements SpmdEmitter {
     const id = this.nValues++;
     const out = new Rec(type, id, seg, seg >= 0 ? index - this.cur!.start : -1);
     this.recs.push(out);
-    this.entries.push({ m, args, out, origin: this.origin });
+    this.entries.push({ m, args, out, origin: this.origin, rel: this.rel });
     return out;
   }
 
@@ -262,7 +270,7 @@ export class Outliner implements SpmdEmitter {
       const a = E[r.start + i];
       const b = E[s.start + i];
       if (a.m !== b.m || a.args.length !== b.args.length) return false;
-      if (a.origin !== b.origin && (a.origin?.op !== b.origin?.op || !sameRelScope(a.origin, r, b.origin, s))) return false;
+      if (a.origin !== b.origin && (a.origin?.op !== b.origin?.op || a.rel !== b.rel)) return false;
       for (let k = 0; k < a.args.length; k++) if (!sameArg(a.args[k], b.args[k], r, s)) return false;
     }
     return true;
@@ -284,6 +292,8 @@ export class Outliner implements SpmdEmitter {
     const vals = new Array<XlaValue>(this.nValues);
     for (const a of this.args) vals[a.v.id] = p.arg(a.v.type, a.info);
     const printed = new Set<Kind>();
+    // Function bodies' values (a body reads only its parameters and what it defined before, so one array serves all).
+    let scratch: XlaValue[] | undefined;
     const E = this.entries;
     let next = 0;
     const segs = this.segments;
@@ -293,7 +303,7 @@ export class Outliner implements SpmdEmitter {
       const k = s && functions && s.kind >= 0 ? kinds[s.kind] : undefined;
       if (s && k && k.count >= 2) {
         if (!printed.has(k)) {
-          this.printFunction(p, k);
+          this.printFunction(p, k, (scratch ??= new Array<XlaValue>(this.nValues)));
           printed.add(k);
         }
         p.setOrigin({ id: -1, op: 'call', scope: s.prefix, name: s.prefix });
@@ -309,12 +319,11 @@ export class Outliner implements SpmdEmitter {
     return outputs.map((x) => ({ ...x, value: vals[(x.value as Rec).id] }));
   }
 
-  private printFunction(p: FunctionPrinter, k: Kind): void {
+  private printFunction(p: FunctionPrinter, k: Kind, vals: XlaValue[]): void {
     const s = k.rep;
     const ids = [...s.inputs.keys()];
     p.setOrigin(undefined);
     const params = p.beginFunction(k.name, ids.map((id) => this.recs[id].type));
-    const vals = new Array<XlaValue>(this.nValues);
     ids.forEach((id, j) => (vals[id] = params[j]));
     const rel = new Map<Origin, Origin>();
     for (let i = s.start; i < s.end; i++) {
@@ -332,18 +341,6 @@ function apply(p: SpmdEmitter, e: Entry, origin: Origin, vals: XlaValue[]): void
   p.setOrigin(origin);
   const args = e.args.map((a) => (a instanceof Rec ? vals[a.id] : Array.isArray(a) && a.length && a[0] instanceof Rec ? a.map((x: Rec) => vals[x.id]) : a));
   vals[e.out.id] = (p[e.m] as (...xs: unknown[]) => XlaValue).apply(p, args);
-}
-
-/** The two origins' scopes are the same below their segments' prefixes (`.mlp` in `model.layers.7.mlp`). */
-function sameRelScope(a: Origin, r: Segment, b: Origin, s: Segment): boolean {
-  const x = a ? a.scope : '';
-  const y = b ? b.scope : '';
-  const i = a ? r.prefix.length : 0;
-  const j = b ? s.prefix.length : 0;
-  const n = Math.max(0, x.length - i);
-  if (n !== Math.max(0, y.length - j)) return false;
-  for (let k = 0; k < n; k++) if (x.charCodeAt(i + k) !== y.charCodeAt(j + k)) return false;
-  return true;
 }
 
 function sameType(a: XlaType, b: XlaType): boolean {

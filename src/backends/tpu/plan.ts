@@ -824,19 +824,25 @@ export function evaluateTrain(
   const layerMat = new Map<string, number>();
   let memOnly = 0;
   let hwFlops = 0;
-  const acc = new Map<number, { mxu: number; vpu: number; tr: number; bytes: number; mat: number }>();
-  instrs.forEach((ins, i) => {
-    if (ins.cls === 'arg' || ins.node < 0) return;
-    let a = acc.get(ins.node);
-    if (!a) acc.set(ins.node, (a = { mxu: 0, vpu: 0, tr: 0, bytes: 0, mat: 0 }));
+  // Per node (by id; `order`: nodes in the order of their first instruction, which fixes the summation order).
+  const acc: ({ mxu: number; vpu: number; tr: number; bytes: number; mat: number } | undefined)[] = new Array(sg.nextId);
+  const order: Node[] = [];
+  for (let i = 0; i < instrs.length; i++) {
+    const ins = instrs[i];
+    if (ins.cls === 'arg' || ins.node < 0) continue;
+    let a = acc[ins.node];
+    if (!a) {
+      acc[ins.node] = a = { mxu: 0, vpu: 0, tr: 0, bytes: 0, mat: 0 };
+      order.push(byId.get(ins.node)!);
+    }
     a.mxu += ins.mxuFlops;
     a.vpu += ins.cls === 'collective' ? 0 : ins.vpuFlops;
     a.tr += ins.transcendentals;
     a.bytes += bytes[i];
     if (ins.cls !== 'elementwise' && ins.cls !== 'layout' && ins.cls !== 'collective' && ins.cls !== 'update') a.mat += ins.outBytes;
-  });
-  for (const [id, a] of acc) {
-    const n = byId.get(id)!;
+  }
+  for (const n of order) {
+    const a = acc[n.id]!;
     const b = n.scope === 'optimizer' || n.scope.startsWith('optimizer.') ? a.bytes * optBytesScale : a.bytes;
     const c = a.mxu / (chip.peakFlops * eff) + (a.vpu + a.tr) / chip.vectorFlops;
     const m = b / chip.hbmBandwidth;
