@@ -390,16 +390,17 @@ export class Elaborator {
   private bindArgs(callee: BlockInfo | Prim, c: A.CallExpr): (A.Arg | undefined)[] | undefined {
     const isBlock = 'decl' in callee;
     const names = isBlock ? callee.decl.params.map((p) => p.name.name) : callee.params.map((p) => p.name);
-    const required = isBlock ? callee.decl.params.map((p) => !p.default) : callee.params.map((p) => p.default === undefined);
-    const what = `${isBlock ? 'block' : 'primitive'} '${isBlock ? callee.decl.name.name : callee.name}'`;
-    const sig = `(${names.join(', ')})`;
-    const out: (A.Arg | undefined)[] = names.map(() => undefined);
+    const required = (i: number) => (isBlock ? !callee.decl.params[i].default : callee.params[i].default === undefined);
+    // the callee and its signature are spelled out only for a diagnostic (this runs for every call)
+    const what = () => `${isBlock ? 'block' : 'primitive'} '${isBlock ? callee.decl.name.name : callee.name}'`;
+    const sig = () => `(${names.join(', ')})`;
+    const out: (A.Arg | undefined)[] = new Array(names.length).fill(undefined);
     let ok = true;
     let positional = 0;
     for (const a of c.args) {
       if (!a.name) {
         if (positional >= names.length) {
-          this.reportAt('arity', a.span, `${what} takes ${names.length} argument${names.length === 1 ? '' : 's'} ${sig}, got ${c.args.filter((x) => !x.name).length}`);
+          this.reportAt('arity', a.span, `${what()} takes ${names.length} argument${names.length === 1 ? '' : 's'} ${sig()}, got ${c.args.filter((x) => !x.name).length}`);
           ok = false;
           break;
         }
@@ -408,17 +409,17 @@ export class Elaborator {
       }
       const i = names.indexOf(a.name.name);
       if (i < 0) {
-        this.reportAt('unknown-argument', a.name.span, `${what} has no parameter '${a.name.name}'${didYouMean(a.name.name, names)}; its parameters are ${sig}`);
+        this.reportAt('unknown-argument', a.name.span, `${what()} has no parameter '${a.name.name}'${didYouMean(a.name.name, names)}; its parameters are ${sig()}`);
         ok = false;
       } else if (out[i]) {
-        this.reportAt('arity', a.name.span, `argument '${a.name.name}' of ${what} is given twice`);
+        this.reportAt('arity', a.name.span, `argument '${a.name.name}' of ${what()} is given twice`);
         ok = false;
       } else out[i] = a;
     }
     if (!ok) return undefined;
-    const missing = names.filter((n, i) => required[i] && !out[i]);
+    const missing = names.filter((n, i) => required(i) && !out[i]);
     if (missing.length) {
-      this.reportAt('arity', c.span, `${what} is missing argument${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')}; its parameters are ${sig}`);
+      this.reportAt('arity', c.span, `${what()} is missing argument${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')}; its parameters are ${sig()}`);
       return undefined;
     }
     return out;
@@ -1014,7 +1015,7 @@ export class Elaborator {
       case 'unary': {
         const x = this.eval(frame, e.operand);
         if (x.k === 'err') return ERR;
-        const c = this.opCtx(frame, e.span);
+        const c = this.opCtx(frame.scope, e.span);
         if (e.op === '-') {
           if (x.k === 'num') return num(-x.v);
           return unary(c, 'neg', x, e.operand.span);
@@ -1032,7 +1033,7 @@ export class Elaborator {
         const b = this.eval(frame, e.right);
         if (b.k === 'err') return ERR;
         if ((e.op === '&&' || e.op === '||') && a.k === 'bool' && b.k === 'bool') return b;
-        return binary(this.opCtx(frame, e.span), e.op, a, b, e.left.span, e.right.span);
+        return binary(this.opCtx(frame.scope, e.span), e.op, a, b, e.left.span, e.right.span);
       }
       case 'if': {
         const c = this.condition(frame, e.cond);
@@ -1169,7 +1170,7 @@ export class Elaborator {
     if (!('decl' in callee)) {
       const prim = callee;
       const filled = args.map((v, i) => (bound[i] ? v : (prim.params[i].default as Value)));
-      const ctx = this.opCtx(scope === frame.scope ? frame : { ...frame, scope }, span) as OpCtx & { name: string; args: Value[]; argSpans: A.Span[] };
+      const ctx = this.opCtx(scope, span) as OpCtx & { name: string; args: Value[]; argSpans: A.Span[] };
       ctx.name = name;
       ctx.args = filled;
       ctx.argSpans = bound.map((a) => (a ? a.value.span : c.span));
@@ -1211,7 +1212,8 @@ export class Elaborator {
     }
   }
 
-  private opCtx(frame: Frame, span: A.Span): OpCtx {
+  /** What an op-building helper needs: new nodes go into `scope`, at `span`. */
+  private opCtx(scope: string, span: A.Span): OpCtx {
     const loc = spanLoc(span);
     return {
       span,
@@ -1219,7 +1221,7 @@ export class Elaborator {
       op: (name: string, inputs: readonly NodeId[], attrs: Attrs = {}): Value => {
         let id: NodeId;
         try {
-          id = this.builder.op(name, inputs, attrs, { scope: frame.scope, loc });
+          id = this.builder.op(name, inputs, attrs, { scope, loc });
         } catch (x) {
           if (x instanceof ShapeError) {
             const m = x.message;
@@ -1230,7 +1232,7 @@ export class Elaborator {
         if (this.builder.nodes.length > LIMITS.maxNodes) throw new LimitExceeded(`the graph has more than ${LIMITS.maxNodes} nodes; is a loop bound or layer count wrong?`);
         return { k: 'tensor', id, t: this.builder.type(id) };
       },
-      constant: (value: number, dtype: DType): NodeId => this.builder.constant(value, dtype, [], { scope: frame.scope, loc }),
+      constant: (value: number, dtype: DType): NodeId => this.builder.constant(value, dtype, [], { scope, loc }),
     };
   }
 

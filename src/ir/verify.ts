@@ -1,5 +1,5 @@
 /** The IR verifier: single definitions, defined-before-use (so acyclic), known ops, types that match their rules. */
-import { Graph } from './types';
+import { Graph, Node, TensorType } from './types';
 import { hasOp, inferType } from './op';
 import { fmtType, typeEq } from './shape';
 
@@ -23,27 +23,39 @@ export class VerifyError extends Error {
   }
 }
 
+/**
+ * A graph that passed verification, as its nodes by id. Verifying a later version of the graph against it
+ * skips the type rule of each node that is the very same (frozen) node object with inputs of the very same
+ * types: the rule would be given exactly what it was given then, and agreed. Every other check still runs on
+ * every node, so the problems found are the same as verifying from scratch.
+ */
+export type VerifiedNodes = readonly (Node | undefined)[];
+
 export function verifyProblems(g: Graph): VerifyProblem[] {
+  return verifyGraph(g).problems;
+}
+
+/**
+ * The problems in `g`, and its nodes by id (to verify the next version of `g` against, if there are none).
+ * With `verified` (an earlier version of the graph that passed), only new or changed nodes are re-typed.
+ */
+export function verifyGraph(g: Graph, verified?: VerifiedNodes): { problems: VerifyProblem[]; nodes: VerifiedNodes } {
   const out: VerifyProblem[] = [];
-  const seen = new Map<number, import('./types').Node>();
-  for (const n of g.nodes) {
-    if (seen.has(n.id)) out.push({ node: n.id, message: 'defined twice' });
+  // nodes by id: an array sized for the ids below nextId (other ids still work, as properties)
+  const seen: (Node | undefined)[] = Number.isSafeInteger(g.nextId) && g.nextId > 0 ? new Array(g.nextId) : [];
+  // indexed loops, not for..of: this runs over every node after every pass, and the iterators were garbage
+  const nodes = g.nodes;
+  for (let k = 0; k < nodes.length; k++) {
+    const n = nodes[k];
+    if (seen[n.id] !== undefined) out.push({ node: n.id, message: 'defined twice' });
     if (n.id >= g.nextId) out.push({ node: n.id, message: `id is not below nextId ${g.nextId}` });
     if (!hasOp(n.op)) {
       out.push({ node: n.id, message: `unknown op '${n.op}'` });
-      seen.set(n.id, n);
+      seen[n.id] = n;
       continue;
     }
-    const ins = [];
-    let ok = true;
-    for (const i of n.inputs) {
-      const d = seen.get(i);
-      if (!d) {
-        out.push({ node: n.id, message: `uses %${i}, which is not defined before it (dangling use or cycle)` });
-        ok = false;
-      } else ins.push(d.type);
-    }
-    if (ok) {
+    const ins = inputTypes(n, seen, out);
+    if (ins && !(verified && typedBefore(n, ins, verified))) {
       try {
         const t = inferType(n.op, ins, n.attrs);
         if (!typeEq(t, n.type)) out.push({ node: n.id, message: `${n.op} has type ${fmtType(n.type)} but its rule gives ${fmtType(t)}` });
@@ -51,23 +63,47 @@ export function verifyProblems(g: Graph): VerifyProblem[] {
         out.push({ node: n.id, message: `${n.op}: ${(e as Error).message}` });
       }
     }
-    seen.set(n.id, n);
+    seen[n.id] = n;
   }
   const outNames = new Set<string>();
   for (const o of g.outputs) {
-    if (!seen.has(o.node)) out.push({ message: `output '${o.name}' refers to missing node %${o.node}` });
+    if (seen[o.node] === undefined) out.push({ message: `output '${o.name}' refers to missing node %${o.node}` });
     if (outNames.has(o.name)) out.push({ message: `output '${o.name}' is defined twice` });
     outNames.add(o.name);
   }
-  for (const [s, id] of Object.entries(g.taps)) if (!seen.has(id)) out.push({ message: `tap '${s}' refers to missing node %${id}` });
+  for (const [s, id] of Object.entries(g.taps)) if (seen[id] === undefined) out.push({ message: `tap '${s}' refers to missing node %${id}` });
   const params = new Set<string>();
-  for (const n of g.nodes)
+  for (let k = 0; k < nodes.length; k++) {
+    const n = nodes[k];
     if (n.op === 'param') {
       const name = String(n.attrs.name);
       if (params.has(name)) out.push({ node: n.id, message: `param '${name}' is declared twice` });
       params.add(name);
     }
-  return out;
+  }
+  return { problems: out, nodes: seen };
+}
+
+/** Whether `n` is a node of the verified graph whose inputs there had the very types `ins` (so its type rule passed on them). */
+function typedBefore(n: Node, ins: readonly TensorType[], verified: VerifiedNodes): boolean {
+  if (verified[n.id] !== n) return false;
+  for (let k = 0; k < ins.length; k++) if (verified[n.inputs[k]]?.type !== ins[k]) return false;
+  return true;
+}
+
+/** The types of `n`'s inputs, or undefined (with a problem per dangling input) when one is not defined before it. */
+function inputTypes(n: Node, seen: readonly (Node | undefined)[], out: VerifyProblem[]): TensorType[] | undefined {
+  const ins: TensorType[] = new Array(n.inputs.length);
+  let ok = true;
+  for (let k = 0; k < n.inputs.length; k++) {
+    const i = n.inputs[k];
+    const d = seen[i];
+    if (!d) {
+      out.push({ node: n.id, message: `uses %${i}, which is not defined before it (dangling use or cycle)` });
+      ok = false;
+    } else ins[k] = d.type;
+  }
+  return ok ? ins : undefined;
 }
 
 /** Throws VerifyError (naming `pass` when given) if the graph breaks an invariant. */

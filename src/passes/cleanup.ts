@@ -2,7 +2,7 @@
  * Clean-up passes: constant folding, common-subexpression elimination, dead-code elimination and
  * reshape / transpose simplification.
  */
-import { freeze } from 'immer';
+import { freezeDeep } from './freeze';
 import { Graph, Node, NodeId, DType } from '../ir/types';
 import { getOp } from '../ir/op';
 import { encodeNumber } from '../ir/builder';
@@ -107,8 +107,8 @@ function round(v: number, dtype: DType): number {
 export function foldNode(n: Node, input: (id: NodeId) => Node): number | undefined {
   const def = getOp(n.op);
   if (def.source || !def.xla || n.op === 'constant' || n.inputs.length === 0) return undefined;
+  if (!n.inputs.every((i) => input(i).op === 'constant')) return undefined;
   const ins = n.inputs.map(input);
-  if (ins.some((i) => i.op !== 'constant')) return undefined;
   const shapes = [n.type.shape, ...ins.map((i) => i.type.shape)];
   if (shapes.some((s) => staticNumel(s) === undefined)) return undefined;
   const sb = new SplatBuilder();
@@ -141,8 +141,55 @@ export const constantFolding: Pass = definePass({
     ),
 });
 
+/** JSON with every object's keys in sorted order: equal attributes give equal keys whatever order their keys were written in. */
 function attrKey(v: unknown): string {
-  return JSON.stringify(v, (_k, x) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))) : x));
+  return JSON.stringify(v, sortedKeys);
+}
+
+/** A JSON.stringify replacer: objects whose keys are out of order are replaced by a sorted copy (most are in order). */
+function sortedKeys(_k: string, x: unknown): unknown {
+  if (!x || typeof x !== 'object' || Array.isArray(x)) return x;
+  const keys = Object.keys(x);
+  for (let i = 1; i < keys.length; i++) {
+    if (keys[i - 1] > keys[i]) return Object.fromEntries(keys.sort().map((k) => [k, (x as Record<string, unknown>)[k]]));
+  }
+  return x;
+}
+
+/**
+ * The nodes CSE keeps, grouped by op and (canonical) inputs. Attributes and types are compared only within a
+ * group, so most nodes, alone in theirs, never have their attributes serialized.
+ */
+class KeptNodes {
+  private readonly groups = new Map<string, Node[]>();
+  private readonly keys = new Map<Node, string>();
+
+  /** The kept node with the op, inputs, attributes and type of `n` (with inputs `ins`), if any. */
+  find(n: Node, ins: readonly NodeId[]): Node | undefined {
+    const group = this.groups.get(KeptNodes.group(n, ins));
+    return group?.find((p) => this.key(p) === this.key(n));
+  }
+
+  add(n: Node, ins: readonly NodeId[]): void {
+    const g = KeptNodes.group(n, ins);
+    const group = this.groups.get(g);
+    if (group) group.push(n);
+    else this.groups.set(g, [n]);
+  }
+
+  private static group(n: Node, ins: readonly NodeId[]): string {
+    return `${n.op}|${ins.join(',')}`;
+  }
+
+  /** Attributes and type, as a string. */
+  private key(n: Node): string {
+    let k = this.keys.get(n);
+    if (k === undefined) {
+      k = `${attrKey(n.attrs)}|${n.type.dtype}[${n.type.shape.join(',')}]`;
+      this.keys.set(n, k);
+    }
+    return k;
+  }
 }
 
 export const cse: Pass = definePass({
@@ -150,30 +197,27 @@ export const cse: Pass = definePass({
   description: 'common-subexpression elimination: one node per (op, inputs, attributes)',
   run: (g, ctx) => {
     const canon = new Map<NodeId, NodeId>();
-    const seen = new Map<string, NodeId>();
+    const kept = new KeptNodes();
     const nodes: Node[] = [];
-    for (const n of g.nodes) {
+    for (let k = 0; k < g.nodes.length; k++) {
+      const n = g.nodes[k];
       const ins = n.inputs.map((i) => canon.get(i) ?? i);
       const changedIns = ins.some((i, k) => i !== n.inputs[k]);
       const m = changedIns ? { ...n, inputs: ins } : n;
       if (!getOp(n.op).source) {
-        const key = `${n.op}|${ins.join(',')}|${attrKey(n.attrs)}|${n.type.dtype}[${n.type.shape.join(',')}]`;
-        const prev = seen.get(key);
+        const prev = kept.find(n, ins);
         if (prev !== undefined) {
-          canon.set(n.id, prev);
-          ctx.record({ rule: 'merge', replaced: [n.id], created: [prev], scope: n.scope });
+          canon.set(n.id, prev.id);
+          ctx.record({ rule: 'merge', replaced: [n.id], created: [prev.id], scope: n.scope });
           continue;
         }
-        seen.set(key, n.id);
+        kept.add(n, ins);
       }
       nodes.push(m);
     }
     if (!canon.size) return g;
     const c = (id: NodeId) => canon.get(id) ?? id;
-    return freeze(
-      { ...g, nodes, outputs: g.outputs.map((o) => ({ ...o, node: c(o.node) })), taps: Object.fromEntries(Object.entries(g.taps).map(([s, id]) => [s, c(id)])) },
-      true,
-    );
+    return freezeDeep({ ...g, nodes, outputs: g.outputs.map((o) => ({ ...o, node: c(o.node) })), taps: Object.fromEntries(Object.entries(g.taps).map(([s, id]) => [s, c(id)])) });
   },
 });
 
@@ -191,7 +235,7 @@ export const dce: Pass = definePass({
     const dead = g.nodes.filter((n) => !live.has(n.id));
     if (!dead.length) return g;
     ctx.record({ rule: 'dead', replaced: dead.map((n) => n.id), created: [], scope: '' });
-    return freeze({ ...g, nodes: g.nodes.filter((n) => live.has(n.id)) }, true);
+    return freezeDeep({ ...g, nodes: g.nodes.filter((n) => live.has(n.id)) });
   },
 });
 

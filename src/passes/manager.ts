@@ -3,12 +3,12 @@
  * pass and the broken invariant), times each pass, counts nodes, collects the rewrite trace and each pass's
  * `ctx.log` lines, and hands the graph after each pass to an `after` hook (the CLI's --print-after / --dump-dir).
  */
-import { freeze } from 'immer';
-import { Graph } from '../ir/types';
-import { verifyProblems, VerifyError } from '../ir/verify';
+import { Graph, Node, NodeId } from '../ir/types';
+import { verifyGraph, VerifiedNodes, VerifyError, VerifyProblem } from '../ir/verify';
 import { fmtType, typeEq } from '../ir/shape';
 import { Pass, PassContext, TraceEntry } from './types';
 import { locatePluginError } from './plugin';
+import { freezeDeep } from './freeze';
 
 export interface PassStat {
   readonly name: string;
@@ -58,12 +58,39 @@ function looksLikeGraph(x: unknown): x is Graph {
   return !!g && typeof g === 'object' && Array.isArray(g.nodes) && Array.isArray(g.outputs) && typeof g.taps === 'object' && typeof g.nextId === 'number';
 }
 
+/** The nodes of `g` with the given ids (only those: the graph may be large and the ids few). */
+function nodesWithIds(g: Graph, ids: ReadonlySet<NodeId>): Map<NodeId, Node> {
+  const m = new Map<NodeId, Node>();
+  for (let k = 0; k < g.nodes.length; k++) if (ids.has(g.nodes[k].id)) m.set(g.nodes[k].id, g.nodes[k]);
+  return m;
+}
+
+/** A pass keeps the graph's interface: the same outputs with the same types, and every tap. */
+function interfaceProblems(g: Graph, out: Graph): VerifyProblem[] {
+  const problems: VerifyProblem[] = [];
+  const want = new Map(g.outputs.map((o) => [o.name, o.node]));
+  const gm = nodesWithIds(g, new Set(want.values()));
+  const om = nodesWithIds(out, new Set(out.outputs.map((o) => o.node)));
+  for (const [name, id] of want) {
+    const o = out.outputs.find((x) => x.name === name);
+    if (!o) problems.push({ message: `output '${name}' disappeared` });
+    else if (om.has(o.node) && !typeEq(om.get(o.node)!.type, gm.get(id)!.type)) {
+      problems.push({ message: `output '${name}' changed type from ${fmtType(gm.get(id)!.type)} to ${fmtType(om.get(o.node)!.type)}` });
+    }
+  }
+  for (const o of out.outputs) if (!want.has(o.name)) problems.push({ message: `new output '${o.name}' appeared` });
+  for (const s of Object.keys(g.taps)) if (!(s in out.taps)) problems.push({ message: `tap '${s}' disappeared` });
+  return problems;
+}
+
 /** Run `passes` in order on `graph`. Throws PassError naming the pass on any failure. */
 export function runPipeline(graph: Graph, passes: readonly Pass[], opts: PipelineOptions = {}): PipelineResult {
   const stats: PassStat[] = [];
   const trace: TraceEntry[] = [];
   const log: string[] = [];
   let g = graph;
+  // the last graph that passed verification: the next verification re-types only the nodes changed since
+  let verified: VerifiedNodes | undefined;
   passes.forEach((pass, index) => {
     const mine: TraceEntry[] = [];
     const lines: string[] = [];
@@ -96,23 +123,13 @@ export function runPipeline(graph: Graph, passes: readonly Pass[], opts: Pipelin
     let verifyMs = 0;
     if (changed && opts.verify !== false) {
       const v0 = performance.now();
-      const problems = verifyProblems(out);
-      const want = new Map(g.outputs.map((o) => [o.name, o.node]));
-      const gm = new Map(g.nodes.map((n) => [n.id, n]));
-      const om = new Map(out.nodes.map((n) => [n.id, n]));
-      for (const [name, id] of want) {
-        const o = out.outputs.find((x) => x.name === name);
-        if (!o) problems.push({ message: `output '${name}' disappeared` });
-        else if (om.has(o.node) && !typeEq(om.get(o.node)!.type, gm.get(id)!.type)) {
-          problems.push({ message: `output '${name}' changed type from ${fmtType(gm.get(id)!.type)} to ${fmtType(om.get(o.node)!.type)}` });
-        }
-      }
-      for (const o of out.outputs) if (!want.has(o.name)) problems.push({ message: `new output '${o.name}' appeared` });
-      for (const s of Object.keys(g.taps)) if (!(s in out.taps)) problems.push({ message: `tap '${s}' disappeared` });
+      const v = verifyGraph(out, verified);
+      const problems = [...v.problems, ...interfaceProblems(g, out)];
       verifyMs = performance.now() - v0;
       if (problems.length) throw new PassError(pass.name, pass.origin, `broke the IR: ${new VerifyError(problems).message}`);
+      verified = v.nodes;
     }
-    if (changed && !Object.isFrozen(out)) out = freeze(out as Graph, true);
+    if (changed && !Object.isFrozen(out)) out = freezeDeep(out as Graph);
     g = out as Graph;
     trace.push(...mine);
     const stat: PassStat = { name: pass.name, ms, nodes_before: before, nodes_after: g.nodes.length, changed, rewrites: mine.length, verify_ms: verifyMs, log: lines };

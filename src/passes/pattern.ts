@@ -76,15 +76,26 @@ export function constValue(n: Node): number | undefined {
   }
 }
 
+/**
+ * The bindings on the current search path, as stacks (a pattern binds a handful of names): a step pushes onto
+ * them before trying the rest of the match and truncates them back when that fails, so backtracking allocates
+ * nothing. A successful match is copied out into a Match.
+ */
 interface B {
-  nodes: Record<string, NodeId>;
-  values: Record<string, number>;
-  matched: NodeId[];
+  /** Names bound by `pat.v`, `pat.const` and `as` with their nodes, and for `pat.const` their values (a later entry for a name wins). */
+  readonly names: string[];
+  readonly ids: NodeId[];
+  readonly values: (number | undefined)[];
+  /** The op nodes matched so far. */
+  readonly matched: NodeId[];
 }
+
+type Rest = () => boolean;
 
 function attrsOk(p: { attrs?: { readonly [k: string]: AttrTest } }, n: Node): boolean {
   if (!p.attrs) return true;
-  for (const [k, t] of Object.entries(p.attrs)) {
+  for (const k of Object.keys(p.attrs)) {
+    const t = p.attrs[k];
     const v = n.attrs[k];
     if (typeof t === 'function') {
       if (!t(v, n)) return false;
@@ -95,66 +106,115 @@ function attrsOk(p: { attrs?: { readonly [k: string]: AttrTest } }, n: Node): bo
   return true;
 }
 
-function bindNode(b: B, name: string, id: NodeId): B | null {
-  const prev = b.nodes[name];
-  if (prev !== undefined) return prev === id ? b : null;
-  return { ...b, nodes: { ...b.nodes, [name]: id } };
+/** Bind `name` to `id`: false if it is bound to another node already. */
+function bindNode(b: B, name: string, id: NodeId): boolean {
+  const at = b.names.lastIndexOf(name);
+  if (at >= 0) return b.ids[at] === id;
+  b.names.push(name);
+  b.ids.push(id);
+  b.values.push(undefined);
+  return true;
 }
 
-function m(g: GraphView, p: Pattern, id: NodeId, b: B, k: (b: B) => boolean): boolean {
+/** The value a `pat.const` bound to `name`, or undefined. */
+function boundValue(b: B, name: string): number | undefined {
+  for (let i = b.names.length - 1; i >= 0; i--) if (b.names[i] === name && b.values[i] !== undefined) return b.values[i];
+  return undefined;
+}
+
+/** Drop the bindings made since the stacks had `mark` entries. */
+function unbind(b: B, mark: number): void {
+  b.names.length = mark;
+  b.ids.length = mark;
+  b.values.length = mark;
+}
+
+function m(g: GraphView, p: Pattern, id: NodeId, b: B, k: Rest): boolean {
+  const mark = b.names.length;
   switch (p.kind) {
     case 'any':
-      return k(b);
-    case 'var': {
+      return k();
+    case 'var':
       if (p.test && !p.test(g.node(id))) return false;
-      const b2 = bindNode(b, p.name, id);
-      return !!b2 && k(b2);
-    }
+      if (!bindNode(b, p.name, id)) return false;
+      break;
     case 'const': {
       const v = constValue(g.node(id));
       if (v === undefined) return false;
       if (p.value !== undefined && !(v === p.value || (Number.isNaN(v) && Number.isNaN(p.value)))) return false;
-      if (p.name === undefined) return k(b);
-      const pv = b.values[p.name];
-      if (pv !== undefined) return (pv === v || Object.is(pv, v)) && k(b);
-      return k({ nodes: { ...b.nodes, [p.name]: id }, values: { ...b.values, [p.name]: v }, matched: b.matched });
+      if (p.name === undefined) return k();
+      const pv = boundValue(b, p.name);
+      if (pv !== undefined) return (pv === v || Object.is(pv, v)) && k();
+      // binds the node (whatever the name was bound to before) and the value
+      b.names.push(p.name);
+      b.ids.push(id);
+      b.values.push(v);
+      break;
     }
     case 'oneOf':
       for (const a of p.alts) if (m(g, a, id, b, k)) return true;
       return false;
     case 'op': {
       const n = g.node(id);
-      if (!p.ops.includes(n.op) || !attrsOk(p, n)) return false;
-      let b1: B | null = p.as ? bindNode(b, p.as, id) : b;
-      if (!b1) return false;
-      b1 = { ...b1, matched: [...b1.matched, id] };
       const ins = p.inputs;
-      if (!ins) return k(b1);
-      if (ins.length !== n.inputs.length) return false;
-      if (inputs(g, ins, n.inputs, 0, b1, k)) return true;
-      if (ins.length === 2 && COMMUTATIVE.has(n.op) && n.inputs[0] !== n.inputs[1]) {
-        return inputs(g, ins, [n.inputs[1], n.inputs[0]], 0, b1, k);
-      }
+      if (!p.ops.includes(n.op) || !attrsOk(p, n) || (ins && ins.length !== n.inputs.length)) return false;
+      if (p.as && !bindNode(b, p.as, id)) return false;
+      b.matched.push(id);
+      if (opInputs(g, ins, n, b, k)) return true;
+      b.matched.pop();
+      unbind(b, mark);
       return false;
     }
   }
+  if (k()) return true;
+  unbind(b, mark);
+  return false;
 }
 
-function inputs(g: GraphView, ps: readonly Pattern[], ids: readonly NodeId[], i: number, b: B, k: (b: B) => boolean): boolean {
-  if (i === ps.length) return k(b);
-  return m(g, ps[i], ids[i], b, (b2) => inputs(g, ps, ids, i + 1, b2, k));
+/** Match an op's input patterns (none: any inputs), then the rest; commutative ops also try their inputs swapped. */
+function opInputs(g: GraphView, ins: readonly Pattern[] | undefined, n: Node, b: B, k: Rest): boolean {
+  if (!ins) return k();
+  if (inputs(g, ins, n.inputs, 0, b, k)) return true;
+  return ins.length === 2 && COMMUTATIVE.has(n.op) && n.inputs[0] !== n.inputs[1] && inputs(g, ins, [n.inputs[1], n.inputs[0]], 0, b, k);
+}
+
+function inputs(g: GraphView, ps: readonly Pattern[], ids: readonly NodeId[], i: number, b: B, k: Rest): boolean {
+  if (i === ps.length) return k();
+  return m(g, ps[i], ids[i], b, () => inputs(g, ps, ids, i + 1, b, k));
 }
 
 /** Match `p` at node `root`; the first match for which `accept` holds (full backtracking), or null. */
 export function matchAt(g: GraphView, p: Pattern, root: NodeId, accept?: (m: Match) => boolean): Match | null {
-  let found: Match | null = null;
-  m(g, p, root, { nodes: {}, values: {}, matched: [] }, (b) => {
-    const mt: Match = { root, nodes: b.nodes, values: b.values, matched: b.matched, graph: g };
-    if (accept && !accept(mt)) return false;
-    found = mt;
-    return true;
-  });
-  return found;
+  return new Matcher().match(g, p, root, accept);
+}
+
+/**
+ * matchAt with binding stacks kept from one match to the next: the rewrite engine tries its rules at every
+ * node, and allocating the stacks afresh for each try was a large share of its garbage. One Matcher must not
+ * be re-entered (an `accept` that matches uses matchAt, i.e. a Matcher of its own).
+ */
+export class Matcher {
+  private readonly b: B = { names: [], ids: [], values: [], matched: [] };
+
+  match(g: GraphView, p: Pattern, root: NodeId, accept?: (m: Match) => boolean): Match | null {
+    const b = this.b;
+    unbind(b, 0); // a successful match leaves its bindings
+    b.matched.length = 0;
+    let found: Match | null = null;
+    m(g, p, root, b, () => {
+      const nodes: Record<string, NodeId> = {};
+      const values: Record<string, number> = {};
+      for (let i = 0; i < b.names.length; i++) {
+        nodes[b.names[i]] = b.ids[i];
+        if (b.values[i] !== undefined) values[b.names[i]] = b.values[i]!;
+      }
+      const mt: Match = { root, nodes, values, matched: [...b.matched], graph: g };
+      if (accept && !accept(mt)) return false;
+      found = mt;
+      return true;
+    });
+    return found;
+  }
 }
 
 /** The ops a pattern can be rooted at (undefined: any op). */

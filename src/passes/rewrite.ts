@@ -11,13 +11,13 @@
  * scope and location, re-sorts topologically once at the end, and records each rewrite in the trace.
  * The result is a new frozen graph, or the input object itself when no rule fired.
  */
-import { freeze } from 'immer';
 import { GraphBuilder, NodeOpts } from '../ir/builder';
 import { getOp } from '../ir/op';
 import { Attrs, Graph, GraphOutput, Node, NodeId } from '../ir/types';
 import { fmtType, typeEq } from '../ir/shape';
-import { GraphView, Match, Pattern, matchAt, rootOps } from './pattern';
+import { GraphView, Match, Matcher, Pattern, rootOps } from './pattern';
 import { PassContext } from './types';
+import { freezeDeep } from './freeze';
 
 export interface Rule {
   readonly name: string;
@@ -42,79 +42,130 @@ export class RewriteError extends Error {
   }
 }
 
-/** A GraphBuilder over a graph being rewritten: reads see rewired inputs, created nodes are tracked. */
+/**
+ * An empty array to index by node id, sized for the ids below `nextId`: filled in any order it stays a fast
+ * array (filling an unsized one far beyond its length turns it into a slow dictionary).
+ */
+function idIndexed<T>(nextId: number): T[] {
+  return Number.isSafeInteger(nextId) && nextId > 0 ? new Array<T>(nextId) : [];
+}
+
+/**
+ * A GraphBuilder over a graph being rewritten: reads see rewired inputs, created nodes are tracked.
+ * Per-node state lives in arrays indexed by node id (ids are small integers below nextId), and the users of
+ * each node are worked out only when first needed: a pass whose rules never fire (or never ask for use
+ * counts) does not pay for them. Loops over all nodes index arrays rather than use for..of: the iterator
+ * objects were a measurable share of a compile's garbage.
+ */
 class RewriteBuilder extends GraphBuilder implements GraphView {
-  readonly store = new Map<NodeId, Node>();
+  /** Every node by id, with its inputs as rewired so far (dead ones included). */
+  private readonly store: Node[];
+  /** Ids in creation order: the input graph's order, then the nodes rules created. */
   readonly order: NodeId[] = [];
-  readonly users = new Map<NodeId, Set<NodeId>>();
-  readonly rootRefs = new Map<NodeId, number>();
+  /** The live nodes that use each node (each user once, however many of its inputs it is); built on demand. */
+  private users: NodeId[][] | undefined;
+  /** How many graph outputs and taps name each node. */
+  private readonly rootRefs = new Map<NodeId, number>();
   readonly dead = new Set<NodeId>();
   created: NodeId[] = [];
   outputs: GraphOutput[];
   taps: { [scope: string]: NodeId };
-  /** Scope and location for new nodes while a replacement runs. */
-  defaults: NodeOpts = {};
+  /** While a replacement runs, the node it replaces: new nodes take its scope and location. */
+  replacing: Node | undefined;
 
   constructor(readonly g: Graph) {
     super(g.name, g.nextId);
-    for (const n of g.nodes) {
+    this.store = idIndexed(g.nextId);
+    for (let k = 0; k < g.nodes.length; k++) {
+      const n = g.nodes[k];
       (this as unknown as { push(n: Node): void }).push(n);
-      this.add(n);
+      this.store[n.id] = n;
+      this.order.push(n.id);
     }
     this.outputs = g.outputs.map((o) => ({ ...o }));
     this.taps = { ...g.taps };
     for (const o of g.outputs) this.rootRefs.set(o.node, (this.rootRefs.get(o.node) ?? 0) + 1);
-    for (const id of Object.values(g.taps)) this.rootRefs.set(id, (this.rootRefs.get(id) ?? 0) + 1);
+    for (const s in g.taps) this.rootRefs.set(g.taps[s], (this.rootRefs.get(g.taps[s]) ?? 0) + 1);
   }
 
-  private add(n: Node): void {
-    this.store.set(n.id, n);
-    this.order.push(n.id);
-    this.users.set(n.id, new Set());
-    for (const i of n.inputs) this.users.get(i)?.add(n.id);
+  has(id: NodeId): boolean {
+    return this.store[id] !== undefined;
   }
 
   override node(id: NodeId): Node {
-    const n = this.store.get(id);
+    const n = this.store[id];
     if (!n) throw new Error(`no node %${id}`);
     return n;
   }
 
   override op(op: string, inputs: readonly NodeId[], attrs: Attrs = {}, opts: NodeOpts = {}): NodeId {
-    const id = super.op(op, inputs, attrs, { scope: opts.scope ?? this.defaults.scope, loc: opts.loc ?? this.defaults.loc });
-    this.add(super.node(id));
+    const id = super.op(op, inputs, attrs, { scope: opts.scope ?? this.replacing?.scope, loc: opts.loc ?? this.replacing?.loc });
+    const n = super.node(id);
+    this.store[id] = n;
+    this.order.push(id);
+    if (this.users) this.addUses(this.users, n);
     this.created.push(id);
     return id;
   }
 
+  /** Record `n` as a user of each of its inputs. */
+  private addUses(users: NodeId[][], n: Node): void {
+    users[n.id] ??= [];
+    for (let k = 0; k < n.inputs.length; k++) {
+      const us = users[n.inputs[k]];
+      // a node using an input twice is listed once: its earlier slot has just pushed it
+      if (us && us[us.length - 1] !== n.id) us.push(n.id);
+    }
+  }
+
+  private userLists(): NodeId[][] {
+    if (!this.users) {
+      const users: NodeId[][] = idIndexed(this.nextId);
+      const order = this.order;
+      for (let k = 0; k < order.length; k++) users[order[k]] = [];
+      for (let k = 0; k < order.length; k++) if (!this.dead.has(order[k])) this.addUses(users, this.store[order[k]]);
+      this.users = users;
+    }
+    return this.users;
+  }
+
   uses(id: NodeId): number {
     let k = this.rootRefs.get(id) ?? 0;
-    for (const u of this.users.get(id) ?? []) for (const i of this.node(u).inputs) if (i === id) k++;
+    const us = this.userLists()[id] ?? [];
+    for (let j = 0; j < us.length; j++) {
+      const ins = this.node(us[j]).inputs;
+      for (let s = 0; s < ins.length; s++) if (ins[s] === id) k++;
+    }
     return k;
   }
 
   /** Redirect every use of `old` to `nu` (except in nodes listed in `skip`), then drop what became dead. */
   replaceUses(old: NodeId, nu: NodeId, skip: ReadonlySet<NodeId>): void {
-    const us = this.users.get(old)!;
-    const nuUsers = this.users.get(nu)!;
-    for (const u of [...us]) {
-      if (skip.has(u)) continue;
+    const users = this.userLists();
+    const nuUsers = users[nu];
+    const kept: NodeId[] = [];
+    for (const u of users[old]) {
+      if (skip.has(u)) {
+        kept.push(u);
+        continue;
+      }
       const n = this.node(u);
-      this.store.set(u, { ...n, inputs: n.inputs.map((i) => (i === old ? nu : i)) });
-      us.delete(u);
-      nuUsers.add(u);
+      this.store[u] = { ...n, inputs: n.inputs.map((i) => (i === old ? nu : i)) };
+      if (!nuUsers.includes(u)) nuUsers.push(u);
     }
+    users[old] = kept;
     const r = this.rootRefs.get(old);
     if (r) {
       this.rootRefs.delete(old);
       this.rootRefs.set(nu, (this.rootRefs.get(nu) ?? 0) + r);
       this.outputs = this.outputs.map((o) => (o.node === old ? { ...o, node: nu } : o));
-      for (const [s, id] of Object.entries(this.taps)) if (id === old) this.taps[s] = nu;
+      for (const s in this.taps) if (this.taps[s] === old) this.taps[s] = nu;
     }
     this.killIfDead(old);
   }
 
   killIfDead(id: NodeId): void {
+    const users = this.userLists();
     const stack = [id];
     while (stack.length) {
       const x = stack.pop()!;
@@ -122,8 +173,12 @@ class RewriteBuilder extends GraphBuilder implements GraphView {
       const n = this.node(x);
       if (getOp(n.op).source) continue;
       this.dead.add(x);
-      for (const i of new Set(n.inputs)) {
-        this.users.get(i)?.delete(x);
+      for (let k = 0; k < n.inputs.length; k++) {
+        const i = n.inputs[k];
+        if (n.inputs.indexOf(i) < k) continue; // each input once
+        const us = users[i];
+        const at = us ? us.indexOf(x) : -1;
+        if (at >= 0) us.splice(at, 1);
         stack.push(i);
       }
     }
@@ -132,31 +187,39 @@ class RewriteBuilder extends GraphBuilder implements GraphView {
   /** The rewritten graph: live nodes in a topological order that keeps the original order where it can. */
   result(): Graph {
     const out: Node[] = [];
-    const state = new Map<NodeId, number>(); // 1 = on stack, 2 = emitted
-    for (const root of this.order) {
-      if (this.dead.has(root) || state.get(root) === 2) continue;
-      const stack: [NodeId, number][] = [[root, 0]];
-      state.set(root, 1);
-      while (stack.length) {
-        const top = stack[stack.length - 1];
-        const n = this.node(top[0]);
-        if (top[1] < n.inputs.length) {
-          const i = n.inputs[top[1]++];
-          const s = state.get(i);
+    const state: number[] = idIndexed(this.nextId); // by id: 1 = on stack, 2 = emitted
+    // depth-first over inputs: the nodes on the path, and how many inputs of each have been visited
+    const path: Node[] = [];
+    const next: number[] = [];
+    for (let r = 0; r < this.order.length; r++) {
+      const root = this.order[r];
+      if (this.dead.has(root) || state[root] === 2) continue;
+      path.push(this.node(root));
+      next.push(0);
+      state[root] = 1;
+      while (path.length) {
+        const n = path[path.length - 1];
+        const k = next[next.length - 1];
+        if (k < n.inputs.length) {
+          next[next.length - 1] = k + 1;
+          const i = n.inputs[k];
+          const s = state[i];
           if (s === 1) throw new RewriteError(`the rewrite created a cycle through %${i}`);
           if (s !== 2) {
-            state.set(i, 1);
-            stack.push([i, 0]);
+            state[i] = 1;
+            path.push(this.node(i));
+            next.push(0);
           }
         } else {
-          stack.pop();
-          state.set(n.id, 2);
+          path.pop();
+          next.pop();
+          state[n.id] = 2;
           out.push(n);
         }
       }
     }
     const g: Graph = { ...this.g, nodes: out, outputs: this.outputs, taps: this.taps, nextId: this.nextId };
-    return freeze(g, true);
+    return freezeDeep(g);
   }
 }
 
@@ -165,16 +228,31 @@ export interface RewriteOptions {
   readonly maxIterations?: number;
 }
 
+/** A rule with its constraint in the form the matcher takes. */
+interface Candidate {
+  readonly rule: Rule;
+  readonly accept?: (m: Match) => boolean;
+}
+
+/** The rules to try at a node, by its op: those rooted at that op, then those rooted at any op (rule order kept in each). */
+function candidatesByOp(rules: readonly Rule[]): { byOp: Map<string, Candidate[]>; anyOp: Candidate[] } {
+  const byOp = new Map<string, Candidate[]>();
+  const anyOp: Candidate[] = [];
+  for (const rule of rules) {
+    const c: Candidate = { rule, accept: rule.when && ((mm) => rule.when!(mm.nodes, mm)) };
+    const ops = rootOps(rule.pattern);
+    if (!ops) anyOp.push(c);
+    else for (const o of ops) byOp.set(o, [...(byOp.get(o) ?? []), c]);
+  }
+  for (const [o, cs] of byOp) byOp.set(o, [...cs, ...anyOp]);
+  return { byOp, anyOp };
+}
+
 /** Apply `rules` to a fixed point. Returns `g` itself when nothing fired. */
 export function applyRules(g: Graph, rules: readonly Rule[], ctx?: Pick<PassContext, 'record'>, opts: RewriteOptions = {}): Graph {
-  const byOp = new Map<string, Rule[]>();
-  const anyOp: Rule[] = [];
-  for (const r of rules) {
-    const ops = rootOps(r.pattern);
-    if (!ops) anyOp.push(r);
-    else for (const o of ops) byOp.set(o, [...(byOp.get(o) ?? []), r]);
-  }
+  const { byOp, anyOp } = candidatesByOp(rules);
   const rb = new RewriteBuilder(g);
+  const matcher = new Matcher();
   const maxIt = opts.maxIterations ?? 20;
   let total = 0;
   for (let it = 0; ; it++) {
@@ -183,27 +261,27 @@ export function applyRules(g: Graph, rules: readonly Rule[], ctx?: Pick<PassCont
       const id = rb.order[idx];
       if (rb.dead.has(id)) continue;
       const n = rb.node(id);
-      const cands = byOp.get(n.op);
-      if (!cands && !anyOp.length) continue;
-      for (const r of cands ? (anyOp.length ? [...cands, ...anyOp] : cands) : anyOp) {
+      const cands = byOp.get(n.op) ?? anyOp;
+      for (let ci = 0; ci < cands.length; ci++) {
+        const { rule: r, accept } = cands[ci];
         if (rb.dead.has(id)) break;
-        const mt = matchAt(rb, r.pattern, id, r.when ? (mm) => r.when!(mm.nodes, mm) : undefined);
+        const mt = matcher.match(rb, r.pattern, id, accept);
         if (!mt) continue;
         rb.created = [];
-        rb.defaults = { scope: n.scope, loc: n.loc };
+        rb.replacing = n;
         let nu: NodeId;
         try {
           nu = r.replace(mt.nodes, rb, mt);
         } catch (e) {
           throw new RewriteError(`rule '${r.name}' failed at %${id} (${n.op}, scope '${n.scope}'): ${(e as Error).message}`, r.name);
         } finally {
-          rb.defaults = {};
+          rb.replacing = undefined;
         }
         if (nu === id) {
           for (const c of rb.created) rb.killIfDead(c);
           continue;
         }
-        if (!rb.store.has(nu) || rb.dead.has(nu)) throw new RewriteError(`rule '${r.name}' returned %${nu}, which is not a live node`, r.name);
+        if (!rb.has(nu) || rb.dead.has(nu)) throw new RewriteError(`rule '${r.name}' returned %${nu}, which is not a live node`, r.name);
         if (!typeEq(rb.type(nu), n.type)) {
           throw new RewriteError(`rule '${r.name}' replaced %${id} of type ${fmtType(n.type)} with %${nu} of type ${fmtType(rb.type(nu))}`, r.name);
         }

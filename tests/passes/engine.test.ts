@@ -90,6 +90,19 @@ describe('pass manager', () => {
     const nullGraph = definePass({ name: 'returns-null', description: 'x', run: () => null as unknown as Graph });
     expect(() => runPipeline(g, [nullGraph])).toThrow(/pass 'returns-null' .*returned null, not a graph/);
   });
+  test('after a verified pass, a node whose input changed type is checked again (the verifier re-types only changed nodes)', () => {
+    const { g, x } = small();
+    // A first pass that changes the graph object but no node: verification passes and remembers the nodes.
+    const rename = definePass({ name: 'rename', description: 'x', run: (gr: Graph) => ({ ...gr, name: 'renamed' }) });
+    // Then the input x becomes f32[4]; its users are the very same node objects as before, still typed f32[3].
+    const widen = definePass({
+      name: 'widen-x',
+      description: 'x',
+      run: (gr: Graph) => ({ ...gr, nodes: gr.nodes.map((n) => (n.id === x ? { ...n, attrs: { ...n.attrs, shape: [4] }, type: { dtype: 'f32', shape: [4] } } : n)) }),
+    });
+    expect(() => runPipeline(g, [rename, widen])).toThrow(/pass 'widen-x' broke the IR: .*(div|add)/);
+    expect(runPipeline(g, [rename]).graph.name).toBe('renamed');
+  });
   test('pipelines: unknown names suggest, --no-pass drops, plugins go after a named pass', () => {
     expect(() => resolvePipeline({ passes: ['softcap-foldng'] })).toThrow(/did you mean 'softcap-folding'/);
     expect(resolvePipeline({ without: ['cse', 'dce'] }).map((p) => p.name)).not.toContain('cse');
