@@ -5,7 +5,7 @@
  * - `emitWholeProgram`: straight into a printer with global shapes and `mhlo.sharding` on arguments and
  *   results, for XLA's own SPMD partitioner.
  */
-import { Graph, Node, NodeId } from '../../ir/types';
+import { Graph, Node, NodeId, Shape } from '../../ir/types';
 import { nodeMap } from '../../ir/graph';
 import { DimEnv, concreteShape, isFloat } from '../../ir/shape';
 import { getOp } from '../../ir/op';
@@ -38,8 +38,15 @@ const EMPTY: ReadonlyMap<NodeId, Node> = new Map();
  * (a bf16 step counts exactly only to 256). Where the two meet, `matchDtypes` converts.
  */
 export function nodeType(n: Node, o: ProgramOptions): XlaType {
-  const dtype = o.floatDtype && isFloat(n.type.dtype) && n.type.shape.length > 0 ? o.floatDtype : n.type.dtype;
-  return { dtype, shape: concreteShape(n.type.shape, o.env) };
+  const t = n.type;
+  const dtype = o.floatDtype && isFloat(t.dtype) && t.shape.length > 0 ? o.floatDtype : t.dtype;
+  // (a shape with no symbolic dims is its own concrete shape: shapes are immutable)
+  return { dtype, shape: isStatic(t.shape) ? t.shape : concreteShape(t.shape, o.env) };
+}
+
+function isStatic(s: Shape): s is readonly number[] {
+  for (let i = 0; i < s.length; i++) if (typeof s[i] !== 'number') return false;
+  return true;
 }
 
 /**
@@ -80,14 +87,11 @@ type Origin = { readonly id: number; readonly op: string; readonly scope: string
  * Emitters' origins of the nodes of one program, one object per node: all of a node's instructions name the same
  * object, so printers compute its location text once.
  */
-function originTable(): (n: Node) => Origin {
-  const table: Origin[] = [];
+function originTable(g: Graph): (n: Node) => Origin {
+  const table = new Array<Origin | undefined>(g.nextId);
   return (n) => {
     let o = table[n.id];
-    if (!o) {
-      const name = n.op === 'param' || n.op === 'input' ? String(n.attrs.name) : undefined;
-      table[n.id] = o = { id: n.id, op: n.op, scope: n.scope, ...(name ? { name } : {}) };
-    }
+    if (!o) table[n.id] = o = n.op === 'param' || n.op === 'input' ? { id: n.id, op: n.op, scope: n.scope, name: String(n.attrs.name) } : { id: n.id, op: n.op, scope: n.scope };
     return o;
   };
 }
@@ -206,7 +210,7 @@ export function partitionGraph(
       }
     : onCollective;
   const p = new Partitioner(mesh, emitter, policy, events);
-  const originOf = originTable();
+  const originOf = originTable(g);
   const vals = new Map<NodeId, XlaValue>();
   const inputSpecs = new Map<string, Spec>();
   const follows = followedParams(g);
@@ -319,7 +323,7 @@ export function emitWholeProgram(
   /** Receives every node's value when given (e.g. the SPMD simulator's reference run). */
   vals: Map<NodeId, XlaValue> = new Map(),
 ): { name: string; value: XlaValue; sharding?: string }[] {
-  const originOf = originTable();
+  const originOf = originTable(g);
   for (const n of sourceNodes(g)) {
     b.setOrigin(originOf(n));
     const name = String(n.attrs.name);
