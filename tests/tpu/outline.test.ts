@@ -12,6 +12,7 @@ import {
   getChip, parseTopology, makeMesh, parseStrategy, compileTpu, emitPrograms, emitWholeProgram, partitionGraph, buildTrainingStep,
   StableHloPrinter, HloPrinter, Outliner, CostRecorder,
 } from '../../src/backends/tpu';
+import { defineOp, GraphBuilder, Graph } from '../../src/ir';
 import { ROOT, TINY_CONFIG, tinyGemma2 } from './helpers';
 
 /** The tiny Gemma 2 with six layers (three local, three global). */
@@ -254,5 +255,88 @@ describe('layer functions on other models and modes', () => {
     expect(canonical(inlineMlir(a.wholeMlir), 'mlir')).toEqual(canonical(mainOf(b.wholeMlir), 'mlir'));
     const entry = (t: string) => t.slice(t.indexOf('ENTRY main {\n') + 13);
     expect(canonical(inlineHlo(a.partitionedHlo), 'hlo')).toEqual(canonical(entry(b.partitionedHlo), 'hlo'));
+  });
+});
+
+describe('whole program: a layer that repeats an earlier one is recorded as a repeat, not lowered again', () => {
+  /** The whole program through an outliner, printed with and without functions. */
+  const printWhole = (graph: Graph, repeats: boolean, floatDtype?: 'bf16') => {
+    const rec = new Outliner({ repeats });
+    const outs = emitWholeProgram(graph, rec, { env: {}, ...(floatDtype ? { floatDtype } : {}) });
+    const texts = [true, false].flatMap((functions) => {
+      const m = new StableHloPrinter({ name: 'x', numPartitions: 1 });
+      const h = new HloPrinter({ name: 'x', numPartitions: 1 });
+      return [m.finish(rec.print(m, outs, { functions })), h.finish(rec.print(h, outs, { functions }))];
+    });
+    return { texts, repeated: rec.repeated };
+  };
+  const small = { vocab: 64, d_model: 32, n_layers: 4, n_heads: 4 };
+  const models: [string, Record<string, number>][] = [
+    ['examples/gpt2.model', { ...small, n_ctx: 16 }],
+    ['examples/llama2.model', { ...small, d_ff: 48, n_kv_heads: 2, max_pos: 16 }],
+    ['gemma2.model', {}],
+  ];
+  test.each(models.flatMap(([file, hparams]) => (['forward', 'train'] as const).map((mode) => [file, mode, hparams] as const)))(
+    '%s, %s: the same programs as lowering every layer',
+    (file, mode, hparams) => {
+      const opts = file === 'gemma2.model' ? { config, dims: { batch: 8, seq: 12 } } : { hparams, dims: { batch: 8, seq: 12 } };
+      const r = compileModel(fs.readFileSync(path.join(ROOT, file), 'utf8'), file, opts);
+      if (!r.graph) throw new Error(JSON.stringify(r.diagnostics));
+      const fg = runPipeline(r.graph, resolvePipeline({})).graph;
+      const graph = mode === 'train' ? buildTrainingStep(fg, 'layer-inputs').graph : fg;
+      const a = printWhole(graph, true, 'bf16');
+      const b = printWhole(graph, false, 'bf16');
+      expect(a.repeated).toBeGreaterThan(0);
+      expect(b.repeated).toBe(0);
+      expect(a.texts).toEqual(b.texts);
+    },
+  );
+
+  test('a repeat needs inputs of the template\'s types and aliasing, and refuses to continue the segment before it', () => {
+    const rec = new Outliner();
+    const f32 = { dtype: 'f32' as const, shape: [4] };
+    const x = rec.arg(f32, { name: 'x' });
+    const y = rec.arg(f32, { name: 'y' });
+    const z = rec.arg({ dtype: 'f32', shape: [8] }, { name: 'z' });
+    const o0 = { id: 1, op: 'add', scope: 'layers.0' };
+    rec.setOrigin(o0);
+    const start = rec.position;
+    const v = rec.binary('add', x, y);
+    const t = rec.template(start, [x, y], [v], [o0])!;
+    expect(t).toBeDefined();
+    const at = () => ({ id: 2, op: 'add', scope: 'layers.1' });
+    expect(rec.repeat(t, [x, z], 'layers.1', at)).toBeUndefined(); // another type
+    expect(rec.repeat(t, [x, x], 'layers.1', at)).toBeUndefined(); // one value for two inputs
+    expect(rec.repeat(t, [y, x], 'layers.0', at)).toBeUndefined(); // would continue layers.0
+    const value = rec.repeat(t, [y, x], 'layers.1', at)!;
+    expect(value(0).type).toEqual(f32);
+    expect(rec.repeated).toBe(1);
+  });
+
+  test('a repeat continued by an instruction of the same layer gets its instructions back, in place', () => {
+    // An op that lowers to no instruction, so two runs of one layer's nodes, split by it, are one run of instructions.
+    defineOp({ name: 'outline_test_identity', doc: 'test only: x', arity: 1, infer: ([x]) => x, xla: (_b, [x]) => x });
+    const b = new GraphBuilder('m');
+    let h = b.input('x', { dtype: 'f32', shape: [4] });
+    const layer = (scope: string, x: number) =>
+      b.within(scope, () => {
+        const a = b.op('mul', [x, x]);
+        const c = b.op('add', [a, x]);
+        return b.op('mul', [b.op('tanh', [c]), c]);
+      });
+    h = layer('layers.0', h); // (reads an input: layers 1… read a layer's output, another op)
+    h = layer('layers.1', h);
+    h = layer('layers.2', h); // a repeat of layers.1 …
+    h = b.within('between', () => b.op('outline_test_identity', [h]));
+    h = layer('layers.2', h); // … continued here: lowering makes one segment of both runs
+    h = layer('layers.3', h); // a repeat of layers.1 again
+    const graph = b.build({ outputs: [{ name: 'y', node: h }] });
+    const a = printWhole(graph, true);
+    const c = printWhole(graph, false);
+    expect(a.texts).toEqual(c.texts);
+    expect(a.repeated).toBe(1); // layers.3 (layers.2 got instructions of its own)
+    expect(a.texts[0]).toContain('func.call @layers_fn0'); // layers.1 and layers.3 are one function
+    const direct = new StableHloPrinter({ name: 'x', numPartitions: 1 });
+    expect(a.texts[2]).toBe(direct.finish(emitWholeProgram(graph, direct, { env: {} })));
   });
 });

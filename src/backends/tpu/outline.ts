@@ -15,6 +15,12 @@
  *
  * Inside a function the instruction locations name the layer with `*` (`model.layers.*.mlp/matmul`); each call is
  * located at its own layer (`model.layers.7`).
+ *
+ * *Repeats* (the whole-program lowering, `emitWholeProgram`): a layer whose nodes, scopes and input types are those
+ * of a layer lowered before would lower to that layer's instructions again, so it can be recorded as one
+ * `repeat` of that segment's `template` with its own inputs instead — no lowering, no entries. Its values are made
+ * when something reads them; its entries only when it must be printed inline or compared with another segment.
+ * The segments, the kinds and the printed text are the same as recording every instruction (tested).
  */
 import { DType } from '../../ir/types';
 import { DotDims, GatherDims, XlaBinary, XlaCompare, XlaReducer, XlaType, XlaUnary, XlaValue } from '../../ir/xla';
@@ -64,6 +70,37 @@ interface Segment {
   outputs: number[];
   /** Index of the kind (same computation) this segment is an instance of; -1 when printed inline. */
   kind: number;
+  /** A repeat (see `repeat`): recorded as "the template's segment again, reading `ext`", with no entries of its own. */
+  repeat?: Repeat;
+}
+
+/**
+ * A lowered segment that may repeat: its entries are those of `seg`, which read from outside only the values of
+ * the graph segment's external nodes (`ext` of `template`), and each node of the graph segment has a value there.
+ */
+export interface SegmentTemplate {
+  readonly seg: Segment;
+  /** `seg.end` when the template was made (a segment extended afterwards is no template any more). */
+  readonly end: number;
+  /** Value id → index of the first external node with that value. */
+  readonly extIndex: ReadonlyMap<number, number>;
+  /** Per external node: the index of the first external node with the same value (the aliasing a repeat must have). */
+  readonly alias: readonly number[];
+  readonly extTypes: readonly XlaType[];
+  /** Per graph node position: its value as a local index k ≥ 0 of `seg`, or -(e + 1) for external e. */
+  readonly nodeValue: Int32Array;
+  /** Per entry of `seg`: the position of the graph node it was lowered for. */
+  readonly entryNode: Int32Array;
+}
+
+interface Repeat {
+  readonly template: SegmentTemplate;
+  readonly ext: readonly Rec[];
+  readonly originAt: (pos: number) => Origin;
+  /** Its values by local index, made when first asked for (by a later reader, or when its entries are made). */
+  readonly locals: (Rec | undefined)[];
+  /** Its entries, made only when needed (printed inline, compared with another segment, or extended). */
+  entries?: Entry[];
 }
 
 interface Kind {
@@ -77,6 +114,12 @@ interface Kind {
 const MIN_INSTRUCTIONS = 4;
 
 export class Outliner implements SpmdEmitter {
+  /**
+   * `repeats: false` refuses every `repeat` (each segment is then recorded instruction by instruction; the printed
+   * programs are the same either way).
+   */
+  constructor(private readonly o: { repeats?: boolean } = {}) {}
+
   private readonly entries: Entry[] = [];
   private readonly args: { v: Rec; info: ArgInfo }[] = [];
   private readonly segments: Segment[] = [];
@@ -96,18 +139,30 @@ export class Outliner implements SpmdEmitter {
   setOrigin(o: Origin): void {
     if (o === this.origin) return;
     this.origin = o;
-    const scope = o?.scope ?? '';
-    let s = this.scopes.get(scope);
-    if (!s) {
-      const [prefix, pattern] = segmentOf(scope);
-      this.scopes.set(scope, (s = [prefix, pattern, prefix ? scope.slice(prefix.length) : '']));
-    }
+    const s = this.scopeOf(o?.scope ?? '');
     this.prefix = s[0];
     this.pattern = s[1];
     this.rel = s[2];
   }
 
+  private scopeOf(scope: string): [string, string, string] {
+    let s = this.scopes.get(scope);
+    if (!s) {
+      const [prefix, pattern] = segmentOf(scope);
+      this.scopes.set(scope, (s = [prefix, pattern, prefix ? scope.slice(prefix.length) : '']));
+    }
+    return s;
+  }
+
+  private newRec(type: XlaType, seg: number, local: number): Rec {
+    const v = new Rec(type, this.nValues++, seg, local);
+    this.recs.push(v);
+    return v;
+  }
+
   private rec(m: keyof SpmdEmitter, args: unknown[], type: XlaType): XlaValue {
+    // An instruction of the same layer right after a repeat continues that segment: its entries are made first.
+    if (this.prefix && this.cur?.repeat && this.cur.prefix === this.prefix && this.cur.end === this.entries.length) this.materialize(this.cur);
     const index = this.entries.length;
     let seg = -1;
     if (this.prefix) {
@@ -118,18 +173,129 @@ export class Outliner implements SpmdEmitter {
       this.cur.end = index + 1;
       seg = this.segments.length - 1;
     }
-    const id = this.nValues++;
-    const out = new Rec(type, id, seg, seg >= 0 ? index - this.cur!.start : -1);
-    this.recs.push(out);
+    const out = this.newRec(type, seg, seg >= 0 ? index - this.cur!.start : -1);
     this.entries.push({ m, args, out, origin: this.origin, rel: this.rel });
     return out;
   }
 
   arg(type: XlaType, info: ArgInfo): XlaValue {
-    const v = new Rec(type, this.nValues++, -1, -1);
-    this.recs.push(v);
+    const v = this.newRec(type, -1, -1);
     this.args.push({ v, info });
     return v;
+  }
+
+  /** Segments recorded as repeats (and still so: a repeat continued by the next instruction gets entries of its own). */
+  get repeated(): number {
+    return this.segments.filter((s) => s.repeat).length;
+  }
+
+  /** Where the next instruction will be recorded (the start of a segment about to be lowered, for `template`). */
+  get position(): number {
+    return this.entries.length;
+  }
+
+  /**
+   * After lowering a graph segment from `start`: a template for repeating it, when its instructions are exactly one
+   * segment that reads from outside only `ext` (the values of its external nodes, in first-use order), every node
+   * has a value (`nodeValues`, by position) in it or in `ext`, and each instruction came from one of its nodes
+   * (`origins`, by position). Otherwise undefined.
+   */
+  template(start: number, ext: readonly XlaValue[], nodeValues: readonly XlaValue[], origins: readonly Origin[]): SegmentTemplate | undefined {
+    const seg = this.cur;
+    if (!seg || seg.repeat || seg.start !== start || seg.end !== this.entries.length || seg.end === start) return undefined;
+    const extIndex = new Map<number, number>();
+    const alias: number[] = [];
+    for (let e = 0; e < ext.length; e++) {
+      const v = ext[e];
+      if (!(v instanceof Rec)) return undefined;
+      const first = extIndex.get(v.id);
+      if (first === undefined) extIndex.set(v.id, e);
+      alias.push(first ?? e);
+    }
+    const inside = (v: Rec) => v.seg === seg.index || extIndex.has(v.id);
+    const nodeValue = new Int32Array(nodeValues.length);
+    for (let j = 0; j < nodeValues.length; j++) {
+      const v = nodeValues[j];
+      if (!(v instanceof Rec) || !inside(v)) return undefined;
+      nodeValue[j] = v.seg === seg.index ? v.local : -(extIndex.get(v.id)! + 1);
+    }
+    const at = new Map<Origin, number>();
+    origins.forEach((o, j) => at.set(o, j));
+    const entryNode = new Int32Array(seg.end - seg.start);
+    for (let i = seg.start; i < seg.end; i++) {
+      const e = this.entries[i];
+      const j = at.get(e.origin);
+      if (j === undefined) return undefined;
+      entryNode[i - seg.start] = j;
+      for (const a of e.args) {
+        if (a instanceof Rec ? !inside(a) : Array.isArray(a) && a.some((x) => x instanceof Rec && !inside(x))) return undefined;
+      }
+    }
+    return { seg, end: seg.end, extIndex, alias, extTypes: ext.map((v) => v.type), nodeValue, entryNode };
+  }
+
+  /**
+   * Record a graph segment that is the template's again — the same nodes (op, attributes, types, wiring, scopes
+   * below the layer), reading `ext` (of the same types and aliasing) — without lowering it: the lowering is a
+   * function of exactly these, so its instructions would be the template's with `ext` for its inputs. Returns the
+   * value of the node at each position, or undefined when refused (then lower the segment as usual): a repeat that
+   * would continue the segment recorded just before it is refused, so segments are cut exactly where lowering
+   * would cut them.
+   */
+  repeat(t: SegmentTemplate, ext: readonly XlaValue[], prefix: string, originAt: (pos: number) => Origin): ((pos: number) => XlaValue) | undefined {
+    if (this.o.repeats === false || t.seg.end !== t.end || ext.length !== t.alias.length) return undefined;
+    if (this.cur && this.cur.prefix === prefix && this.cur.end === this.entries.length) return undefined;
+    for (let e = 0; e < ext.length; e++) {
+      const v = ext[e];
+      if (!(v instanceof Rec) || !sameType(v.type, t.extTypes[e])) return undefined;
+      if (ext[t.alias[e]] !== v || ext.indexOf(v) !== t.alias[e]) return undefined;
+    }
+    const start = this.entries.length;
+    const seg: Segment = {
+      index: this.segments.length, prefix, pattern: t.seg.pattern, start, end: start, inputs: new Map(), outputs: [], kind: -1,
+      repeat: { template: t, ext: ext as Rec[], originAt, locals: new Array(t.end - t.seg.start) },
+    };
+    this.segments.push(seg);
+    this.cur = seg;
+    return (pos) => {
+      const k = t.nodeValue[pos];
+      return k >= 0 ? this.localOf(seg, k) : ext[-k - 1];
+    };
+  }
+
+  /** A repeat's value at local index k. */
+  private localOf(s: Segment, k: number): Rec {
+    const r = s.repeat!;
+    return (r.locals[k] ??= this.newRec(this.entries[r.template.seg.start + k].out.type, s.index, k));
+  }
+
+  /** A repeat's entries: the template's, reading the repeat's values and inputs, located at its own nodes. */
+  private repeatEntries(s: Segment): Entry[] {
+    const r = s.repeat!;
+    if (r.entries) return r.entries;
+    const t = r.template;
+    const map = (x: Rec) => (x.seg === t.seg.index ? this.localOf(s, x.local) : r.ext[t.extIndex.get(x.id)!]);
+    const out: Entry[] = [];
+    for (let i = t.seg.start; i < t.end; i++) {
+      const e = this.entries[i];
+      const args = e.args.map((a) => (a instanceof Rec ? map(a) : Array.isArray(a) && a.length && a[0] instanceof Rec ? a.map(map) : a));
+      const origin = r.originAt(t.entryNode[i - t.seg.start]);
+      out.push({ m: e.m, args, out: this.localOf(s, i - t.seg.start), origin, rel: this.scopeOf(origin?.scope ?? '')[2] });
+    }
+    return (r.entries = out);
+  }
+
+  /** Turn the repeat recorded last into entries of its own (an instruction of the same layer follows it). */
+  private materialize(s: Segment): void {
+    for (const e of this.repeatEntries(s)) this.entries.push(e);
+    s.end = this.entries.length;
+    s.repeat = undefined;
+  }
+
+  /** A segment's entries: `list[at … at + size)`. */
+  private body(s: Segment): { list: Entry[]; at: number; size: number } {
+    if (s.repeat) return { list: this.repeatEntries(s), at: 0, size: s.repeat.template.end - s.repeat.template.seg.start };
+    return { list: this.entries, at: s.start, size: s.end - s.start };
   }
   constant(value: number, type: XlaType): XlaValue {
     return this.rec('constant', [value, type], type);
@@ -225,17 +391,28 @@ export class Outliner implements SpmdEmitter {
         } else use(a, seg);
       }
     }
+    // A repeat reads what its template read, in the same order: the template's inputs, as the repeat's.
+    for (const s of segs) {
+      const r = s.repeat;
+      if (!r) continue;
+      for (const id of r.template.seg.inputs.keys()) use(r.ext[r.template.extIndex.get(id)!], s.index);
+    }
     for (const o of outputs) use(o, -1);
-    segs.forEach((s, k) => (s.outputs = [...outSets[k]].sort((a, b) => a - b)));
+    const V = this.recs;
+    segs.forEach((s, k) => (s.outputs = [...outSets[k]].sort((a, b) => V[a].local - V[b].local)));
 
     const kinds: Kind[] = [];
     const buckets = new Map<string, Kind[]>();
     for (const s of segs) {
-      if (s.end - s.start < MIN_INSTRUCTIONS || !s.outputs.length) continue;
-      const key = `${s.pattern}|${s.end - s.start}|${s.inputs.size}|${s.outputs.length}`;
+      const size = sizeOf(s);
+      if (size < MIN_INSTRUCTIONS || !s.outputs.length) continue;
+      const key = `${s.pattern}|${size}|${s.inputs.size}|${s.outputs.length}`;
       let list = buckets.get(key);
       if (!list) buckets.set(key, (list = []));
-      let k = list.find((c) => this.same(c.rep, s));
+      // A repeat is its template's computation by construction; with the same values used after it, it is of the
+      // template's kind (the only kind that can match: kinds are never the same computation as each other).
+      const t = s.repeat?.template.seg;
+      let k = t && t.kind >= 0 && sameOutputs(V, t.outputs, s.outputs) ? kinds[t.kind] : list.find((c) => this.same(c.rep, s));
       if (!k) {
         k = { rep: s, name: '', count: 0 };
         list.push(k);
@@ -259,16 +436,17 @@ export class Outliner implements SpmdEmitter {
 
   /** Same computation: instruction for instruction, same method, attributes, operand wiring and origin within the layer. */
   private same(r: Segment, s: Segment): boolean {
-    if (r.outputs.length !== s.outputs.length || r.inputs.size !== s.inputs.size) return false;
+    if (r.outputs.length !== s.outputs.length || r.inputs.size !== s.inputs.size || sizeOf(r) !== sizeOf(s)) return false;
     const V = this.recs;
-    for (let i = 0; i < r.outputs.length; i++) if (V[r.outputs[i]].local !== V[s.outputs[i]].local) return false;
+    if (!sameOutputs(V, r.outputs, s.outputs)) return false;
     const ri = [...r.inputs.keys()];
     const si = [...s.inputs.keys()];
     for (let i = 0; i < ri.length; i++) if (!sameType(V[ri[i]].type, V[si[i]].type)) return false;
-    const E = this.entries;
-    for (let i = 0; i < r.end - r.start; i++) {
-      const a = E[r.start + i];
-      const b = E[s.start + i];
+    const R = this.body(r);
+    const S = this.body(s);
+    for (let i = 0; i < R.size; i++) {
+      const a = R.list[R.at + i];
+      const b = S.list[S.at + i];
       if (a.m !== b.m || a.args.length !== b.args.length) return false;
       if (a.origin !== b.origin && (a.origin?.op !== b.origin?.op || a.rel !== b.rel)) return false;
       for (let k = 0; k < a.args.length; k++) if (!sameArg(a.args[k], b.args[k], r, s)) return false;
@@ -295,13 +473,14 @@ export class Outliner implements SpmdEmitter {
     // Function bodies' values (a body reads only its parameters and what it defined before, so one array serves all).
     let scratch: XlaValue[] | undefined;
     const E = this.entries;
-    let next = 0;
-    const segs = this.segments;
-    for (let i = 0; i < E.length; ) {
-      while (next < segs.length && segs[next].start < i) next++;
-      const s = next < segs.length && segs[next].start === i ? segs[next] : undefined;
-      const k = s && functions && s.kind >= 0 ? kinds[s.kind] : undefined;
-      if (s && k && k.count >= 2) {
+    let i = 0;
+    // Segments in order, with the entries outside any segment between them.
+    for (let n = 0; n <= this.segments.length; n++) {
+      const s = this.segments[n];
+      for (const upto = s ? s.start : E.length; i < upto; i++) apply(p, E[i], E[i].origin, vals);
+      if (!s) break;
+      const k = functions && s.kind >= 0 ? kinds[s.kind] : undefined;
+      if (k && k.count >= 2) {
         if (!printed.has(k)) {
           this.printFunction(p, k, (scratch ??= new Array<XlaValue>(this.nValues)));
           printed.add(k);
@@ -309,11 +488,11 @@ export class Outliner implements SpmdEmitter {
         p.setOrigin({ id: -1, op: 'call', scope: s.prefix, name: s.prefix });
         const results = p.call(k.name, [...s.inputs.keys()].map((id) => vals[id]), s.outputs.map((id) => this.recs[id].type));
         s.outputs.forEach((id, j) => (vals[id] = results[j]));
-        i = s.end;
-        continue;
+      } else {
+        const b = this.body(s);
+        for (let j = 0; j < b.size; j++) apply(p, b.list[b.at + j], b.list[b.at + j].origin, vals);
       }
-      apply(p, E[i], E[i].origin, vals);
-      i++;
+      i = s.end;
     }
     p.setOrigin(undefined);
     return outputs.map((x) => ({ ...x, value: vals[(x.value as Rec).id] }));
@@ -326,8 +505,9 @@ export class Outliner implements SpmdEmitter {
     const params = p.beginFunction(k.name, ids.map((id) => this.recs[id].type));
     ids.forEach((id, j) => (vals[id] = params[j]));
     const rel = new Map<Origin, Origin>();
-    for (let i = s.start; i < s.end; i++) {
-      const e = this.entries[i];
+    const b = this.body(s);
+    for (let i = b.at; i < b.at + b.size; i++) {
+      const e = b.list[i];
       let o = rel.get(e.origin);
       if (!o && e.origin) rel.set(e.origin, (o = { id: e.origin.id, op: e.origin.op, scope: s.pattern + e.origin.scope.slice(s.prefix.length) }));
       apply(p, e, o, vals);
@@ -341,6 +521,18 @@ function apply(p: SpmdEmitter, e: Entry, origin: Origin, vals: XlaValue[]): void
   p.setOrigin(origin);
   const args = e.args.map((a) => (a instanceof Rec ? vals[a.id] : Array.isArray(a) && a.length && a[0] instanceof Rec ? a.map((x: Rec) => vals[x.id]) : a));
   vals[e.out.id] = (p[e.m] as (...xs: unknown[]) => XlaValue).apply(p, args);
+}
+
+/** Instructions in a segment (a repeat has its template's). */
+function sizeOf(s: Segment): number {
+  return s.repeat ? s.repeat.template.end - s.repeat.template.seg.start : s.end - s.start;
+}
+
+/** The values used after two segments are the same instructions of each (local indices). */
+function sameOutputs(V: readonly Rec[], a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (V[a[i]].local !== V[b[i]].local) return false;
+  return true;
 }
 
 function sameType(a: XlaType, b: XlaType): boolean {

@@ -15,7 +15,8 @@ import { Mesh, Spec, axisSize, hloSharding } from './mesh';
 import { CollectiveEvent, MutableSpec, ParamPolicy, Partitioner } from './partition';
 import { SpmdEmitter } from './spmd';
 import { TpuError } from './errors';
-import { GraphSegment, SegmentMemo, segmentOf } from './replay';
+import { GraphSegment, SegmentMemo, externalsOf, sameStructure, segmentOf } from './replay';
+import { Outliner, SegmentTemplate } from './outline';
 
 export interface ProgramOptions {
   readonly env: DimEnv;
@@ -167,6 +168,19 @@ function layerSegments(g: Graph): Map<number, { seg: GraphSegment; end: number }
   return out;
 }
 
+/** Nodes read outside their own segment, outputs and taps: the values a segment that is not lowered must hand on. */
+function usedOutside(g: Graph, segments: ReadonlyMap<number, { seg: GraphSegment }>): Set<NodeId> {
+  const live = new Set<NodeId>([...g.outputs.map((x) => x.node), ...Object.values(g.taps)]);
+  if (!segments.size) return live;
+  const segOf: (GraphSegment | undefined)[] = new Array(g.nextId);
+  for (const { seg } of segments.values()) for (const n of seg.nodes) segOf[n.id] = seg;
+  for (const n of g.nodes) {
+    const own = segOf[n.id];
+    for (const i of n.inputs) if (segOf[i] !== own) live.add(i);
+  }
+  return live;
+}
+
 export interface PartitionResult {
   readonly partitioner: Partitioner;
   /**
@@ -240,15 +254,7 @@ export function partitionGraph(
   const nodesById = o.floatDtype ? byIdAll : EMPTY;
   if (segments.size) memo = new SegmentMemo(p, byIdAll);
   // Nodes read outside their own segment (or outputs / taps): the values a replayed segment must hand on.
-  const liveAfter = new Set<NodeId>([...g.outputs.map((x) => x.node), ...Object.values(g.taps)]);
-  if (memo) {
-    const segOf: (GraphSegment | undefined)[] = new Array(g.nextId);
-    for (const { seg } of segments.values()) for (const n of seg.nodes) segOf[n.id] = seg;
-    for (const n of g.nodes) {
-      const own = segOf[n.id];
-      for (const i of n.inputs) if (segOf[i] !== own) liveAfter.add(i);
-    }
-  }
+  const liveAfter = usedOutside(g, segments);
   let recording: { seg: GraphSegment; end: number; pos: number } | undefined;
   for (let idx = 0; idx < g.nodes.length; idx++) {
     const n = g.nodes[idx];
@@ -333,14 +339,30 @@ export function emitWholeProgram(
     vals[n.id] = b.arg(nodeType(n, o), { name, ...(spec && shardings ? { sharding: hloSharding(shardings.mesh, spec) } : {}) });
   }
   const nodesById = o.floatDtype ? nodeMap(g) : EMPTY;
-  for (const n of g.nodes) {
+  const lowerNode = (n: Node) => {
     const def = getOp(n.op);
-    if (def.source) continue;
+    if (def.source) return;
     b.setOrigin(originOf(n));
     const out = nodeType(n, o);
     const ins = new Array<XlaValue>(n.inputs.length);
     for (let k = 0; k < ins.length; k++) ins[k] = vals[n.inputs[k]];
     vals[n.id] = lower(def, n)(b, matchDtypes(b, n, ins, out, o, nodesById), n, out);
+  };
+  // Into an outliner, a layer that repeats an earlier one is recorded as a repeat of it instead of lowered again.
+  const repeats = b instanceof Outliner && !given ? new LayerRepeats(g, b, originOf) : undefined;
+  for (let idx = 0; idx < g.nodes.length; idx++) {
+    const s = repeats?.segments.get(idx);
+    if (!s) {
+      lowerNode(g.nodes[idx]);
+      continue;
+    }
+    const ext = externalsOf(s.seg).map((id) => vals[id]);
+    if (!repeats!.repeat(s.seg, ext, vals)) {
+      const start = repeats!.outliner.position;
+      for (let k = idx; k < s.end; k++) lowerNode(g.nodes[k]);
+      repeats!.lowered(s.seg, start, ext, vals);
+    }
+    idx = s.end - 1;
   }
   b.setOrigin(undefined);
   if (given) for (const n of g.nodes) given.set(n.id, vals[n.id]);
@@ -349,3 +371,74 @@ export function emitWholeProgram(
     return { name: out.name, value: vals[out.node], ...(spec && shardings ? { sharding: hloSharding(shardings.mesh, spec) } : {}) };
   });
 }
+
+/**
+ * Repeated layers of the whole program, recorded once (`Outliner.repeat`). The whole program's lowering of a node is
+ * a function of the node (op, attributes, type), its scope and the types of its input values — there is no
+ * partitioning state — so a layer segment with the same nodes, scopes below the layer and external value types
+ * (and aliasing) as one lowered before lowers to the same instructions with other inputs.
+ */
+class LayerRepeats {
+  readonly segments: Map<number, { seg: GraphSegment; end: number }>;
+  /** Segments lowered into a template, by their op sequence. */
+  private readonly templates = new Map<string, { seg: GraphSegment; t: SegmentTemplate }[]>();
+  private readonly live: Set<NodeId>;
+  private readonly byId: ReadonlyMap<NodeId, Node>;
+  /** Scope → the part below its layer prefix. */
+  private readonly rel = new Map<string, string>();
+
+  constructor(
+    g: Graph,
+    readonly outliner: Outliner,
+    private readonly originOf: (n: Node) => Origin,
+  ) {
+    this.segments = layerSegments(g);
+    this.live = usedOutside(g, this.segments);
+    this.byId = nodeMap(g);
+  }
+
+  private signature(seg: GraphSegment): string {
+    let sig = seg.pattern;
+    for (const n of seg.nodes) sig += ' ' + n.op;
+    return sig;
+  }
+
+  private relScope(scope: string, prefix: string): string {
+    let r = this.rel.get(scope);
+    if (r === undefined) this.rel.set(scope, (r = scope.slice(prefix.length)));
+    return r;
+  }
+
+  private sameScopes(a: GraphSegment, b: GraphSegment): boolean {
+    for (let j = 0; j < a.nodes.length; j++) if (this.relScope(a.nodes[j].scope, a.prefix) !== this.relScope(b.nodes[j].scope, b.prefix)) return false;
+    return true;
+  }
+
+  /** Record `seg` as a repeat of a template if one fits and the outliner accepts (its live nodes' values go into `vals`). */
+  repeat(seg: GraphSegment, ext: readonly XlaValue[], vals: XlaValue[]): boolean {
+    for (const c of this.templates.get(this.signature(seg)) ?? []) {
+      if (!sameStructure(c.seg, seg, this.byId) || !this.sameScopes(c.seg, seg)) continue;
+      const value = this.outliner.repeat(c.t, ext, seg.prefix, (pos) => this.originOf(seg.nodes[pos]));
+      if (!value) continue;
+      seg.nodes.forEach((n, pos) => {
+        if (this.live.has(n.id)) vals[n.id] = value(pos);
+      });
+      return true;
+    }
+    return false;
+  }
+
+  /** After lowering `seg` from outliner position `start`: keep it as a template when the outliner can make one. */
+  lowered(seg: GraphSegment, start: number, ext: readonly XlaValue[], vals: readonly XlaValue[]): void {
+    const sig = this.signature(seg);
+    const list = this.templates.get(sig) ?? [];
+    if (list.length >= MAX_TEMPLATES) return;
+    const t = this.outliner.template(start, ext, seg.nodes.map((n) => vals[n.id]), seg.nodes.map((n) => this.originOf(n)));
+    if (!t) return;
+    list.push({ seg, t });
+    this.templates.set(sig, list);
+  }
+}
+
+/** At most this many templates per op sequence (segments that differ only in input types or scopes). */
+const MAX_TEMPLATES = 4;

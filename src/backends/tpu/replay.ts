@@ -191,7 +191,7 @@ function sameType(a: Node['type'], b: Node['type']): boolean {
  * Node for node the same computation: op, attributes, type, inputs from inside (same position) or outside (the same
  * k-th external, of the same type; a constant with the same attributes, since dtype matching reads its value).
  */
-function sameStructure(r: GraphSegment, s: GraphSegment, byId: ReadonlyMap<NodeId, Node>): boolean {
+export function sameStructure(r: GraphSegment, s: GraphSegment, byId: ReadonlyMap<NodeId, Node>): boolean {
   if (r.nodes.length !== s.nodes.length || r.pattern !== s.pattern) return false;
   const rPos = new Map<NodeId, number>();
   const sPos = new Map<NodeId, number>();
@@ -227,7 +227,7 @@ function sameStructure(r: GraphSegment, s: GraphSegment, byId: ReadonlyMap<NodeI
 }
 
 /** External inputs of a segment (node ids, first use first). */
-function externalsOf(seg: GraphSegment): NodeId[] {
+export function externalsOf(seg: GraphSegment): NodeId[] {
   const inside = new Set(seg.nodes.map((n) => n.id));
   const out: NodeId[] = [];
   const seen = new Set<NodeId>();
