@@ -15,7 +15,7 @@ import { Mesh, Spec, axisSize, hloSharding } from './mesh';
 import { CollectiveEvent, MutableSpec, ParamPolicy, Partitioner } from './partition';
 import { SpmdEmitter } from './spmd';
 import { TpuError } from './errors';
-import { GraphSegment, SegmentMemo, externalsOf, sameStructure, segmentOf } from './replay';
+import { GraphLayers, GraphSegment, SegmentMemo, layersOf } from './replay';
 import { Outliner, SegmentTemplate } from './outline';
 
 export interface ProgramOptions {
@@ -137,50 +137,6 @@ export function followedParams(g: Graph): Map<string, string> {
   return out;
 }
 
-/** Shorter runs of a layer scope are partitioned as usual (not worth recording). */
-const MIN_SEGMENT_NODES = 4;
-
-/**
- * Runs of non-source nodes of one layer scope (`model.layers.7…`), by the index of their first node in `g.nodes`
- * (`end`: one past the index of their last node; source nodes in between are skipped by the partition loop).
- */
-function layerSegments(g: Graph): Map<number, { seg: GraphSegment; end: number }> {
-  const out = new Map<number, { seg: GraphSegment; end: number }>();
-  const scopes = new Map<string, [string, string]>();
-  let cur: { start: number; end: number; prefix: string; pattern: string; nodes: Node[] } | undefined;
-  const close = () => {
-    if (cur && cur.nodes.length >= MIN_SEGMENT_NODES) out.set(cur.start, { seg: { prefix: cur.prefix, pattern: cur.pattern, nodes: cur.nodes }, end: cur.end });
-    cur = undefined;
-  };
-  g.nodes.forEach((n, idx) => {
-    if (getOp(n.op).source) return;
-    let sp = scopes.get(n.scope);
-    if (!sp) scopes.set(n.scope, (sp = segmentOf(n.scope)));
-    if (!sp[0]) return close();
-    if (!cur || cur.prefix !== sp[0]) {
-      close();
-      cur = { start: idx, end: idx + 1, prefix: sp[0], pattern: sp[1], nodes: [] };
-    }
-    cur.nodes.push(n);
-    cur.end = idx + 1;
-  });
-  close();
-  return out;
-}
-
-/** Nodes read outside their own segment, outputs and taps: the values a segment that is not lowered must hand on. */
-function usedOutside(g: Graph, segments: ReadonlyMap<number, { seg: GraphSegment }>): Set<NodeId> {
-  const live = new Set<NodeId>([...g.outputs.map((x) => x.node), ...Object.values(g.taps)]);
-  if (!segments.size) return live;
-  const segOf: (GraphSegment | undefined)[] = new Array(g.nextId);
-  for (const { seg } of segments.values()) for (const n of seg.nodes) segOf[n.id] = seg;
-  for (const n of g.nodes) {
-    const own = segOf[n.id];
-    for (const i of n.inputs) if (segOf[i] !== own) live.add(i);
-  }
-  return live;
-}
-
 export interface PartitionResult {
   readonly partitioner: Partitioner;
   /**
@@ -214,7 +170,8 @@ export function partitionGraph(
   paramSpecs?: ReadonlyMap<string, Spec>,
   onCollective?: (e: CollectiveEvent) => void,
 ): PartitionResult {
-  const segments = o.replay === false ? new Map<number, { seg: GraphSegment; end: number }>() : layerSegments(g);
+  const layers = o.replay === false ? undefined : layersOf(g);
+  const segments: ReadonlyMap<number, { seg: GraphSegment; end: number }> = layers?.segments ?? new Map();
   let memo: SegmentMemo | undefined;
   // With segments to replay, collective events also go to the recording of the segment being recorded.
   const events = segments.size
@@ -250,11 +207,10 @@ export function partitionGraph(
     } else vals.set(n.id, p.arg(t, name, paramSpecs?.get(name), true, index));
   });
   let forward = o.backwardFrom !== undefined;
-  const byIdAll = o.floatDtype || segments.size ? nodeMap(g) : EMPTY;
-  const nodesById = o.floatDtype ? byIdAll : EMPTY;
-  if (segments.size) memo = new SegmentMemo(p, byIdAll);
+  const nodesById = o.floatDtype ? nodeMap(g) : EMPTY;
+  if (layers && segments.size) memo = new SegmentMemo(p, layers);
   // Nodes read outside their own segment (or outputs / taps): the values a replayed segment must hand on.
-  const liveAfter = usedOutside(g, segments);
+  const liveAfter = layers?.live ?? new Set<NodeId>();
   let recording: { seg: GraphSegment; end: number; pos: number } | undefined;
   for (let idx = 0; idx < g.nodes.length; idx++) {
     const n = g.nodes[idx];
@@ -351,12 +307,12 @@ export function emitWholeProgram(
   // Into an outliner, a layer that repeats an earlier one is recorded as a repeat of it instead of lowered again.
   const repeats = b instanceof Outliner && !given ? new LayerRepeats(g, b, originOf) : undefined;
   for (let idx = 0; idx < g.nodes.length; idx++) {
-    const s = repeats?.segments.get(idx);
+    const s = repeats?.layers.segments.get(idx);
     if (!s) {
       lowerNode(g.nodes[idx]);
       continue;
     }
-    const ext = externalsOf(s.seg).map((id) => vals[id]);
+    const ext = repeats!.layers.externals(s.seg).map((id) => vals[id]);
     if (!repeats!.repeat(s.seg, ext, vals)) {
       const start = repeats!.outliner.position;
       for (let k = idx; k < s.end; k++) lowerNode(g.nodes[k]);
@@ -379,11 +335,9 @@ export function emitWholeProgram(
  * (and aliasing) as one lowered before lowers to the same instructions with other inputs.
  */
 class LayerRepeats {
-  readonly segments: Map<number, { seg: GraphSegment; end: number }>;
-  /** Segments lowered into a template, by their op sequence. */
-  private readonly templates = new Map<string, { seg: GraphSegment; t: SegmentTemplate }[]>();
-  private readonly live: Set<NodeId>;
-  private readonly byId: ReadonlyMap<NodeId, Node>;
+  readonly layers: GraphLayers;
+  /** Templates by the structure (`GraphLayers.structureOf`) of the segment they were lowered from. */
+  private readonly templates = new Map<GraphSegment, { seg: GraphSegment; t: SegmentTemplate }[]>();
   /** Scope → the part below its layer prefix. */
   private readonly rel = new Map<string, string>();
 
@@ -392,15 +346,7 @@ class LayerRepeats {
     readonly outliner: Outliner,
     private readonly originOf: (n: Node) => Origin,
   ) {
-    this.segments = layerSegments(g);
-    this.live = usedOutside(g, this.segments);
-    this.byId = nodeMap(g);
-  }
-
-  private signature(seg: GraphSegment): string {
-    let sig = seg.pattern;
-    for (const n of seg.nodes) sig += ' ' + n.op;
-    return sig;
+    this.layers = layersOf(g);
   }
 
   private relScope(scope: string, prefix: string): string {
@@ -416,12 +362,13 @@ class LayerRepeats {
 
   /** Record `seg` as a repeat of a template if one fits and the outliner accepts (its live nodes' values go into `vals`). */
   repeat(seg: GraphSegment, ext: readonly XlaValue[], vals: XlaValue[]): boolean {
-    for (const c of this.templates.get(this.signature(seg)) ?? []) {
-      if (!sameStructure(c.seg, seg, this.byId) || !this.sameScopes(c.seg, seg)) continue;
+    for (const c of this.templates.get(this.layers.structureOf(seg)) ?? []) {
+      if (!this.sameScopes(c.seg, seg)) continue;
       const value = this.outliner.repeat(c.t, ext, seg.prefix, (pos) => this.originOf(seg.nodes[pos]));
       if (!value) continue;
+      const live = this.layers.live;
       seg.nodes.forEach((n, pos) => {
-        if (this.live.has(n.id)) vals[n.id] = value(pos);
+        if (live.has(n.id)) vals[n.id] = value(pos);
       });
       return true;
     }
@@ -430,15 +377,15 @@ class LayerRepeats {
 
   /** After lowering `seg` from outliner position `start`: keep it as a template when the outliner can make one. */
   lowered(seg: GraphSegment, start: number, ext: readonly XlaValue[], vals: readonly XlaValue[]): void {
-    const sig = this.signature(seg);
-    const list = this.templates.get(sig) ?? [];
+    const shape = this.layers.structureOf(seg);
+    const list = this.templates.get(shape) ?? [];
     if (list.length >= MAX_TEMPLATES) return;
     const t = this.outliner.template(start, ext, seg.nodes.map((n) => vals[n.id]), seg.nodes.map((n) => this.originOf(n)));
     if (!t) return;
     list.push({ seg, t });
-    this.templates.set(sig, list);
+    this.templates.set(shape, list);
   }
 }
 
-/** At most this many templates per op sequence (segments that differ only in input types or scopes). */
+/** At most this many templates per structure (segments that differ only in input types or scopes). */
 const MAX_TEMPLATES = 4;

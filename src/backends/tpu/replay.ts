@@ -13,7 +13,9 @@
  * segment is then partitioned as usual. The result is exactly what partitioning would give (tested byte for byte,
  * with plans and layouts, against `replay: false` on several models, meshes, strategies and modes).
  */
-import { Node, NodeId } from '../../ir/types';
+import { Graph, Node, NodeId } from '../../ir/types';
+import { getOp } from '../../ir/op';
+import { nodeMap } from '../../ir/graph';
 import { XlaValue } from '../../ir/xla';
 import { Spec } from './mesh';
 import { CollectiveEvent, GRADIENT, Info, MutableSpec, Partitioner } from './partition';
@@ -191,7 +193,7 @@ function sameType(a: Node['type'], b: Node['type']): boolean {
  * Node for node the same computation: op, attributes, type, inputs from inside (same position) or outside (the same
  * k-th external, of the same type; a constant with the same attributes, since dtype matching reads its value).
  */
-export function sameStructure(r: GraphSegment, s: GraphSegment, byId: ReadonlyMap<NodeId, Node>): boolean {
+function sameStructure(r: GraphSegment, s: GraphSegment, byId: ReadonlyMap<NodeId, Node>): boolean {
   if (r.nodes.length !== s.nodes.length || r.pattern !== s.pattern) return false;
   const rPos = new Map<NodeId, number>();
   const sPos = new Map<NodeId, number>();
@@ -227,7 +229,7 @@ export function sameStructure(r: GraphSegment, s: GraphSegment, byId: ReadonlyMa
 }
 
 /** External inputs of a segment (node ids, first use first). */
-export function externalsOf(seg: GraphSegment): NodeId[] {
+function externalsOf(seg: GraphSegment): NodeId[] {
   const inside = new Set(seg.nodes.map((n) => n.id));
   const out: NodeId[] = [];
   const seen = new Set<NodeId>();
@@ -239,6 +241,94 @@ export function externalsOf(seg: GraphSegment): NodeId[] {
     }
   }
   return out;
+}
+
+/** Shorter runs of a layer scope are handled as usual (not worth recording or repeating). */
+const MIN_SEGMENT_NODES = 4;
+
+/** A graph's layer segments, and what partitioning and lowering share about them (`layersOf`). */
+export interface GraphLayers {
+  /**
+   * Runs of non-source nodes of one layer scope (`model.layers.7…`), by the index of their first node in `g.nodes`
+   * (`end`: one past the index of their last node; source nodes in between belong to no segment).
+   */
+  readonly segments: ReadonlyMap<number, { readonly seg: GraphSegment; readonly end: number }>;
+  /** Nodes read outside their own segment, outputs and taps: the values a segment not handled node by node must hand on. */
+  readonly live: ReadonlySet<NodeId>;
+  /** The first segment with the same structure as `seg` (`sameStructure`): equal for segments that are the same computation. */
+  structureOf(seg: GraphSegment): GraphSegment;
+  /** `externalsOf(seg)`, once. */
+  externals(seg: GraphSegment): readonly NodeId[];
+}
+
+const layerCache = new WeakMap<Graph, GraphLayers>();
+
+/** The layer segments of `g` (memoised per graph object: graphs are immutable). */
+export function layersOf(g: Graph): GraphLayers {
+  let l = layerCache.get(g);
+  if (!l) layerCache.set(g, (l = findLayers(g)));
+  return l;
+}
+
+function findLayers(g: Graph): GraphLayers {
+  const segments = new Map<number, { seg: GraphSegment; end: number }>();
+  const scopes = new Map<string, [string, string]>();
+  let cur: { start: number; end: number; prefix: string; pattern: string; nodes: Node[] } | undefined;
+  const close = () => {
+    if (cur && cur.nodes.length >= MIN_SEGMENT_NODES) segments.set(cur.start, { seg: { prefix: cur.prefix, pattern: cur.pattern, nodes: cur.nodes }, end: cur.end });
+    cur = undefined;
+  };
+  g.nodes.forEach((n, idx) => {
+    if (getOp(n.op).source) return;
+    let sp = scopes.get(n.scope);
+    if (!sp) scopes.set(n.scope, (sp = segmentOf(n.scope)));
+    if (!sp[0]) return close();
+    if (!cur || cur.prefix !== sp[0]) {
+      close();
+      cur = { start: idx, end: idx + 1, prefix: sp[0], pattern: sp[1], nodes: [] };
+    }
+    cur.nodes.push(n);
+    cur.end = idx + 1;
+  });
+  close();
+
+  const live = new Set<NodeId>([...g.outputs.map((x) => x.node), ...Object.values(g.taps)]);
+  const segOf: (GraphSegment | undefined)[] = new Array(g.nextId);
+  for (const { seg } of segments.values()) for (const n of seg.nodes) segOf[n.id] = seg;
+  if (segments.size) {
+    for (const n of g.nodes) {
+      const own = segOf[n.id];
+      for (const i of n.inputs) if (segOf[i] !== own) live.add(i);
+    }
+  }
+
+  const byId = nodeMap(g);
+  const structure = new Map<GraphSegment, GraphSegment>();
+  /** Structures met so far, by their op sequence (only those can be the same computation). */
+  const bySignature = new Map<string, GraphSegment[]>();
+  const externals = new Map<GraphSegment, readonly NodeId[]>();
+  return {
+    segments,
+    live,
+    structureOf(seg) {
+      let rep = structure.get(seg);
+      if (!rep) {
+        let sig = seg.pattern;
+        for (const n of seg.nodes) sig += ' ' + n.op;
+        let list = bySignature.get(sig);
+        if (!list) bySignature.set(sig, (list = []));
+        rep = list.find((r) => sameStructure(r, seg, byId));
+        if (!rep) list.push((rep = seg));
+        structure.set(seg, rep);
+      }
+      return rep;
+    },
+    externals(seg) {
+      let e = externals.get(seg);
+      if (!e) externals.set(seg, (e = externalsOf(seg)));
+      return e;
+    },
+  };
 }
 
 const isInner = (a: unknown): a is XlaValue => typeof a === 'object' && a !== null && 'ref' in a && 'type' in a && !Array.isArray(a);
@@ -263,15 +353,13 @@ const MAX_RECORDINGS = 4;
 export class SegmentMemo {
   /** Tests only: match recordings by structure alone, ignoring the starting state (gives wrong programs). */
   static ignoreStateForTests = false;
-  /** Segment shapes met so far (a representative of each, with its recordings), per segment. */
-  private readonly shapeOf = new Map<GraphSegment, { rep: GraphSegment; recordings: Recording[] }>();
+  /** Recordings per segment structure (`GraphLayers.structureOf`). */
+  private readonly recordingsOf = new Map<GraphSegment, Recording[]>();
   /** Node position being partitioned while recording (trace entries and events are tagged with it). */
   private pos = -1;
   private recording: Recording | undefined;
   /** While recording: the placements decided before the segment, and the real emitter behind the recording wrapper. */
   private before: { decided: Set<string>; inputs: Set<string>; inner: SpmdEmitter } | undefined;
-  /** Segment shapes by their sequence of ops (only those can be the same computation). */
-  private readonly bySignature = new Map<string, { rep: GraphSegment; recordings: Recording[] }[]>();
   /** The starting state `find` computed, for `begin` when it records that same segment. */
   private lastState: { seg: GraphSegment; state: ReturnType<typeof reachOf> } | undefined;
   replayed = 0;
@@ -279,40 +367,33 @@ export class SegmentMemo {
 
   constructor(
     private readonly p: Partitioner,
-    private readonly byId: ReadonlyMap<NodeId, Node>,
+    private readonly layers: GraphLayers,
   ) {}
 
   /** The state the partitioner would start `seg` from (see reachOf). */
   private startState(seg: GraphSegment, vals: ReadonlyMap<NodeId, XlaValue>): ReturnType<typeof reachOf> {
     if (this.lastState?.seg === seg) return this.lastState.state;
-    const ext = externalsOf(seg).map((id) => this.p.info(vals.get(id)!));
+    const ext = this.layers.externals(seg).map((id) => this.p.info(vals.get(id)!));
     const state = reachOf(this.p, ext, this.p.globalValues());
     this.lastState = { seg, state };
     return state;
   }
 
-  private shape(seg: GraphSegment): { rep: GraphSegment; recordings: Recording[] } {
-    let s = this.shapeOf.get(seg);
-    if (!s) {
-      let sig = seg.pattern;
-      for (const n of seg.nodes) sig += ' ' + n.op;
-      let list = this.bySignature.get(sig);
-      if (!list) this.bySignature.set(sig, (list = []));
-      s = list.find((x) => sameStructure(x.rep, seg, this.byId));
-      if (!s) list.push((s = { rep: seg, recordings: [] }));
-      this.shapeOf.set(seg, s);
-    }
-    return s;
+  private recordings(seg: GraphSegment): Recording[] {
+    const shape = this.layers.structureOf(seg);
+    let list = this.recordingsOf.get(shape);
+    if (!list) this.recordingsOf.set(shape, (list = []));
+    return list;
   }
 
   /** Worth recording: its shape has fewer than MAX_RECORDINGS recordings. */
   shouldRecord(seg: GraphSegment): boolean {
-    return this.shape(seg).recordings.length < MAX_RECORDINGS;
+    return this.recordings(seg).length < MAX_RECORDINGS;
   }
 
   /** A recording this segment can replay (same structure, same starting state), or undefined. */
   find(seg: GraphSegment, vals: ReadonlyMap<NodeId, XlaValue>): { rec: Recording; reach: Info[] } | undefined {
-    const cands = this.shape(seg).recordings.filter((r) => r.ok);
+    const cands = this.recordings(seg).filter((r) => r.ok);
     if (!cands.length) return undefined;
     const { reach, key } = this.startState(seg, vals);
     const rec = cands.find((r) => SegmentMemo.ignoreStateForTests || r.key === key);
@@ -435,7 +516,7 @@ export class SegmentMemo {
     for (const { e } of rec.events) if (e.param !== undefined && e.param !== GRADIENT && !names.has(e.param)) rec.ok = false;
     for (const [k] of [...rec.decided, ...rec.decidedInputs]) if (!names.has(k)) rec.ok = false;
     if (rec.ok) compileSlots(rec);
-    this.shape(rec.seg).recordings.push(rec);
+    this.recordings(rec.seg).push(rec);
   }
 
   /**
