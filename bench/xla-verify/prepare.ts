@@ -107,11 +107,12 @@ fs.writeFileSync(path.join(out, 'partitioned.hlo'), p.partitionedHlo);
 const rec = new CostRecorder();
 const outs = emitWholeProgram(g, rec, { env });
 const bytes = fusedBytes(rec.instrs, outs.map((o) => Number(o.value.ref.slice(2))));
-const unfused = rec.instrs.reduce((a, i) => a + (i.cls === 'arg' ? 0 : i.outBytes + i.operands.reduce((b, o) => b + rec.instrs[o].outBytes, 0)), 0);
+const instrs = rec.instrs.toArray();
+const unfused = instrs.reduce((a, i) => a + (i.cls === 'arg' ? 0 : i.outBytes + i.operands.reduce((b, o) => b + instrs[o].outBytes, 0)), 0);
 const cost = {
-  flops: rec.instrs.reduce((a, i) => a + i.mxuFlops + i.vpuFlops, 0),
-  dot_flops: rec.instrs.reduce((a, i) => a + i.mxuFlops, 0),
-  transcendentals: rec.instrs.reduce((a, i) => a + i.transcendentals, 0),
+  flops: instrs.reduce((a, i) => a + i.mxuFlops + i.vpuFlops, 0),
+  dot_flops: instrs.reduce((a, i) => a + i.mxuFlops, 0),
+  transcendentals: instrs.reduce((a, i) => a + i.transcendentals, 0),
   bytes_accessed_unfused: unfused,
   bytes_accessed_fused: bytes.reduce((a, b) => a + b, 0),
 };
@@ -190,10 +191,11 @@ async function trainStep(): Promise<void> {
   }
   const rec = new CostRecorder();
   emitWholeProgram(sg, rec, { env });
+  const tinstrs = rec.instrs.toArray();
   const tcost = {
-    flops: rec.instrs.reduce((a, i) => a + i.mxuFlops + i.vpuFlops, 0),
-    dot_flops: rec.instrs.reduce((a, i) => a + i.mxuFlops, 0),
-    transcendentals: rec.instrs.reduce((a, i) => a + i.transcendentals, 0),
+    flops: tinstrs.reduce((a, i) => a + i.mxuFlops + i.vpuFlops, 0),
+    dot_flops: tinstrs.reduce((a, i) => a + i.mxuFlops, 0),
+    transcendentals: tinstrs.reduce((a, i) => a + i.transcendentals, 0),
     nodes: sg.nodes.length,
     outputs: sg.outputs.length,
   };

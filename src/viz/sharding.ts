@@ -33,9 +33,9 @@ export function shardGraph(g: Graph, mesh: Mesh, strategy: Strategy, o: Sharding
   // Every node's own layout (no segment replay: a replayed layer's inner nodes would show the recorded layer's values).
   const { result, recorder, events } = partitionForCost(g, mesh, strategy.policy, 2, undefined, [], { replay: false });
   const p = result.partitioner;
-  const instrs = recorder.instrs;
+  const instrs = recorder.instrs.toArray();
   const bytes = fusedBytes(
-    instrs,
+    recorder.instrs,
     result.outputs.map((x) => Number(x.local.ref.slice(2))),
   );
   const acc = new Map<NodeId, { mxu: number; vpu: number; tr: number; bytes: number }>();

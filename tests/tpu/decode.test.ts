@@ -113,7 +113,7 @@ describe('decode step', () => {
     expect([again.wholeMlir, again.wholeHlo, again.partitionedMlir, again.partitionedHlo]).toEqual([p.wholeMlir, p.wholeHlo, p.partitionedMlir, p.partitionedHlo]);
     // The cost recorder counts the in-place update (2 × update bytes), not the cache.
     const pc = partitionForCost(step.graph, m, parseStrategy('dp+tp', m).policy);
-    const dus = pc.recorder.instrs.filter((i) => i.opcode === 'dynamic-update-slice');
+    const dus = pc.recorder.instrs.toArray().filter((i) => i.opcode === 'dynamic-update-slice');
     expect(dus).toHaveLength(8);
   });
 

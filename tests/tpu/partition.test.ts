@@ -88,9 +88,9 @@ describe('cost conventions', () => {
     const g = mlp();
     const rec = new CostRecorder();
     emitWholeProgram(g, rec, { env: {} });
-    const flops = rec.instrs.reduce((a, i) => a + i.mxuFlops + i.vpuFlops, 0);
-    const tr = rec.instrs.reduce((a, i) => a + i.transcendentals, 0);
-    expect(rec.instrs.reduce((a, i) => a + i.mxuFlops, 0)).toBe(2 * 8 * 32 * 16 + 2 * 8 * 16 * 32);
+    const flops = rec.instrs.toArray().reduce((a, i) => a + i.mxuFlops + i.vpuFlops, 0);
+    const tr = rec.instrs.toArray().reduce((a, i) => a + i.transcendentals, 0);
+    expect(rec.instrs.toArray().reduce((a, i) => a + i.mxuFlops, 0)).toBe(2 * 8 * 32 * 16 + 2 * 8 * 16 * 32);
     expect(tr).toBe(8 * 32);
     let irFlops = 0;
     let irTr = 0;

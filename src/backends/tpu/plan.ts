@@ -377,17 +377,19 @@ export function evaluateAnalytic(g: Graph, o: PlanOptions, dims: { batch: number
   // Per node: local flops and bytes → roofline time.
   interface Acc { mxu: number; vpu: number; tr: number; bytes: number; dotOut: number; materialized: number }
   const perNode = new Map<number, Acc>();
-  instrs.forEach((ins, i) => {
-    if (ins.cls === 'arg' || ins.node < 0) return;
-    let a = perNode.get(ins.node);
-    if (!a) perNode.set(ins.node, (a = { mxu: 0, vpu: 0, tr: 0, bytes: 0, dotOut: 0, materialized: 0 }));
-    a.mxu += ins.mxuFlops;
-    a.vpu += ins.cls === 'collective' ? 0 : ins.vpuFlops;
-    a.tr += ins.transcendentals;
+  for (let i = 0; i < instrs.length; i++) {
+    const cls = instrs.cls(i);
+    const node = instrs.node[i];
+    if (cls === 'arg' || node < 0) continue;
+    let a = perNode.get(node);
+    if (!a) perNode.set(node, (a = { mxu: 0, vpu: 0, tr: 0, bytes: 0, dotOut: 0, materialized: 0 }));
+    a.mxu += instrs.mxuFlops[i];
+    a.vpu += cls === 'collective' ? 0 : instrs.vpuFlops[i];
+    a.tr += instrs.transcendentals[i];
     a.bytes += bytes[i];
-    if (ins.cls === 'dot') a.dotOut += ins.outBytes;
-    if (ins.cls !== 'elementwise' && ins.cls !== 'layout' && ins.cls !== 'collective' && ins.cls !== 'update') a.materialized += ins.outBytes;
-  });
+    if (cls === 'dot') a.dotOut += instrs.outBytes[i];
+    if (cls !== 'elementwise' && cls !== 'layout' && cls !== 'collective' && cls !== 'update') a.materialized += instrs.outBytes[i];
+  }
   const nodeTime = (a: Acc) => {
     const c = a.mxu / (chip.peakFlops * eff) + (a.vpu + a.tr) / chip.vectorFlops;
     const m = a.bytes / chip.hbmBandwidth;
@@ -565,7 +567,8 @@ export function evaluateAnalytic(g: Graph, o: PlanOptions, dims: { batch: number
   // Totals.
   const whole = new CostRecorder(2);
   emitWholeProgram(g, whole, { env: {}, floatDtype: 'bf16' });
-  const fwdModelFlops = whole.instrs.reduce((s, i) => s + i.mxuFlops, 0);
+  let fwdModelFlops = 0;
+  for (let i = 0; i < whole.instrs.length; i++) fwdModelFlops += whole.instrs.mxuFlops[i];
   const decodeScale = mode === 'decode' ? decodeModelFlops(g, whole, ctx) : 0;
   const modelFlops = isTrain ? 3 * fwdModelFlops : mode === 'decode' ? decodeScale : fwdModelFlops;
   const tokens = mode === 'decode' ? dims.batch : dims.batch * dims.seq;
@@ -663,7 +666,10 @@ function kvProjections(g: Graph): Set<number> {
 function decodeModelFlops(g: Graph, whole: CostRecorder, ctx: number): number {
   const act = activationMatmuls(g);
   const fused = cachedLengths(g, ctx);
-  return whole.instrs.reduce((s, i) => s + i.mxuFlops * (act.has(i.node) ? ctx : fused.get(i.node) ?? 1), 0);
+  const t = whole.instrs;
+  let flops = 0;
+  for (let i = 0; i < t.length; i++) flops += t.mxuFlops[i] * (act.has(t.node[i]) ? ctx : fused.get(t.node[i]) ?? 1);
+  return flops;
 }
 
 /** Decode: key positions each fused attention reads from its KV cache (min(window, context) on windowed layers). */
@@ -807,9 +813,9 @@ export function evaluateTrain(
   const bytes = fusedBytes(instrs, outIdx);
   // The analytic cross-check from the same partition's forward part (its instructions come first).
   // (Arguments are recorded where they are first used or, for inputs, up front: they do not end the forward.)
-  let fwdEnd = instrs.findIndex((x) => x.node >= g.nextId && x.cls !== 'arg');
-  if (fwdEnd < 0) fwdEnd = instrs.length;
-  const fwdRecorder = Object.assign(Object.create(CostRecorder.prototype), { instrs: instrs.slice(0, fwdEnd) }) as CostRecorder;
+  let fwdEnd = 0;
+  while (fwdEnd < instrs.length && !(instrs.node[fwdEnd] >= g.nextId && instrs.cls(fwdEnd) !== 'arg')) fwdEnd++;
+  const fwdRecorder = new CostRecorder(recorder.floatBytes, instrs.prefix(fwdEnd));
   const analytic = evaluateAnalytic(g, { ...o, mode: 'train' }, dims, mesh, strategy, {
     result: { ...result, outputs: [] },
     recorder: fwdRecorder,
@@ -828,18 +834,19 @@ export function evaluateTrain(
   const acc: ({ mxu: number; vpu: number; tr: number; bytes: number; mat: number } | undefined)[] = new Array(sg.nextId);
   const order: Node[] = [];
   for (let i = 0; i < instrs.length; i++) {
-    const ins = instrs[i];
-    if (ins.cls === 'arg' || ins.node < 0) continue;
-    let a = acc[ins.node];
+    const cls = instrs.cls(i);
+    const node = instrs.node[i];
+    if (cls === 'arg' || node < 0) continue;
+    let a = acc[node];
     if (!a) {
-      acc[ins.node] = a = { mxu: 0, vpu: 0, tr: 0, bytes: 0, mat: 0 };
-      order.push(byId.get(ins.node)!);
+      acc[node] = a = { mxu: 0, vpu: 0, tr: 0, bytes: 0, mat: 0 };
+      order.push(byId.get(node)!);
     }
-    a.mxu += ins.mxuFlops;
-    a.vpu += ins.cls === 'collective' ? 0 : ins.vpuFlops;
-    a.tr += ins.transcendentals;
+    a.mxu += instrs.mxuFlops[i];
+    a.vpu += cls === 'collective' ? 0 : instrs.vpuFlops[i];
+    a.tr += instrs.transcendentals[i];
     a.bytes += bytes[i];
-    if (ins.cls !== 'elementwise' && ins.cls !== 'layout' && ins.cls !== 'collective' && ins.cls !== 'update') a.mat += ins.outBytes;
+    if (cls !== 'elementwise' && cls !== 'layout' && cls !== 'collective' && cls !== 'update') a.mat += instrs.outBytes[i];
   }
   for (const n of order) {
     const a = acc[n.id]!;

@@ -25,6 +25,97 @@ export interface Instr {
   readonly transcendentals: number;
 }
 
+const CLASSES: readonly InstrClass[] = ['arg', 'elementwise', 'layout', 'dot', 'reduce', 'gather', 'concat', 'collective', 'update'];
+const CLASS_CODE = new Map(CLASSES.map((c, i) => [c, i]));
+
+/**
+ * The recorded instructions, column by column: a typed array per field (operands flattened), so a recorded
+ * program of tens of thousands of instructions is a dozen arrays, not tens of thousands of objects for the
+ * garbage collector to copy. `at(i)` gives one instruction as an `Instr`.
+ */
+export class InstrTable {
+  length = 0;
+  private cap = 1024;
+  /** Index into CLASSES. */
+  private clsCode = new Uint8Array(this.cap);
+  private opcodes: string[] = [];
+  node = new Int32Array(this.cap);
+  outBytes = new Float64Array(this.cap);
+  mxuFlops = new Float64Array(this.cap);
+  vpuFlops = new Float64Array(this.cap);
+  transcendentals = new Float64Array(this.cap);
+  /** Operands of instruction i: `operands[opStart[i] … opStart[i + 1])`. */
+  operands = new Int32Array(this.cap * 2);
+  opStart = new Int32Array(this.cap + 1);
+
+  cls(i: number): InstrClass {
+    return CLASSES[this.clsCode[i]];
+  }
+  opcode(i: number): string {
+    return this.opcodes[i];
+  }
+
+  push(cls: InstrClass, opcode: string, node: number, operands: readonly XlaValue[], outBytes: number, mxu: number, vpu: number, tr: number): number {
+    const i = this.length;
+    if (i === this.cap) this.grow();
+    let o = this.opStart[i];
+    if (o + operands.length > this.operands.length) this.operands = grown(this.operands, Math.max(2 * this.operands.length, o + operands.length));
+    for (const v of operands) this.operands[o++] = instrIndex(v);
+    this.opStart[i + 1] = o;
+    this.clsCode[i] = CLASS_CODE.get(cls)!;
+    this.opcodes.push(opcode);
+    this.node[i] = node;
+    this.outBytes[i] = outBytes;
+    this.mxuFlops[i] = mxu;
+    this.vpuFlops[i] = vpu;
+    this.transcendentals[i] = tr;
+    this.length = i + 1;
+    return i;
+  }
+
+  private grow(): void {
+    this.cap *= 2;
+    this.clsCode = grown(this.clsCode, this.cap);
+    this.node = grown(this.node, this.cap);
+    this.outBytes = grown(this.outBytes, this.cap);
+    this.mxuFlops = grown(this.mxuFlops, this.cap);
+    this.vpuFlops = grown(this.vpuFlops, this.cap);
+    this.transcendentals = grown(this.transcendentals, this.cap);
+    this.opStart = grown(this.opStart, this.cap + 1);
+  }
+
+  /** Instruction i as an object. */
+  at(i: number): Instr {
+    return {
+      cls: this.cls(i),
+      opcode: this.opcodes[i],
+      node: this.node[i],
+      operands: Array.from(this.operands.subarray(this.opStart[i], this.opStart[i + 1])),
+      outBytes: this.outBytes[i],
+      mxuFlops: this.mxuFlops[i],
+      vpuFlops: this.vpuFlops[i],
+      transcendentals: this.transcendentals[i],
+    };
+  }
+
+  toArray(): Instr[] {
+    return Array.from({ length: this.length }, (_, i) => this.at(i));
+  }
+
+  /** The first n instructions (sharing this table's arrays). */
+  prefix(n: number): InstrTable {
+    const t = Object.create(InstrTable.prototype) as InstrTable;
+    Object.assign(t, this, { length: Math.min(n, this.length) });
+    return t;
+  }
+}
+
+function grown<T extends Uint8Array | Int32Array | Float64Array>(a: T, n: number): T {
+  const b = new (a.constructor as new (n: number) => T)(n);
+  b.set(a);
+  return b;
+}
+
 const TRANSCENDENTAL = new Set<string>(['exponential', 'log', 'tanh', 'rsqrt', 'sqrt', 'sine', 'cosine', 'logistic', 'power']);
 
 /** Bytes of a value, floats counted at `dtypeBytes` when given (2: bf16 on TPU). */
@@ -42,28 +133,20 @@ export class RecordedValue implements XlaValue {
 export const instrIndex = (v: XlaValue): number => (v as RecordedValue).index;
 
 export class CostRecorder implements SpmdEmitter {
-  readonly instrs: Instr[] = [];
   private node = -1;
 
   /** `floatBytes` counts every float tensor at this width (2 = bf16 activations and weights on TPU). */
-  constructor(readonly floatBytes?: number) {}
+  constructor(
+    readonly floatBytes?: number,
+    readonly instrs: InstrTable = new InstrTable(),
+  ) {}
 
   setOrigin(o: { id: number } | undefined): void {
     this.node = o ? o.id : -1;
   }
 
   private push(cls: InstrClass, opcode: string, operands: readonly XlaValue[], out: XlaType, f: { mxu?: number; vpu?: number; tr?: number } = {}): XlaValue {
-    const i = this.instrs.length;
-    this.instrs.push({
-      cls,
-      opcode,
-      node: this.node,
-      operands: operands.map(instrIndex),
-      outBytes: bytesAt(out, this.floatBytes),
-      mxuFlops: f.mxu ?? 0,
-      vpuFlops: f.vpu ?? 0,
-      transcendentals: f.tr ?? 0,
-    });
+    const i = this.instrs.push(cls, opcode, this.node, operands, bytesAt(out, this.floatBytes), f.mxu ?? 0, f.vpu ?? 0, f.tr ?? 0);
     return new RecordedValue(i, out);
   }
 
@@ -144,7 +227,6 @@ export class CostRecorder implements SpmdEmitter {
   }
 }
 
-const FUSIBLE = new Set<InstrClass>(['elementwise', 'layout']);
 
 /**
  * Fusion-aware HBM traffic per instruction, the way XLA fuses: elementwise and layout ops fuse into their
@@ -153,40 +235,49 @@ const FUSIBLE = new Set<InstrClass>(['elementwise', 'layout']);
  * op, or consumed by one that cannot absorb it, or a program output); an instruction pays for the
  * materialized values it reads and the one it writes.
  */
-export function fusedBytes(instrs: readonly Instr[], outputs: readonly number[]): number[] {
-  const n = instrs.length;
+export function fusedBytes(t: InstrTable, outputs: readonly number[]): Float64Array {
+  const n = t.length;
+  const { operands: ops, opStart, outBytes } = t;
+  const fusible = (i: number) => {
+    const c = t.cls(i);
+    return c === 'elementwise' || c === 'layout';
+  };
   const materialized = new Uint8Array(n);
-  for (let i = 0; i < n; i++) if (!FUSIBLE.has(instrs[i].cls)) materialized[i] = 1;
+  for (let i = 0; i < n; i++) if (!fusible(i)) materialized[i] = 1;
   for (const o of outputs) materialized[o] = 1;
   for (let i = 0; i < n; i++) {
-    const ins = instrs[i];
-    const absorbsAll = ins.cls === 'elementwise' || ins.cls === 'layout' || ins.cls === 'reduce';
-    for (const o of ins.operands) {
-      const p = instrs[o];
-      if (absorbsAll || !FUSIBLE.has(p.cls)) continue;
-      if (!(ins.cls === 'dot' && (p.cls === 'layout' || p.opcode === 'convert'))) materialized[o] = 1;
+    const c = t.cls(i);
+    const absorbsAll = c === 'elementwise' || c === 'layout' || c === 'reduce';
+    for (let k = opStart[i]; k < opStart[i + 1]; k++) {
+      const o = ops[k];
+      if (absorbsAll || !fusible(o)) continue;
+      if (!(c === 'dot' && (t.cls(o) === 'layout' || t.opcode(o) === 'convert'))) materialized[o] = 1;
     }
   }
-  const bytes = new Array<number>(n);
+  const bytes = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    const ins = instrs[i];
-    const ops = ins.operands;
-    if (ins.cls === 'arg' || ins.cls === 'collective') bytes[i] = 0;
+    const c = t.cls(i);
+    const s = opStart[i];
+    const e = opStart[i + 1];
+    if (c === 'arg' || c === 'collective') continue;
     // In place: reads the update and writes it into the operand's buffer (plus the scalar start indices).
-    else if (ins.cls === 'update') {
+    if (c === 'update') {
       let b = 0;
-      for (let k = 1; k < ops.length; k++) b += instrs[ops[k]].outBytes * (k === 1 ? 2 : 1);
+      for (let k = s + 1; k < e; k++) b += outBytes[ops[k]] * (k === s + 1 ? 2 : 1);
       bytes[i] = b;
-    } else {
-      let b = materialized[i] ? ins.outBytes : 0;
-      for (let k = 0; k < ops.length; k++) {
-        const o = ops[k];
-        // (an operand read twice is paid once)
-        if (!materialized[o] || ops.indexOf(o) < k) continue;
-        b += ins.cls === 'gather' && k === 0 ? ins.outBytes : instrs[o].outBytes;
-      }
-      bytes[i] = b;
+      continue;
     }
+    let b = materialized[i] ? outBytes[i] : 0;
+    for (let k = s; k < e; k++) {
+      const o = ops[k];
+      if (!materialized[o]) continue;
+      // (an operand read twice is paid once)
+      let seen = false;
+      for (let q = s; q < k && !seen; q++) seen = ops[q] === o;
+      if (seen) continue;
+      b += c === 'gather' && k === s ? outBytes[i] : outBytes[o];
+    }
+    bytes[i] = b;
   }
   return bytes;
 }
