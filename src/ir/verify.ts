@@ -41,17 +41,16 @@ export function verifyProblems(g: Graph): VerifyProblem[] {
  */
 export function verifyGraph(g: Graph, verified?: VerifiedNodes): { problems: VerifyProblem[]; nodes: VerifiedNodes } {
   const out: VerifyProblem[] = [];
-  // nodes by id: an array sized for the ids below nextId (other ids still work, as properties)
-  const seen: (Node | undefined)[] = Number.isSafeInteger(g.nextId) && g.nextId > 0 ? new Array(g.nextId) : [];
+  const seen = new NodeIndex(g.nextId);
   // indexed loops, not for..of: this runs over every node after every pass, and the iterators were garbage
   const nodes = g.nodes;
   for (let k = 0; k < nodes.length; k++) {
     const n = nodes[k];
-    if (seen[n.id] !== undefined) out.push({ node: n.id, message: 'defined twice' });
+    if (seen.get(n.id) !== undefined) out.push({ node: n.id, message: 'defined twice' });
     if (n.id >= g.nextId) out.push({ node: n.id, message: `id is not below nextId ${g.nextId}` });
     if (!hasOp(n.op)) {
       out.push({ node: n.id, message: `unknown op '${n.op}'` });
-      seen[n.id] = n;
+      seen.set(n.id, n);
       continue;
     }
     const ins = inputTypes(n, seen, out);
@@ -63,15 +62,15 @@ export function verifyGraph(g: Graph, verified?: VerifiedNodes): { problems: Ver
         out.push({ node: n.id, message: `${n.op}: ${(e as Error).message}` });
       }
     }
-    seen[n.id] = n;
+    seen.set(n.id, n);
   }
   const outNames = new Set<string>();
   for (const o of g.outputs) {
-    if (seen[o.node] === undefined) out.push({ message: `output '${o.name}' refers to missing node %${o.node}` });
+    if (seen.get(o.node) === undefined) out.push({ message: `output '${o.name}' refers to missing node %${o.node}` });
     if (outNames.has(o.name)) out.push({ message: `output '${o.name}' is defined twice` });
     outNames.add(o.name);
   }
-  for (const [s, id] of Object.entries(g.taps)) if (seen[id] === undefined) out.push({ message: `tap '${s}' refers to missing node %${id}` });
+  for (const [s, id] of Object.entries(g.taps)) if (seen.get(id) === undefined) out.push({ message: `tap '${s}' refers to missing node %${id}` });
   const params = new Set<string>();
   for (let k = 0; k < nodes.length; k++) {
     const n = nodes[k];
@@ -81,23 +80,60 @@ export function verifyGraph(g: Graph, verified?: VerifiedNodes): { problems: Ver
       params.add(name);
     }
   }
-  return { problems: out, nodes: seen };
+  return { problems: out, nodes: seen.byId };
 }
 
-/** Whether `n` is a node of the verified graph whose inputs there had the very types `ins` (so its type rule passed on them). */
+/**
+ * Nodes by id, as a Map keyed by the id as given would hold them: small non-negative integer ids in an array
+ * (sized for the ids below nextId), anything else (a malformed graph's '1', -1, 2.5) in a Map of its own.
+ */
+class NodeIndex {
+  readonly byId: (Node | undefined)[];
+  private other: Map<unknown, Node> | undefined;
+  constructor(nextId: number) {
+    this.byId = Number.isSafeInteger(nextId) && nextId > 0 ? new Array(nextId) : [];
+  }
+  get(id: unknown): Node | undefined {
+    return isIndex(id) ? this.byId[id] : this.other?.get(id);
+  }
+  set(id: unknown, n: Node): void {
+    if (isIndex(id)) this.byId[id] = n;
+    else (this.other ??= new Map()).set(id, n);
+  }
+}
+
+const isIndex = (id: unknown): id is number => typeof id === 'number' && Number.isSafeInteger(id) && id >= 0;
+
+/**
+ * Whether `n` is a node of the verified graph whose inputs there had the very types `ins` (so its type rule passed
+ * on them). Only frozen data is trusted: a node, attribute or type that could have been changed in place since
+ * (a pass may return nodes it did not freeze) is typed again.
+ */
 function typedBefore(n: Node, ins: readonly TensorType[], verified: VerifiedNodes): boolean {
-  if (verified[n.id] !== n) return false;
-  for (let k = 0; k < ins.length; k++) if (verified[n.inputs[k]]?.type !== ins[k]) return false;
+  if (!isIndex(n.id) || verified[n.id] !== n || !Object.isFrozen(n) || !Object.isFrozen(n.inputs) || !frozenType(n.type) || !deepFrozen(n.attrs)) return false;
+  for (let k = 0; k < ins.length; k++) {
+    const i = n.inputs[k];
+    if (!isIndex(i) || verified[i]?.type !== ins[k] || !frozenType(ins[k])) return false;
+  }
+  return true;
+}
+
+const frozenType = (t: TensorType) => Object.isFrozen(t) && Object.isFrozen(t.shape);
+
+function deepFrozen(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return true;
+  if (!Object.isFrozen(v)) return false;
+  for (const k in v) if (!deepFrozen((v as Record<string, unknown>)[k])) return false;
   return true;
 }
 
 /** The types of `n`'s inputs, or undefined (with a problem per dangling input) when one is not defined before it. */
-function inputTypes(n: Node, seen: readonly (Node | undefined)[], out: VerifyProblem[]): TensorType[] | undefined {
+function inputTypes(n: Node, seen: NodeIndex, out: VerifyProblem[]): TensorType[] | undefined {
   const ins: TensorType[] = new Array(n.inputs.length);
   let ok = true;
   for (let k = 0; k < n.inputs.length; k++) {
     const i = n.inputs[k];
-    const d = seen[i];
+    const d = seen.get(i);
     if (!d) {
       out.push({ node: n.id, message: `uses %${i}, which is not defined before it (dangling use or cycle)` });
       ok = false;

@@ -2,7 +2,7 @@
  * Clean-up passes: constant folding, common-subexpression elimination, dead-code elimination and
  * reshape / transpose simplification.
  */
-import { freezeDeep } from './freeze';
+import { freezeDeep } from '../ir/freeze';
 import { Graph, Node, NodeId, DType } from '../ir/types';
 import { getOp } from '../ir/op';
 import { encodeNumber } from '../ir/builder';

@@ -8,7 +8,7 @@ import { verifyGraph, VerifiedNodes, VerifyError, VerifyProblem } from '../ir/ve
 import { fmtType, typeEq } from '../ir/shape';
 import { Pass, PassContext, TraceEntry } from './types';
 import { locatePluginError } from './plugin';
-import { freezeDeep } from './freeze';
+import { freezeDeep } from '../ir/freeze';
 
 export interface PassStat {
   readonly name: string;

@@ -29,15 +29,21 @@ export type Pattern =
 
 export const COMMUTATIVE = new Set(['add', 'mul', 'max', 'min', 'and', 'or']);
 
+/** A binding name: bindings are properties of `Match.nodes`, so a name Object.prototype already has is refused. */
+function bindingName<T extends string | undefined>(name: T): T {
+  if (name !== undefined && name in Object.prototype) throw new Error(`pattern name '${name}' is reserved (a built-in property of JavaScript objects): choose another`);
+  return name;
+}
+
 export const pat = {
   op(op: string | readonly string[], inputs?: readonly Pattern[], opts: { attrs?: { [k: string]: AttrTest }; as?: string } = {}): Pattern {
-    return { kind: 'op', ops: typeof op === 'string' ? [op] : op, inputs, attrs: opts.attrs, as: opts.as };
+    return { kind: 'op', ops: typeof op === 'string' ? [op] : op, inputs, attrs: opts.attrs, as: bindingName(opts.as) };
   },
   v(name: string, test?: (n: Node) => boolean): Pattern {
-    return { kind: 'var', name, test };
+    return { kind: 'var', name: bindingName(name), test };
   },
   const(nameOrValue?: string | number): Pattern {
-    return typeof nameOrValue === 'number' ? { kind: 'const', value: nameOrValue } : { kind: 'const', name: nameOrValue };
+    return typeof nameOrValue === 'number' ? { kind: 'const', value: nameOrValue } : { kind: 'const', name: bindingName(nameOrValue) };
   },
   oneOf(...alts: Pattern[]): Pattern {
     return { kind: 'oneOf', alts };

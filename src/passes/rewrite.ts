@@ -17,7 +17,7 @@ import { Attrs, Graph, GraphOutput, Node, NodeId } from '../ir/types';
 import { fmtType, typeEq } from '../ir/shape';
 import { GraphView, Match, Matcher, Pattern, rootOps } from './pattern';
 import { PassContext } from './types';
-import { freezeDeep } from './freeze';
+import { freezeDeep } from '../ir/freeze';
 
 export interface Rule {
   readonly name: string;

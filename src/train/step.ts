@@ -8,6 +8,7 @@
  * and of its moments (under the moment inputs' names).
  */
 import { Graph, GraphBuilder, GraphOutput, NodeId, ShapeError, DimEnv, getOp } from '../ir';
+import { freezeDeep } from '../ir/freeze';
 import { appendLoss, LossOptions } from './loss';
 import { appendAdamW, AdamWOptions } from './optimizer';
 import { appendBackward, isSourceLike, RematPolicy, residualBytes } from './autodiff';
@@ -35,7 +36,8 @@ export interface TrainingStepInfo {
 
 /**
  * Drop nodes that no output needs (keeping every input and param, so the interface does not change).
- * One sweep in reverse topological order marks what is live: every user of a node is seen before the node.
+ * One sweep in reverse topological order marks what is live: every user of a node is seen before the node (the
+ * IR's invariant: nodes are in topological order, ids below nextId — `verify` checks both).
  */
 export function pruneDead(g: Graph): Graph {
   const live = new Uint8Array(g.nextId);
@@ -52,8 +54,8 @@ export function pruneDead(g: Graph): Graph {
     for (let k = 0; k < n.inputs.length; k++) live[n.inputs[k]] = 1;
   }
   if (liveCount === g.nodes.length) return g;
-  // The nodes of a graph are frozen already (graphs are immutable): only the new array and object need freezing.
-  return Object.freeze({ ...g, nodes: Object.freeze(g.nodes.filter((n) => live[n.id])) });
+  // (freezeDeep stops at what is frozen already: the nodes of a built graph)
+  return freezeDeep({ ...g, nodes: g.nodes.filter((n) => live[n.id]) });
 }
 
 export function trainingStep(inference: Graph, opts: TrainingStepOptions = {}): TrainingStepInfo {

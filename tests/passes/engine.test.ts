@@ -71,6 +71,13 @@ describe('rewrite engine', () => {
   });
 });
 
+test('a pattern name that JavaScript objects already have is refused, clearly', () => {
+  expect(() => pat.v('constructor')).toThrow(/pattern name 'constructor' is reserved/);
+  expect(() => pat.op('add', [pat.any(), pat.any()], { as: '__proto__' })).toThrow(/reserved/);
+  expect(() => pat.const('toString')).toThrow(/reserved/);
+  expect(pat.v('x')).toMatchObject({ kind: 'var', name: 'x' });
+});
+
 describe('pass manager', () => {
   const { g } = small();
   test('stats, trace, and verification naming the pass', () => {

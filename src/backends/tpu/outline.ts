@@ -66,7 +66,7 @@ interface Segment {
   end: number;
   /** Values read from outside, in order of first use (id → position). */
   readonly inputs: Map<number, number>;
-  /** Values used after the segment, ascending (definition order). */
+  /** Values used after the segment, in definition order (by local index). */
   outputs: number[];
   /** Index of the kind (same computation) this segment is an instance of; -1 when printed inline. */
   kind: number;

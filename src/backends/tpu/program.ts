@@ -77,10 +77,15 @@ function matchDtypes(b: XlaBuilder, n: Node, ins: XlaValue[], out: XlaType, o: P
 
 const sourceLists = new WeakMap<Graph, readonly Node[]>();
 /** Program arguments in a fixed order: graph inputs, then parameters, each in graph order (memoised: graphs are immutable). */
-export function sourceNodes(g: Graph): readonly Node[] {
+function sources(g: Graph): readonly Node[] {
   let s = sourceLists.get(g);
-  if (!s) sourceLists.set(g, (s = [...g.nodes.filter((n) => n.op === 'input'), ...g.nodes.filter((n) => n.op === 'param')]));
+  if (!s) sourceLists.set(g, (s = Object.freeze([...g.nodes.filter((n) => n.op === 'input'), ...g.nodes.filter((n) => n.op === 'param')])));
   return s;
+}
+
+/** Program arguments in a fixed order: graph inputs, then parameters, each in graph order (a new array). */
+export function sourceNodes(g: Graph): Node[] {
+  return [...sources(g)];
 }
 
 type Origin = { readonly id: number; readonly op: string; readonly scope: string; readonly name?: string };
@@ -185,7 +190,7 @@ export function partitionGraph(
   const vals = new Map<NodeId, XlaValue>();
   const inputSpecs = new Map<string, Spec>();
   const follows = followedParams(g);
-  const srcs = sourceNodes(g);
+  const srcs = sources(g);
   srcs.forEach((n, index) => {
     emitter.setOrigin(originOf(n));
     const t = nodeType(n, o);
@@ -246,13 +251,13 @@ export function partitionGraph(
   }
   // An output named like a parameter or input is its next value (a training step's new weights and
   // optimizer state): it leaves in the same layout, so the step can be fed its own results.
-  const sources = new Map(sourceNodes(g).map((n) => [String(n.attrs.name), n.id]));
+  const byName = new Map(sources(g).map((n) => [String(n.attrs.name), n.id]));
   const byId = nodeMap(g);
   const outputs = g.outputs.map((out) => {
     const n = byId.get(out.node)!;
     emitter.setOrigin(originOf(n));
     const v = vals.get(out.node)!;
-    const src = sources.get(out.name);
+    const src = byName.get(out.name);
     const spec = src !== undefined && src !== out.node ? p.spec(vals.get(src)!) : p.spec(v);
     return { name: out.name, node: out.node, local: p.local(v, spec), spec, global: v.type };
   });
@@ -288,7 +293,7 @@ export function emitWholeProgram(
   const originOf = originTable(g);
   // (by id in an array: a Map of every node's value was a fifth of this loop's time)
   const vals = new Array<XlaValue>(g.nextId);
-  for (const n of sourceNodes(g)) {
+  for (const n of sources(g)) {
     b.setOrigin(originOf(n));
     const name = String(n.attrs.name);
     const spec = shardings ? (n.op === 'input' ? shardings.inputs : shardings.params).get(name) : undefined;
@@ -338,7 +343,7 @@ class LayerRepeats {
   readonly layers: GraphLayers;
   /** Templates by the structure (`GraphLayers.structureOf`) of the segment they were lowered from. */
   private readonly templates = new Map<GraphSegment, { seg: GraphSegment; t: SegmentTemplate }[]>();
-  /** Scope → the part below its layer prefix. */
+  /** Scope → the part below its layer prefix (keyed by scope alone: a scope determines its prefix, `segmentOf`). */
   private readonly rel = new Map<string, string>();
 
   constructor(

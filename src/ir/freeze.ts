@@ -1,4 +1,4 @@
-/** Freezing the graphs passes return. */
+/** Deep-freezing graphs that passes and builders return (graphs are immutable). */
 import { freeze } from 'immer';
 
 /**
