@@ -309,7 +309,7 @@ describe('whole program: a layer that repeats an earlier one is recorded as a re
     expect(rec.repeat(t, [x, x], 'layers.1', at)).toBeUndefined(); // one value for two inputs
     expect(rec.repeat(t, [y, x], 'layers.0', at)).toBeUndefined(); // would continue layers.0
     const value = rec.repeat(t, [y, x], 'layers.1', at)!;
-    expect(value(0).type).toEqual(f32);
+    expect(value.node(0).type).toEqual(f32);
     expect(rec.repeated).toBe(1);
   });
 

@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { compileModel } from '../../grammar';
 import { runPipeline, resolvePipeline } from '../../src/passes';
-import { compileTpu, getChip, makeMesh, parseStrategy, parseTopology, simulatePartitioned, simulateWhole, sourceNodes, buildTrainingStep } from '../../src/backends/tpu';
+import { compileTpu, getChip, makeMesh, parseStrategy, parseTopology, simulatePartitioned, simulateWhole, sourceNodes, buildTrainingStep, CostRecorder } from '../../src/backends/tpu';
 import { SegmentMemo } from '../../src/backends/tpu/replay';
 import { GraphBuilder } from '../../src/ir';
 import { ROOT, TINY_CONFIG } from './helpers';
@@ -43,17 +43,52 @@ describe('segment replay', () => {
     const mesh = makeMesh(parseTopology(getChip('v5e'), topo), meshText);
     const s = parseStrategy(strat, mesh);
     const po = { chip: 'v5e', mode, remat: 'layer-inputs' as const, ...(mode === 'decode' ? { context: 12 } : {}) };
-    const run = (replay: boolean) => compileTpu(g, mesh, s, po, { batch: 8, seq }, { emit: true, floatDtype: 'bf16', layerFunctions: false, replay });
+    const run = (replay: boolean, layerFunctions = false) => compileTpu(g, mesh, s, po, { batch: 8, seq }, { emit: true, floatDtype: 'bf16', layerFunctions, replay });
     const a = run(false);
     const b = run(true);
     expect(a.partition.segments.replayed).toBe(0);
     expect(b.partition.segments.replayed).toBeGreaterThan(0);
     expect(b.programs!.partitionedMlir).toBe(a.programs!.partitionedMlir);
     expect(b.programs!.partitionedHlo).toBe(a.programs!.partitionedHlo);
+    // With functions too (a replay taken as one block joins its recording's function without being compared).
+    expect(run(true, true).programs!.partitionedMlir).toBe(run(false, true).programs!.partitionedMlir);
     expect(JSON.stringify(b.plan)).toBe(JSON.stringify(a.plan));
     expect([...b.partition.paramSpecs]).toEqual([...a.partition.paramSpecs]);
     expect([...b.partition.inputSpecs]).toEqual([...a.partition.inputSpecs]);
     expect(b.partition.outputs.map((x) => x.spec)).toEqual(a.partition.outputs.map((x) => x.spec));
+  });
+
+  test('a replayed layer is taken as one block by the cost recorder and the outliner (and by the recorder alone)', () => {
+    const mesh = makeMesh(parseTopology(getChip('v5e'), '2x4'), 'data=2,model=4');
+    const s = parseStrategy('fsdp+tp', mesh);
+    const po = { chip: 'v5e', mode: 'train' as const, remat: 'layer-inputs' as const };
+    for (const emit of [true, false]) {
+      const c = compileTpu(graph('gemma2.model', { config: six }, 12), mesh, s, po, { batch: 8, seq: 12 }, { emit, floatDtype: 'bf16' });
+      expect(c.partition.segments.blocks).toBeGreaterThan(0);
+      expect(c.partition.segments.blocks).toBeLessThanOrEqual(c.partition.segments.replayed);
+    }
+  });
+
+  test("the cost recorder repeats a block only with inputs of the block's types and aliasing", () => {
+    const rec = new CostRecorder();
+    const f32 = { dtype: 'f32' as const, shape: [4] };
+    const [x, y] = [rec.arg(f32, { name: 'x' }), rec.arg(f32, { name: 'y' })];
+    const z = rec.arg({ dtype: 'f32', shape: [8] }, { name: 'z' });
+    const mark = rec.blockStart();
+    const v = rec.binary('add', x, y);
+    rec.unary('exponential', v);
+    const block = rec.makeBlock(mark, [x, y], { pos: Int32Array.from([0, 1]), origins: [{ id: 7, op: 'add', scope: 'l.0' }, { id: 8, op: 'exp', scope: 'l.0' }], types: [f32, f32] });
+    expect(block).toBeDefined();
+    expect(rec.makeBlock(mark, [x], { pos: Int32Array.from([0, 1]), origins: [undefined, undefined], types: [f32, f32] })).toBeUndefined(); // reads y
+    expect(rec.canRepeatBlock(block, [x, z])).toBe(false); // another type
+    expect(rec.canRepeatBlock(block, [x, x])).toBe(false); // one value for two inputs
+    expect(rec.canRepeatBlock(block, [y, x])).toBe(true);
+    const n = rec.instrs.length;
+    const value = rec.repeatBlock(block, [y, x], 'l.1', (pos) => ({ id: 20 + pos, op: 'x', scope: 'l.1' }));
+    expect(rec.instrs.length).toBe(n + 2);
+    expect(rec.instrs.at(n)).toMatchObject({ opcode: 'add', node: 20, operands: [1, 0] });
+    expect(rec.instrs.at(n + 1)).toMatchObject({ opcode: 'exponential', node: 21, operands: [n], transcendentals: 4 });
+    expect(value(1).type).toEqual(f32);
   });
 
   test('the replayed per-device training step computes what the whole step computes (SPMD simulator, every output)', () => {

@@ -24,7 +24,7 @@
  */
 import { DType } from '../../ir/types';
 import { DotDims, GatherDims, XlaBinary, XlaCompare, XlaReducer, XlaType, XlaUnary, XlaValue } from '../../ir/xla';
-import { ArgInfo, Output, ReplicaGroupSet, SpmdEmitter, resultType } from './spmd';
+import { ArgInfo, BlockSink, BlockSource, Output, ReplicaGroupSet, SpmdEmitter, resultType } from './spmd';
 import { segmentOf } from './replay';
 
 export type Origin = { id: number; op: string; scope: string; name?: string } | undefined;
@@ -93,6 +93,12 @@ export interface SegmentTemplate {
   readonly entryNode: Int32Array;
 }
 
+/** A repeat's values: of the graph node at a position (whole program), or of the instruction at a local index. */
+export interface RepeatValues {
+  node(pos: number): XlaValue;
+  local(k: number): XlaValue;
+}
+
 interface Repeat {
   readonly template: SegmentTemplate;
   readonly ext: readonly Rec[];
@@ -113,7 +119,7 @@ interface Kind {
 /** A segment must have at least this many instructions to be worth a function. */
 const MIN_INSTRUCTIONS = 4;
 
-export class Outliner implements SpmdEmitter {
+export class Outliner implements SpmdEmitter, BlockSink {
   /**
    * `repeats: false` refuses every `repeat` (each segment is then recorded instruction by instruction; the printed
    * programs are the same either way).
@@ -242,14 +248,8 @@ export class Outliner implements SpmdEmitter {
    * would continue the segment recorded just before it is refused, so segments are cut exactly where lowering
    * would cut them.
    */
-  repeat(t: SegmentTemplate, ext: readonly XlaValue[], prefix: string, originAt: (pos: number) => Origin): ((pos: number) => XlaValue) | undefined {
-    if (this.o.repeats === false || t.seg.end !== t.end || ext.length !== t.alias.length) return undefined;
-    if (this.cur && this.cur.prefix === prefix && this.cur.end === this.entries.length) return undefined;
-    for (let e = 0; e < ext.length; e++) {
-      const v = ext[e];
-      if (!(v instanceof Rec) || !sameType(v.type, t.extTypes[e])) return undefined;
-      if (ext[t.alias[e]] !== v || ext.indexOf(v) !== t.alias[e]) return undefined;
-    }
+  repeat(t: SegmentTemplate, ext: readonly XlaValue[], prefix: string, originAt: (pos: number) => Origin): RepeatValues | undefined {
+    if (!this.canRepeat(t, ext, prefix)) return undefined;
     const start = this.entries.length;
     const seg: Segment = {
       index: this.segments.length, prefix, pattern: t.seg.pattern, start, end: start, inputs: new Map(), outputs: [], kind: -1,
@@ -257,10 +257,41 @@ export class Outliner implements SpmdEmitter {
     };
     this.segments.push(seg);
     this.cur = seg;
-    return (pos) => {
-      const k = t.nodeValue[pos];
-      return k >= 0 ? this.localOf(seg, k) : ext[-k - 1];
+    return {
+      node: (pos) => {
+        const k = t.nodeValue[pos];
+        return k >= 0 ? this.localOf(seg, k) : ext[-k - 1];
+      },
+      local: (k) => this.localOf(seg, k),
     };
+  }
+
+  /** Whether `repeat` would take it (see there). */
+  canRepeat(t: SegmentTemplate, ext: readonly XlaValue[], prefix: string): boolean {
+    if (this.o.repeats === false || t.seg.end !== t.end || ext.length !== t.alias.length) return false;
+    if (this.cur && this.cur.prefix === prefix && this.cur.end === this.entries.length) return false;
+    for (let e = 0; e < ext.length; e++) {
+      const v = ext[e];
+      if (!(v instanceof Rec) || !sameType(v.type, t.extTypes[e])) return false;
+      if (ext[t.alias[e]] !== v || ext.indexOf(v) !== t.alias[e]) return false;
+    }
+    return true;
+  }
+
+  // A block (`BlockSink`, the partitioner's segment replay) is a template of the instructions since the mark, whose
+  // values come by instruction index.
+  blockStart(): unknown {
+    return this.entries.length;
+  }
+  makeBlock(mark: unknown, inputs: readonly XlaValue[], src: BlockSource): unknown {
+    if (this.entries.length - (mark as number) !== src.pos.length) return undefined;
+    return this.template(mark as number, inputs, [], src.origins);
+  }
+  canRepeatBlock(block: unknown, inputs: readonly XlaValue[], prefix: string): boolean {
+    return this.canRepeat(block as SegmentTemplate, inputs, prefix);
+  }
+  repeatBlock(block: unknown, inputs: readonly XlaValue[], prefix: string, originAt: (pos: number) => Origin): (k: number) => XlaValue {
+    return this.repeat(block as SegmentTemplate, inputs, prefix, originAt)!.local;
   }
 
   /** A repeat's value at local index k. */

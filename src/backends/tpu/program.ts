@@ -153,8 +153,11 @@ export interface PartitionResult {
   readonly outputs: { readonly name: string; readonly node: NodeId; readonly local: XlaValue; readonly spec: Spec; readonly global: XlaType }[];
   readonly paramSpecs: ReadonlyMap<string, Spec>;
   readonly inputSpecs: ReadonlyMap<string, Spec>;
-  /** Layer segments partitioned and recorded, and segments replayed from a recording (replay.ts). */
-  readonly segments: { readonly recorded: number; readonly replayed: number };
+  /**
+   * Layer segments partitioned and recorded, segments replayed from a recording, and of those the ones the emitter
+   * took as one block (replay.ts).
+   */
+  readonly segments: { readonly recorded: number; readonly replayed: number; readonly blocks: number };
 }
 
 function lower(def: ReturnType<typeof getOp>, n: Node): NonNullable<ReturnType<typeof getOp>['xla']> {
@@ -213,7 +216,7 @@ export function partitionGraph(
   });
   let forward = o.backwardFrom !== undefined;
   const nodesById = o.floatDtype ? nodeMap(g) : EMPTY;
-  if (layers && segments.size) memo = new SegmentMemo(p, layers);
+  if (layers && segments.size) memo = new SegmentMemo(p, layers, originOf);
   // Nodes read outside their own segment (or outputs / taps): the values a replayed segment must hand on.
   const liveAfter = layers?.live ?? new Set<NodeId>();
   let recording: { seg: GraphSegment; end: number; pos: number } | undefined;
@@ -273,7 +276,7 @@ export function partitionGraph(
   for (const n of g.nodes) if (n.op === 'param' && !paramSpecsOut.has(String(n.attrs.name))) paramSpecsOut.set(String(n.attrs.name), p.spec(vals.get(n.id)!));
   for (const [k, v] of p.decidedInputs) inputSpecs.set(k, v);
   for (const n of g.nodes) if (n.op === 'input' && !inputSpecs.has(String(n.attrs.name))) inputSpecs.set(String(n.attrs.name), p.spec(vals.get(n.id)!));
-  return { partitioner: p, values: vals, outputs, paramSpecs: paramSpecsOut, inputSpecs, segments: { recorded: memo?.recorded ?? 0, replayed: memo?.replayed ?? 0 } };
+  return { partitioner: p, values: vals, outputs, paramSpecs: paramSpecsOut, inputSpecs, segments: { recorded: memo?.recorded ?? 0, replayed: memo?.replayed ?? 0, blocks: memo?.blocks ?? 0 } };
 }
 
 export interface WholeProgramEmitter extends XlaBuilder {
@@ -373,7 +376,7 @@ class LayerRepeats {
       if (!value) continue;
       const live = this.layers.live;
       seg.nodes.forEach((n, pos) => {
-        if (live.has(n.id)) vals[n.id] = value(pos);
+        if (live.has(n.id)) vals[n.id] = value.node(pos);
       });
       return true;
     }

@@ -8,7 +8,7 @@
 import { DType } from '../../ir/types';
 import { BYTES, isFloat, numel } from '../../ir/shape';
 import { DotDims, GatherDims, XlaBinary, XlaCompare, XlaReducer, XlaType, XlaUnary, XlaValue } from '../../ir/xla';
-import { ArgInfo, ReplicaGroupSet, SpmdEmitter, resultType } from './spmd';
+import { ArgInfo, BlockSink, BlockSource, InstrOrigin, ReplicaGroupSet, SpmdEmitter, resultType } from './spmd';
 
 /** fusible: elementwise and layout ops XLA fuses into neighbours; reduce: fuses its producers (input fusion). */
 /** update: dynamic-update-slice, in place (XLA's HloCostAnalysis: 2 × update bytes + the start indices). */
@@ -73,6 +73,25 @@ export class InstrTable {
     return i;
   }
 
+  /** Append a copy of row `i` with another node and operands (a repeated block: same instruction, other values). */
+  pushCopy(i: number, node: number, operands: ArrayLike<number>): number {
+    const j = this.length;
+    if (j === this.cap) this.grow();
+    let o = this.opStart[j];
+    if (o + operands.length > this.operands.length) this.operands = grown(this.operands, Math.max(2 * this.operands.length, o + operands.length));
+    for (let k = 0; k < operands.length; k++) this.operands[o++] = operands[k];
+    this.opStart[j + 1] = o;
+    this.clsCode[j] = this.clsCode[i];
+    this.opcodes.push(this.opcodes[i]);
+    this.node[j] = node;
+    this.outBytes[j] = this.outBytes[i];
+    this.mxuFlops[j] = this.mxuFlops[i];
+    this.vpuFlops[j] = this.vpuFlops[i];
+    this.transcendentals[j] = this.transcendentals[i];
+    this.length = j + 1;
+    return j;
+  }
+
   private grow(): void {
     this.cap *= 2;
     this.clsCode = grown(this.clsCode, this.cap);
@@ -132,7 +151,19 @@ export class RecordedValue implements XlaValue {
 /** The instruction index of a value the recorder returned. */
 export const instrIndex = (v: XlaValue): number => (v as RecordedValue).index;
 
-export class CostRecorder implements SpmdEmitter {
+/** A recorded run of instructions that can be repeated with other inputs (`BlockSink`). */
+interface RecorderBlock {
+  readonly start: number;
+  readonly end: number;
+  /** Per operand of the run (flattened like `InstrTable.operands`): k ≥ 0 the run's k-th instruction, -(p + 1) input p. */
+  readonly wiring: Int32Array;
+  /** Per input: the first input with the same value (the aliasing a repeat must have). */
+  readonly alias: readonly number[];
+  readonly inputTypes: readonly XlaType[];
+  readonly src: BlockSource;
+}
+
+export class CostRecorder implements SpmdEmitter, BlockSink {
   private node = -1;
 
   /** `floatBytes` counts every float tensor at this width (2 = bf16 activations and weights on TPU). */
@@ -152,6 +183,63 @@ export class CostRecorder implements SpmdEmitter {
 
   arg(type: XlaType, _info: ArgInfo): XlaValue {
     return this.push('arg', 'parameter', [], type);
+  }
+
+  blockStart(): unknown {
+    return this.instrs.length;
+  }
+
+  makeBlock(mark: unknown, inputs: readonly XlaValue[], src: BlockSource): RecorderBlock | undefined {
+    const t = this.instrs;
+    const start = mark as number;
+    const end = t.length;
+    if (end - start !== src.pos.length) return undefined;
+    const firstInput = new Map<number, number>();
+    const alias: number[] = [];
+    inputs.forEach((v, p) => {
+      const i = instrIndex(v);
+      if (!firstInput.has(i)) firstInput.set(i, p);
+      alias.push(firstInput.get(i)!);
+    });
+    const wiring = new Int32Array(t.opStart[end] - t.opStart[start]);
+    for (let i = start; i < end; i++) {
+      for (let k = t.opStart[i]; k < t.opStart[i + 1]; k++) {
+        const o = t.operands[k];
+        const p = firstInput.get(o);
+        if (o >= start && o < i) wiring[k - t.opStart[start]] = o - start;
+        else if (p !== undefined) wiring[k - t.opStart[start]] = -(p + 1);
+        else return undefined;
+      }
+    }
+    return { start, end, wiring, alias, inputTypes: inputs.map((v) => v.type), src };
+  }
+
+  canRepeatBlock(block: unknown, inputs: readonly XlaValue[]): boolean {
+    const b = block as RecorderBlock;
+    if (inputs.length !== b.alias.length) return false;
+    for (let p = 0; p < inputs.length; p++) {
+      if (!sameType(inputs[p].type, b.inputTypes[p])) return false;
+      if (inputs.findIndex((v) => instrIndex(v) === instrIndex(inputs[p])) !== b.alias[p]) return false;
+    }
+    return true;
+  }
+
+  repeatBlock(block: unknown, inputs: readonly XlaValue[], _prefix: string, originAt: (pos: number) => InstrOrigin): (k: number) => XlaValue {
+    const b = block as RecorderBlock;
+    const t = this.instrs;
+    const base = t.length;
+    const ins = inputs.map(instrIndex);
+    const ops: number[] = [];
+    for (let i = b.start; i < b.end; i++) {
+      ops.length = 0;
+      for (let k = t.opStart[i]; k < t.opStart[i + 1]; k++) {
+        const w = b.wiring[k - t.opStart[b.start]];
+        ops.push(w >= 0 ? base + w : ins[-w - 1]);
+      }
+      const o = originAt(b.src.pos[i - b.start]);
+      t.pushCopy(i, o ? o.id : -1, ops);
+    }
+    return (k) => new RecordedValue(base + k, b.src.types[k]);
   }
   constant(_v: number, type: XlaType): XlaValue {
     return this.push('layout', 'constant', [], type);
@@ -280,4 +368,8 @@ export function fusedBytes(t: InstrTable, outputs: readonly number[]): Float64Ar
     bytes[i] = b;
   }
   return bytes;
+}
+
+function sameType(a: XlaType, b: XlaType): boolean {
+  return a === b || (a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]));
 }

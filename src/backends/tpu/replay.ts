@@ -19,7 +19,7 @@ import { nodeMap } from '../../ir/graph';
 import { XlaValue } from '../../ir/xla';
 import { Spec } from './mesh';
 import { CollectiveEvent, GRADIENT, Info, MutableSpec, Partitioner } from './partition';
-import { SpmdEmitter } from './spmd';
+import { InstrOrigin, SpmdEmitter, isBlockSink } from './spmd';
 
 /** A run of non-source nodes in one layer scope. */
 export interface GraphSegment {
@@ -73,6 +73,8 @@ interface Recording {
    */
   slotOf: Map<XlaValue, number>;
   slots: number;
+  /** The recorded instructions as one block of the emitter (`BlockSink`), when it takes blocks and the trace has no arguments. */
+  block?: unknown;
   readonly events: { e: CollectiveEvent; pos: number }[];
   readonly created: Info[];
   createdPost: InfoState[];
@@ -359,15 +361,19 @@ export class SegmentMemo {
   private pos = -1;
   private recording: Recording | undefined;
   /** While recording: the placements decided before the segment, and the real emitter behind the recording wrapper. */
-  private before: { decided: Set<string>; inputs: Set<string>; inner: SpmdEmitter } | undefined;
+  private before: { decided: Set<string>; inputs: Set<string>; inner: SpmdEmitter; mark: unknown } | undefined;
   /** The starting state `find` computed, for `begin` when it records that same segment. */
   private lastState: { seg: GraphSegment; state: ReturnType<typeof reachOf> } | undefined;
   replayed = 0;
   recorded = 0;
+  /** Replays the emitter took as one block. */
+  blocks = 0;
 
   constructor(
     private readonly p: Partitioner,
     private readonly layers: GraphLayers,
+    /** The origin the partitioner gives a node's instructions. */
+    private readonly originOf: (n: Node) => InstrOrigin,
   ) {}
 
   /** The state the partitioner would start `seg` from (see reachOf). */
@@ -410,7 +416,8 @@ export class SegmentMemo {
       decided: [], decidedInputs: [], ok: true,
     };
     this.recording = rec;
-    this.before = { decided: new Set(this.p.decided.keys()), inputs: new Set(this.p.decidedInputs.keys()), inner: this.p.inner };
+    const mark = isBlockSink(this.p.inner) ? this.p.inner.blockStart() : undefined;
+    this.before = { decided: new Set(this.p.decided.keys()), inputs: new Set(this.p.decidedInputs.keys()), inner: this.p.inner, mark };
     const real = this.p.inner;
     const trace = rec.trace;
     // A wrapper that forwards every instruction to the real emitter and remembers it (with its node position).
@@ -516,6 +523,15 @@ export class SegmentMemo {
     for (const { e } of rec.events) if (e.param !== undefined && e.param !== GRADIENT && !names.has(e.param)) rec.ok = false;
     for (const [k] of [...rec.decided, ...rec.decidedInputs]) if (!names.has(k)) rec.ok = false;
     if (rec.ok) compileSlots(rec);
+    // (a trace with arguments stays instruction by instruction: each layer's arguments carry its own names)
+    const real = before.inner;
+    if (rec.ok && before.mark !== undefined && isBlockSink(real) && rec.trace.length && !rec.trace.some((t) => t.m === 'arg')) {
+      rec.block = real.makeBlock(before.mark, [...rec.inner.keys()], {
+        pos: Int32Array.from(rec.trace, (t) => t.pos),
+        origins: rec.seg.nodes.map(this.originOf),
+        types: rec.trace.map((t) => t.out.type),
+      });
+    }
     this.recordings(rec.seg).push(rec);
   }
 
@@ -550,32 +566,49 @@ export class SegmentMemo {
     });
     const name = (x: string) => names.get(x) ?? x;
     const inner = p.inner;
-    let t = 0;
-    let ev = 0;
-    for (let pos = 0; pos < seg.nodes.length; pos++) {
-      origin(seg.nodes[pos]);
-      for (; t < rec.trace.length && rec.trace[t].pos === pos; t++) {
-        const e = rec.trace[t];
-        let args: unknown[];
-        if (e.m === 'arg') {
-          const info = e.args[1] as { name: string; index?: number; spec?: Spec };
-          args = [e.args[0], { ...info, name: name(info.name), ...(info.index !== undefined ? { index: argIndex.get(info.index)! } : {}) }];
-        } else {
-          args = new Array(e.args.length);
-          for (let k = 0; k < args.length; k++) {
-            const sl = e.slots![k];
-            args[k] = sl === undefined ? e.args[k] : typeof sl === 'number' ? slots[sl] : sl.map((j) => slots[j]);
-          }
-        }
-        slots[n++] = (inner[e.m] as (...xs: unknown[]) => XlaValue).apply(inner, args);
-      }
-      for (; ev < rec.events.length && rec.events[ev].pos === pos; ev++) {
-        const e = rec.events[ev].e;
+    const nInner = n;
+    // The recorded instructions as one block, when the emitter takes it (their values are made when read).
+    const inputs = slots.slice(0, nInner);
+    const block =
+      rec.block !== undefined && isBlockSink(inner) && inner.canRepeatBlock(rec.block, inputs, seg.prefix)
+        ? inner.repeatBlock(rec.block, inputs, seg.prefix, (pos) => this.originOf(seg.nodes[pos]))
+        : undefined;
+    const slot = block ? (i: number) => (slots[i] ??= block(i - nInner)) : (i: number) => slots[i];
+    if (block) {
+      this.blocks++;
+      for (const { e, pos } of rec.events) {
+        origin(seg.nodes[pos]);
         onCollective?.(e.param !== undefined ? { ...e, param: name(e.param) } : e);
+      }
+    } else {
+      // Instruction by instruction, each located at its node, the events after their node's instructions.
+      let t = 0;
+      let ev = 0;
+      for (let pos = 0; pos < seg.nodes.length; pos++) {
+        origin(seg.nodes[pos]);
+        for (; t < rec.trace.length && rec.trace[t].pos === pos; t++) {
+          const e = rec.trace[t];
+          let args: unknown[];
+          if (e.m === 'arg') {
+            const info = e.args[1] as { name: string; index?: number; spec?: Spec };
+            args = [e.args[0], { ...info, name: name(info.name), ...(info.index !== undefined ? { index: argIndex.get(info.index)! } : {}) }];
+          } else {
+            args = new Array(e.args.length);
+            for (let k = 0; k < args.length; k++) {
+              const sl = e.slots![k];
+              args[k] = sl === undefined ? e.args[k] : typeof sl === 'number' ? slots[sl] : sl.map((j) => slots[j]);
+            }
+          }
+          slots[n++] = (inner[e.m] as (...xs: unknown[]) => XlaValue).apply(inner, args);
+        }
+        for (; ev < rec.events.length && rec.events[ev].pos === pos; ev++) {
+          const e = rec.events[ev].e;
+          onCollective?.(e.param !== undefined ? { ...e, param: name(e.param) } : e);
+        }
       }
     }
     const slotOf = rec.slotOf;
-    const mapV = (v: XlaValue | undefined) => (v === undefined ? undefined : slots[slotOf.get(v)!]);
+    const mapV = (v: XlaValue | undefined) => (v === undefined ? undefined : slot(slotOf.get(v)!));
     const apply = (i: Info, s: InfoState) => {
       i.spec = s.spec;
       i.ownPartial = s.partial;

@@ -104,6 +104,34 @@ export function reducerInit(r: XlaReducer, dtype: DType): number {
   return int ? 2147483647 : Infinity;
 }
 
+/** The IR node an emitter attributes its next instructions to. */
+export type InstrOrigin = { readonly id: number; readonly op: string; readonly scope: string; readonly name?: string } | undefined;
+
+/** Where a block's instructions came from: the node position of each, the origin of each position, the type of each. */
+export interface BlockSource {
+  readonly pos: Int32Array;
+  readonly origins: readonly InstrOrigin[];
+  readonly types: readonly XlaType[];
+}
+
+/**
+ * An emitter that can take a run of instructions it recorded before again as one block (segment replay): the
+ * instructions from `blockStart()`'s mark to now, which read from outside only `inputs`, become a block; a block
+ * can then be repeated with other inputs (of the same types and aliasing), each instruction located at `originAt`
+ * its node position, without the instructions being sent one by one. The repeat's values come by instruction index.
+ */
+export interface BlockSink {
+  blockStart(): unknown;
+  makeBlock(mark: unknown, inputs: readonly XlaValue[], src: BlockSource): unknown;
+  /** Whether `repeatBlock` would take it (nothing is recorded either way). */
+  canRepeatBlock(block: unknown, inputs: readonly XlaValue[], prefix: string): boolean;
+  repeatBlock(block: unknown, inputs: readonly XlaValue[], prefix: string, originAt: (pos: number) => InstrOrigin): (k: number) => XlaValue;
+}
+
+export const isBlockSink = (e: unknown): e is SpmdEmitter & BlockSink => typeof (e as Partial<BlockSink>).repeatBlock === 'function';
+/** (a tee's sinks are all block sinks once `blockStart` gave a mark) */
+const blockSink = (e: SpmdEmitter): BlockSink => e as unknown as BlockSink;
+
 type Values = readonly XlaValue[];
 /** A value of a `TeeEmitter`: one value per sink (its text `%tN` is made only if something reads `ref`). */
 class TeeValue implements XlaValue {
@@ -120,9 +148,28 @@ class TeeValue implements XlaValue {
  * Forwards every instruction to several emitters at once (cost recorder, StableHLO printer, HLO printer), so
  * one partitioning pass yields the cost plan and both per-device programs.
  */
-export class TeeEmitter implements SpmdEmitter {
+export class TeeEmitter implements SpmdEmitter, BlockSink {
   private n = 0;
   constructor(readonly sinks: readonly SpmdEmitter[]) {}
+
+  /** A block of every sink, when every sink takes blocks. */
+  blockStart(): unknown {
+    return this.sinks.every(isBlockSink) ? this.sinks.map((s) => blockSink(s).blockStart()) : undefined;
+  }
+  makeBlock(mark: unknown, inputs: readonly XlaValue[], src: BlockSource): unknown {
+    if (!Array.isArray(mark)) return undefined;
+    const blocks = this.sinks.map((s, i) => blockSink(s).makeBlock(mark[i], inputs.map((v) => P(v, i)), src));
+    return blocks.every((b) => b !== undefined) ? blocks : undefined;
+  }
+  canRepeatBlock(block: unknown, inputs: readonly XlaValue[], prefix: string): boolean {
+    const blocks = block as unknown[];
+    return this.sinks.every((s, i) => blockSink(s).canRepeatBlock(blocks[i], inputs.map((v) => P(v, i)), prefix));
+  }
+  repeatBlock(block: unknown, inputs: readonly XlaValue[], prefix: string, originAt: (pos: number) => InstrOrigin): (k: number) => XlaValue {
+    const blocks = block as unknown[];
+    const parts = this.sinks.map((s, i) => blockSink(s).repeatBlock(blocks[i], inputs.map((v) => P(v, i)), prefix, originAt));
+    return (k) => this.wrap(parts.map((f) => f(k)));
+  }
   private wrap(parts: Values): XlaValue {
     return new TeeValue(this.n++, parts);
   }
