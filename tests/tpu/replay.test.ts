@@ -69,6 +69,22 @@ describe('segment replay', () => {
     }
   });
 
+  test('a layer that computes the same as a recorded one under other sub-scopes keeps its own locations (no block)', () => {
+    // Layer 4's MLP is scoped `ffn` instead of `mlp`: the same computation, located elsewhere, so not the same function.
+    const g0 = graph('gemma2.model', { config: six }, 12);
+    const ren = (x: string) => x.replace(/^model\.layers\.4\.mlp/, 'model.layers.4.ffn');
+    const g = { ...g0, nodes: g0.nodes.map((n) => ({ ...n, scope: ren(n.scope) })), taps: Object.fromEntries(Object.entries(g0.taps).map(([k, v]) => [ren(k), v])) };
+    expect(g.nodes.some((n) => n.scope.startsWith('model.layers.4.ffn'))).toBe(true);
+    const mesh = makeMesh(parseTopology(getChip('v5e'), '2x4'), 'data=2,model=4');
+    const s = parseStrategy('fsdp+tp', mesh);
+    const run = (replay: boolean) => compileTpu(g, mesh, s, { chip: 'v5e', mode: 'train', remat: 'layer-inputs' }, { batch: 8, seq: 12 }, { emit: true, floatDtype: 'bf16', replay });
+    const a = run(false);
+    const b = run(true);
+    expect(b.partition.segments.blocks).toBeGreaterThan(0);
+    expect(b.programs!.partitionedMlir).toBe(a.programs!.partitionedMlir);
+    expect(b.programs!.partitionedMlir).toContain('model.layers.4.ffn');
+  });
+
   test("the cost recorder repeats a block only with inputs of the block's types and aliasing", () => {
     const rec = new CostRecorder();
     const f32 = { dtype: 'f32' as const, shape: [4] };

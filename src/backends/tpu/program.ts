@@ -346,8 +346,6 @@ class LayerRepeats {
   readonly layers: GraphLayers;
   /** Templates by the structure (`GraphLayers.structureOf`) of the segment they were lowered from. */
   private readonly templates = new Map<GraphSegment, { seg: GraphSegment; t: SegmentTemplate }[]>();
-  /** Scope → the part below its layer prefix (keyed by scope alone: a scope determines its prefix, `segmentOf`). */
-  private readonly rel = new Map<string, string>();
 
   constructor(
     g: Graph,
@@ -357,21 +355,10 @@ class LayerRepeats {
     this.layers = layersOf(g);
   }
 
-  private relScope(scope: string, prefix: string): string {
-    let r = this.rel.get(scope);
-    if (r === undefined) this.rel.set(scope, (r = scope.slice(prefix.length)));
-    return r;
-  }
-
-  private sameScopes(a: GraphSegment, b: GraphSegment): boolean {
-    for (let j = 0; j < a.nodes.length; j++) if (this.relScope(a.nodes[j].scope, a.prefix) !== this.relScope(b.nodes[j].scope, b.prefix)) return false;
-    return true;
-  }
-
   /** Record `seg` as a repeat of a template if one fits and the outliner accepts (its live nodes' values go into `vals`). */
   repeat(seg: GraphSegment, ext: readonly XlaValue[], vals: XlaValue[]): boolean {
     for (const c of this.templates.get(this.layers.structureOf(seg)) ?? []) {
-      if (!this.sameScopes(c.seg, seg)) continue;
+      if (!this.layers.sameScopes(c.seg, seg)) continue;
       const value = this.outliner.repeat(c.t, ext, seg.prefix, (pos) => this.originOf(seg.nodes[pos]));
       if (!value) continue;
       const live = this.layers.live;

@@ -56,6 +56,7 @@ export class InstrTable {
   }
 
   push(cls: InstrClass, opcode: string, node: number, operands: readonly XlaValue[], outBytes: number, mxu: number, vpu: number, tr: number): number {
+    this.writable();
     const i = this.length;
     if (i === this.cap) this.grow();
     let o = this.opStart[i];
@@ -75,6 +76,7 @@ export class InstrTable {
 
   /** Append a copy of row `i` with another node and operands (a repeated block: same instruction, other values). */
   pushCopy(i: number, node: number, operands: ArrayLike<number>): number {
+    this.writable();
     const j = this.length;
     if (j === this.cap) this.grow();
     let o = this.opStart[j];
@@ -90,6 +92,12 @@ export class InstrTable {
     this.transcendentals[j] = this.transcendentals[i];
     this.length = j + 1;
     return j;
+  }
+
+  /** A `prefix` view. */
+  private view = false;
+  private writable(): void {
+    if (this.view) throw new Error('InstrTable: a prefix view is read-only');
   }
 
   private grow(): void {
@@ -121,10 +129,10 @@ export class InstrTable {
     return Array.from({ length: this.length }, (_, i) => this.at(i));
   }
 
-  /** The first n instructions (sharing this table's arrays). */
+  /** The first n instructions, read-only (a view sharing this table's arrays: pushing to it throws). */
   prefix(n: number): InstrTable {
     const t = Object.create(InstrTable.prototype) as InstrTable;
-    Object.assign(t, this, { length: Math.min(n, this.length) });
+    Object.assign(t, this, { length: Math.min(n, this.length), view: true });
     return t;
   }
 }

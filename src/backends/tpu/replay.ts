@@ -261,6 +261,11 @@ export interface GraphLayers {
   structureOf(seg: GraphSegment): GraphSegment;
   /** `externalsOf(seg)`, once. */
   externals(seg: GraphSegment): readonly NodeId[];
+  /**
+   * Node for node the same scopes below the layer (`mlp` in `model.layers.4.mlp`). `structureOf` ignores scopes; what
+   * is located at its nodes (printed locations, layer functions) needs them equal too.
+   */
+  sameScopes(a: GraphSegment, b: GraphSegment): boolean;
 }
 
 const layerCache = new WeakMap<Graph, GraphLayers>();
@@ -309,6 +314,13 @@ function findLayers(g: Graph): GraphLayers {
   /** Structures met so far, by their op sequence (only those can be the same computation). */
   const bySignature = new Map<string, GraphSegment[]>();
   const externals = new Map<GraphSegment, readonly NodeId[]>();
+  /** Scope → the part below its layer prefix (a scope determines its prefix, `segmentOf`). */
+  const rel = new Map<string, string>();
+  const relScope = (scope: string) => {
+    let r = rel.get(scope);
+    if (r === undefined) rel.set(scope, (r = scope.slice(segmentOf(scope)[0].length)));
+    return r;
+  };
   return {
     segments,
     live,
@@ -329,6 +341,11 @@ function findLayers(g: Graph): GraphLayers {
       let e = externals.get(seg);
       if (!e) externals.set(seg, (e = externalsOf(seg)));
       return e;
+    },
+    sameScopes(a, b) {
+      if (a.nodes.length !== b.nodes.length) return false;
+      for (let j = 0; j < a.nodes.length; j++) if (relScope(a.nodes[j].scope) !== relScope(b.nodes[j].scope)) return false;
+      return true;
     },
   };
 }
@@ -536,9 +553,10 @@ export class SegmentMemo {
   }
 
   /**
-   * Replay `rec` for `seg`: its instructions into the partitioner's emitter (origins set per node by `origin`),
-   * its events, its values (new ones for the created, the new segment's own for the reachable), the state it left
-   * on reachable values, and the placements it decided.
+   * Replay `rec` for `seg`: its instructions into the partitioner's emitter — as one block when the emitter takes it
+   * (`BlockSink`), else one by one with origins set per node by `origin` —, its events, its values (new ones for the
+   * created, the new segment's own for the reachable), the state it left on reachable values, and the placements it
+   * decided.
    */
   replay(
     found: { rec: Recording; reach: Info[] },
@@ -569,8 +587,9 @@ export class SegmentMemo {
     const nInner = n;
     // The recorded instructions as one block, when the emitter takes it (their values are made when read).
     const inputs = slots.slice(0, nInner);
+    // (a block is located as the recorded segment was: only for a segment with the same scopes below the layer)
     const block =
-      rec.block !== undefined && isBlockSink(inner) && inner.canRepeatBlock(rec.block, inputs, seg.prefix)
+      rec.block !== undefined && this.layers.sameScopes(rec.seg, seg) && isBlockSink(inner) && inner.canRepeatBlock(rec.block, inputs, seg.prefix)
         ? inner.repeatBlock(rec.block, inputs, seg.prefix, (pos) => this.originOf(seg.nodes[pos]))
         : undefined;
     const slot = block ? (i: number) => (slots[i] ??= block(i - nInner)) : (i: number) => slots[i];
@@ -580,6 +599,7 @@ export class SegmentMemo {
         origin(seg.nodes[pos]);
         onCollective?.(e.param !== undefined ? { ...e, param: name(e.param) } : e);
       }
+      origin(seg.nodes[seg.nodes.length - 1]); // (where instruction-by-instruction replay leaves the emitter)
     } else {
       // Instruction by instruction, each located at its node, the events after their node's instructions.
       let t = 0;
