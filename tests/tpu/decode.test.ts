@@ -10,6 +10,8 @@ import { Graph, GraphBuilder, nodeCost } from '../../src/ir';
 import { openCheckpoint, readTensor } from '../../src/checkpoint';
 import { decodeStep, getChip, makeMesh, parseStrategy, parseTopology, simulatePartitioned, simulateWhole, sourceNodes, partitionForCost, emitPrograms } from '../../src/backends/tpu';
 import { execute, initCpuBackend, tf } from '../../src/backends/cpu';
+import { compileModel } from '../../grammar';
+import { runPipeline, resolvePipeline } from '../../src/passes';
 import { gemma2 } from '../cpu/model';
 
 const fx = path.resolve(__dirname, '../fixtures/gemma2-tiny');
@@ -157,4 +159,26 @@ test('a model without attention has no KV cache to keep: the decode step says so
   const w = b.param('w', { dtype: 'f32', shape: [4, 4] });
   const g = b.build({ outputs: [{ name: 'y', node: b.op('matmul', [x, w]) }] });
   expect(() => decodeStep(g, { context: 8 })).toThrow('decode: the model has no attention, so a token depends on no earlier one and there is no KV cache to keep: plan it with --mode forward');
+});
+
+test('a block called again under the same label (shared weights) gets a cache per call', () => {
+  const src = `model shared
+hparams { vocab = 64  d_model = 16  n_heads = 2  head_dim = 8  max_pos = 32 }
+dim batch, seq <= max_pos
+block layer(x, positions) {
+  h = norm: rmsnorm(x, 1e-6)
+  return x + self_attn: attention(h, positions, heads = n_heads, kv_heads = n_heads, head_dim = head_dim, scale = 0.35)
+}
+forward(input_ids: i32[batch, seq], positions: i32[seq] = arange(seq)) {
+  embed = param embed.weight[vocab, d_model]
+  x = gather(embed, input_ids)
+  for i in 0 .. 3 { x = shared: layer(x, positions) }
+  return logits = linear(x, embed)
+}
+`;
+  const r = compileModel(src, 'shared.model', { dims: { batch: 2, seq: 1 } });
+  if (!r.graph) throw new Error(JSON.stringify(r.diagnostics));
+  const d = decodeStep(runPipeline(r.graph, resolvePipeline({})).graph, { context: 8 });
+  expect(d.caches.map((c) => c.name)).toEqual(['cache.shared.self_attn.k', 'cache.shared.self_attn.v', 'cache.shared.self_attn#2.k', 'cache.shared.self_attn#2.v', 'cache.shared.self_attn#3.k', 'cache.shared.self_attn#3.v']);
+  expect(new Set(sourceNodes(d.graph).map((n) => n.attrs.name)).size).toBe(sourceNodes(d.graph).length);
 });

@@ -86,6 +86,15 @@ describe('lapidary cost / compile --target tpu', () => {
     expect(j.collectives.some((c: { kind: string; axes: string }) => c.kind === 'all-reduce' && c.axes === 'model')).toBe(true);
   });
 
+  test('the readable report marks the layers it leaves out where they are (between the first and the last)', async () => {
+    const r = await cli(['cost', ...TINY, '--chip', 'v5e', '--topology', '2x4', '--mesh', 'data=2,model=4', '--mode', 'train']);
+    expect(r.code).toBe(0);
+    const table = r.out.slice(r.out.indexOf('per layer'), r.out.indexOf('collectives (per step)')).trim().split('\n').slice(2);
+    const more = table.findIndex((l) => l.includes('more (--json for all)'));
+    expect(more).toBe(table.length - 3); // four rows, the marker, the last two
+    expect(table[table.length - 1]).toMatch(/^\s+\S+/);
+  });
+
   test.each([
     [['--chip', 'v9', '--topology', '2x4', '--mesh', 'data=8'], /unknown chip 'v9'/],
     [['--chip', 'v5e', '--topology', '2x4', '--mesh', 'data=3'], /--mesh data=3: the axes multiply to 3 devices, but the topology has 8 chips/],

@@ -63,6 +63,7 @@ export function decodeStep(g: Graph, o: { context: number }): DecodeStep {
   const caches: KvCacheBuffer[] = [];
   const outs: { name: string; node: NodeId }[] = [];
   let pos: NodeId | undefined;
+  const calls = new Map<string, number>();
   const rewritten = applyRules(g, [
     rule('kv-cache', pat.op('fused_attention', [pat.v('q'), pat.v('k'), pat.v('v')], { attrs: { causal: true } }), ({ q, k, v }, b, m) => {
       const n = b.node(m.root);
@@ -75,7 +76,11 @@ export function decodeStep(g: Graph, o: { context: number }): DecodeStep {
       // The position as a scalar: made once, shared by every layer.
       pos ??= b.op('cast', [b.op('reshape', [posIn.id], { shape: [] }, { scope: '' })], { dtype: 'i32' }, { scope: '' });
       const slot = L > 1 ? b.op('sub', [pos, b.op('mul', [b.op('div', [pos, i32(L)]), i32(L)])]) : i32(0);
-      const name = (x: string) => `cache.${n.scope || `attention${n.id}`}.${x}`;
+      // One cache per attention call: a block called again under the same label (shared weights) gets `#2`, `#3`, ….
+      const base = n.scope || `attention${n.id}`;
+      const call = (calls.get(base) ?? 0) + 1;
+      calls.set(base, call);
+      const name = (x: string) => `cache.${base}${call > 1 ? `#${call}` : ''}.${x}`;
       const kc = b.input(name('k'), { dtype: b.type(k).dtype, shape: [B, KV, L, D] }, { place_at_use: true });
       const vc = b.input(name('v'), { dtype: b.type(v).dtype, shape: [B, KV, L, DV] }, { place_at_use: true });
       const k2 = b.op('dynamic_update_slice', [kc, k, slot], { axis: 2 });

@@ -33,9 +33,13 @@ export function formatPlan(r: PlanResult, opts: { layers?: number } = {}): strin
   L.push(`  ${pad('layer', 22)} ${lpad('time', 11)} ${lpad('compute', 11)} ${lpad('weights comm', 13)} ${lpad('act. comm', 11)}`);
   const layers = Object.entries(r.per_layer);
   const show = opts.layers ?? 6;
-  const rows = layers.length > show ? [...layers.slice(0, show - 2), ...layers.slice(-2)] : layers;
-  for (const [k, v] of rows) L.push(`  ${pad(k, 22)} ${lpad(ms(v.time_s), 11)} ${lpad(ms(v.compute_s), 11)} ${lpad(ms(v.weight_comm_s), 13)} ${lpad(ms(v.activation_comm_s), 11)}`);
-  if (layers.length > show) L.push(`  … ${layers.length - rows.length} more (--json for all)`);
+  const row = ([k, v]: (typeof layers)[number]) => `  ${pad(k, 22)} ${lpad(ms(v.time_s), 11)} ${lpad(ms(v.compute_s), 11)} ${lpad(ms(v.weight_comm_s), 13)} ${lpad(ms(v.activation_comm_s), 11)}`;
+  if (layers.length > show) {
+    // the first and the last layers, the ones left out marked where they are
+    for (const l of layers.slice(0, show - 2)) L.push(row(l));
+    L.push(`  … ${layers.length - show} more (--json for all)`);
+    for (const l of layers.slice(-2)) L.push(row(l));
+  } else for (const l of layers) L.push(row(l));
   L.push('');
   L.push('collectives (per step)');
   if (!r.collectives.length) L.push('  none');
