@@ -20,6 +20,7 @@ export type DiagnosticCode =
   | 'unknown-block' // a call of something that is neither a block nor a primitive
   | 'unknown-variant'
   | 'unknown-dim'
+  | 'unused-dim'
   | 'arity' // too many / too few arguments
   | 'unknown-argument' // a named argument the callee does not have
   | 'shape' // an op's type rule rejected its inputs (ShapeError)

@@ -24,6 +24,11 @@ export interface CompileOptions {
   readonly dims?: Readonly<Record<string, number>>;
   /** Direct hyperparameter overrides, applied last. */
   readonly hparams?: Readonly<Record<string, number | boolean | string>>;
+  /**
+   * Every dim in `dims` must be used by the model (an error names the option otherwise): for callers that count
+   * with the sizes they bind (the TPU plan's tokens per step), a dim the model's shapes do not depend on is a mistake.
+   */
+  readonly requireDims?: boolean;
 }
 
 const DTYPES: readonly DType[] = ['f32', 'bf16', 'f16', 'i32', 'i64', 'bool'];
@@ -798,6 +803,12 @@ export class Elaborator {
       throw e;
     }
     if (this.diags.errorCount > errorsBefore || !outputs.length) return undefined;
+    if (opts.requireDims) {
+      for (const [name, n] of Object.entries(opts.dims ?? {})) {
+        if (!this.usedDims.has(name)) this.diags.addOption('unused-dim', 'dims', name, `dim '${name}' is bound to ${n}, but no shape of the model depends on it (no input uses it): the program would be the same for any ${name}`);
+      }
+      if (this.diags.errorCount > errorsBefore) return undefined;
+    }
     const hp: Record<string, number | boolean | string> = {};
     for (const [k, v] of this.hparams) {
       const s = scalarOf(v);
@@ -974,7 +985,15 @@ export class Elaborator {
     }
   }
 
-  private globalLookup: (n: string) => Value | undefined = (n) => this.hparams.get(n) ?? this.dims.get(n);
+  /** Dims the model read while it was elaborated (a shape, a default like `arange(seq)`, an expression). */
+  private readonly usedDims = new Set<string>();
+  private globalLookup: (n: string) => Value | undefined = (n) => {
+    const h = this.hparams.get(n);
+    if (h !== undefined) return h;
+    const d = this.dims.get(n);
+    if (d !== undefined) this.usedDims.add(n);
+    return d;
+  };
 
   eval(frame: Frame, e: A.Expr): Value {
     try {

@@ -145,8 +145,11 @@ function hparamsOf(opts: ModelOptions): { hparams?: Record<string, number | bool
   return opts.hparam ? { hparams: opts.hparam } : {};
 }
 
-/** Compile a model file with the command's options; diagnostics become a UserError (exit 1). */
-export function loadModel(file: string, opts: ModelOptions, extraDims: Record<string, number> = {}): Graph {
+/**
+ * Compile a model file with the command's options; diagnostics become a UserError (exit 1). With `requireDims`,
+ * a dim bound by --batch / --seq that the model's shapes do not depend on is an error of that option.
+ */
+export function loadModel(file: string, opts: ModelOptions, extraDims: Record<string, number> = {}, o: { requireDims?: boolean } = {}): Graph {
   const source = readModelSource(file);
   const config = opts.config ? (readJsonFile(opts.config, 'config') as object) : undefined;
   if (config !== undefined && (typeof config !== 'object' || config === null || Array.isArray(config))) {
@@ -155,7 +158,7 @@ export function loadModel(file: string, opts: ModelOptions, extraDims: Record<st
   const dims: Record<string, number> = { ...extraDims };
   if (opts.batch !== undefined) dims.batch = opts.batch;
   if (opts.seq !== undefined) dims.seq = opts.seq;
-  const r = compileModel(source, file, { variant: opts.variant, config, dims, ...hparamsOf(opts) });
+  const r = compileModel(source, file, { variant: opts.variant, config, dims, ...hparamsOf(opts), ...(o.requireDims ? { requireDims: true } : {}) });
   const errors = r.diagnostics.filter((d) => d.severity === 'error');
   if (!r.graph || errors.length) throw diagnosticsError(file, r.diagnostics);
   const warnings = formatDiagnostics(r.diagnostics.filter((d) => d.severity === 'warning'), CLI_FORMAT);

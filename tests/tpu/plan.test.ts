@@ -86,6 +86,18 @@ describe('lapidary cost / compile --target tpu', () => {
     expect(j.collectives.some((c: { kind: string; axes: string }) => c.kind === 'all-reduce' && c.axes === 'model')).toBe(true);
   });
 
+  test('--batch / --seq that the model does not use (fixed-size inputs) are errors, not silently wrong token counts', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lapidary-fixed-'));
+    const file = path.join(dir, 'fixed.model');
+    const src = fs.readFileSync(path.join(ROOT, 'examples/gpt2.model'), 'utf8');
+    fs.writeFileSync(file, src.replace(/input_ids: i32\[batch, seq\]/, 'input_ids: i32[4, seq]'));
+    const r = await cli(['cost', file, '--hparam', 'n_layers=2', '--chip', 'v5e', '--topology', '2x2', '--mesh', 'data=2,model=2', '--batch', '64', '--seq', '8', '--mode', 'train']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/option --batch: dim 'batch' is bound to 64, but no shape of the model depends on it/);
+    expect(r.err).not.toMatch(/--seq/);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   test('the readable report marks the layers it leaves out where they are (between the first and the last)', async () => {
     const r = await cli(['cost', ...TINY, '--chip', 'v5e', '--topology', '2x4', '--mesh', 'data=2,model=4', '--mode', 'train']);
     expect(r.code).toBe(0);

@@ -137,7 +137,8 @@ function dimsOf(o: TpuCliOptions, file: string): { batch: number; seq: number; b
 /** Build the graph a plan needs (decode: one new token per sequence) and run the default pass pipeline, as `compile` does. */
 export function planGraph(file: string, o: TpuCliOptions): Graph {
   const { batch, seq, bindSeq } = dimsOf(o, file);
-  const g = loadModel(file, { ...o, batch, ...(bindSeq ? { seq: o.mode === 'decode' ? 1 : seq } : {}) });
+  // (the plan counts batch × seq tokens per step: each must size the program)
+  const g = loadModel(file, { ...o, batch, ...(bindSeq ? { seq: o.mode === 'decode' ? 1 : seq } : {}) }, {}, { requireDims: true });
   // Decode builds the graph with seq = 1: the context the caches hold is checked against the model's bound here.
   const max = g.dimBounds?.seq;
   const context = o.context ?? seq;
