@@ -112,6 +112,7 @@ describe('lapidary cost / compile --target tpu', () => {
     [['--chip', 'v5e', '--topology', '2x4', '--mesh', 'data=3'], /--mesh data=3: the axes multiply to 3 devices, but the topology has 8 chips/],
     [['--chip', 'v5e', '--topology', '4x4x4x4', '--mesh', 'data=8'], /--topology 4x4x4x4/],
     [['--chip', 'v5e', '--topology', '2x4', '--mesh', 'data=8', '--strategy', 'tp'], /tensor parallelism needs a mesh axis/],
+    [['--chip', 'v5e', '--topology', '2x4', '--mesh', 'data=8', '--strategy', ''], /--strategy: '' has an empty part/],
     [['--chip', 'v5e', '--topology', '2x4'], /option --mesh is required/],
     [['--chip', 'v4', '--topology', '3x5x7', '--mesh', 'data=105'], /--topology 3x5x7: 3x5x7 is not a v4 slice shape \(a 3D slice is 2x2x1, 2x2x2, 2x2x4, 2x4x4, or every side a multiple of 4/],
     [['--chip', 'v5e', '--topology', '3x4', '--mesh', 'data=12'], /--topology 3x4: 3x4 is not a v5e slice shape/],

@@ -87,7 +87,9 @@ export function parseStrategy(text: string | undefined, mesh: Mesh): Strategy {
   const name = text ?? (tp ? 'fsdp+tp' : 'fsdp');
   const parts = name.split('+').map((s) => s.trim().toLowerCase());
   const known = ['dp', 'fsdp', 'zero3', 'tp'];
-  for (const p of parts) if (!known.includes(p)) throw new TpuError(`--strategy: unknown part '${p}' in '${name}' (use dp, fsdp, tp or a combination such as fsdp+tp)`);
+  for (const p of parts) {
+    if (!known.includes(p)) throw new TpuError(`--strategy: ${p ? `unknown part '${p}' in '${name}'` : `'${name}' has an empty part`} (use dp, fsdp, tp or a combination such as fsdp+tp)`);
+  }
   const fsdp = parts.includes('fsdp') || parts.includes('zero3');
   if (fsdp && parts.includes('dp')) throw new TpuError(`--strategy ${name}: dp (replicated parameters) and fsdp (sharded parameters) exclude each other`);
   const wantsTp = parts.includes('tp');

@@ -107,7 +107,7 @@ export function planOptions(o: TpuCliOptions, { defaultChip }: { defaultChip?: s
     ...(o.topology ? { topology: o.topology } : {}),
     ...(o.chips ? { chips: o.chips } : {}),
     ...(o.mesh ? { mesh: o.mesh } : {}),
-    ...(o.strategy ? { strategy: o.strategy } : {}),
+    ...(o.strategy !== undefined ? { strategy: o.strategy } : {}),
     mode: o.mode ?? 'forward',
     remat: o.remat ?? 'layer-inputs',
     precision: o.precision ?? 'mixed',
@@ -125,6 +125,9 @@ export function planOptions(o: TpuCliOptions, { defaultChip }: { defaultChip?: s
 function dimsOf(o: TpuCliOptions, file: string): { batch: number; seq: number; bindSeq: boolean } {
   if (o.batch === undefined) throw new UserError('option --batch is required (the global batch, in sequences)');
   const dims = declaredDims(file);
+  if (!dims.includes('batch')) {
+    throw new UserError(`option --batch: ${file} declares no dim 'batch' (its dims: ${dims.join(', ') || 'none'}); TPU plans size the dims named batch and seq, so name the model's batch dim 'batch' (and its sequence dim 'seq')`);
+  }
   if (!dims.includes('seq')) {
     if (o.seq !== undefined) throw new UserError(`option --seq: ${file} declares no dim 'seq' (its dims: ${dims.join(', ') || 'none'}); drop --seq (each example counts as one token)`);
     return { batch: o.batch, seq: 1, bindSeq: false };
