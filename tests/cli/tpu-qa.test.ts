@@ -98,6 +98,12 @@ test('an axis that crosses slices over DCN with tensor parallelism or FSDP on it
   expect(note('data=256,replica=2')).toMatch(/^FSDP axis 'data' crosses slices over DCN .*--mesh replica=2,data=256$/);
   expect(note('data=256,model=2')).toMatch(/--mesh replica=2,data=128,model=2$/);
   expect(note('replica=2,data=256')).not.toMatch(/DCN/);
+  // Weights too small to split over 512 chips: nothing is gathered over DCN, so no note.
+  const tiny = ['--hparam', 'vocab=64', '--hparam', 'd_model=32', '--hparam', 'n_layers=2', '--hparam', 'n_heads=4', '--hparam', 'n_ctx=16'];
+  const r = lapidary(['cost', 'examples/gpt2.model', ...tiny, '--chip', 'v5e', '--chips', '512', '--mesh', 'data=512', '--batch', '512', '--seq', '16', '--json']);
+  expect(r.code).toBe(0);
+  expect(Object.values(JSON.parse(r.stdout).param_specs).every((spec) => !String(spec).includes('data'))).toBe(true);
+  expect(JSON.parse(r.stdout).note ?? '').not.toMatch(/DCN/);
 });
 
 test('--mesh auto on several slices also tries FSDP within a slice and data parallelism across them (and ranks it first for 2B on two v5e pods)', () => {

@@ -253,7 +253,9 @@ export function notFitWhy(memory: MemoryBreakdown, chip: ChipSpec, mesh: Mesh, s
 
 /** A plan's note with what the mesh and the chosen strategy add (why this strategy; an axis crossing DCN). */
 export function withPlanNotes(plan: PlanResult, mesh: Mesh, strategy: Strategy & { why?: string }): PlanResult {
-  const notes = [strategy.why, dcnNote(mesh, strategy), plan.note].filter((x): x is string => !!x);
+  // (the FSDP note only when some parameter is split over the axis: a model whose weights do not divide gathers nothing)
+  const splitOver = (axis: string) => Object.values(plan.param_specs).some((spec) => spec.split(/[[\], *]+/).includes(axis));
+  const notes = [strategy.why, dcnNote(mesh, strategy, splitOver), plan.note].filter((x): x is string => !!x);
   return notes.length ? { ...plan, note: notes.join('; ') } : plan;
 }
 
@@ -261,7 +263,7 @@ export function withPlanNotes(plan: PlanResult, mesh: Mesh, strategy: Strategy &
  * Which axis crosses the slow links between slices (DCN) follows from the mesh's axis order (only the first axis
  * may): tensor parallelism or FSDP there all-gathers weights over DCN on every layer. Says how to reorder or rename.
  */
-export function dcnNote(mesh: Mesh, strategy: Strategy): string | undefined {
+export function dcnNote(mesh: Mesh, strategy: Strategy, paramsSplitOver: (axis: string) => boolean = () => true): string | undefined {
   const cross = mesh.axes.find((a) => a.pieces.some((p) => p.dcn));
   if (!cross) return undefined;
   const others = mesh.axes.filter((a) => a !== cross);
@@ -269,7 +271,7 @@ export function dcnNote(mesh: Mesh, strategy: Strategy): string | undefined {
     return `mesh axis '${cross.name}' (tensor parallel) crosses slices over DCN; put a data axis first (e.g. --mesh ${meshText({ axes: [...others, cross] })})`;
   }
   const fsdpAxes = strategy.policy.fsdpAxes ?? strategy.policy.dataAxes;
-  if (strategy.policy.fsdp && fsdpAxes.includes(cross.name)) {
+  if (strategy.policy.fsdp && fsdpAxes.includes(cross.name) && paramsSplitOver(cross.name)) {
     const slices = cross.pieces.filter((p) => p.dcn).reduce((k, p) => k * p.size, 1);
     const replica = others.find((a) => REPLICA_AXIS_NAMES.includes(a.name));
     const hint = replica
