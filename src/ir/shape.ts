@@ -16,11 +16,15 @@ export function dimEq(a: Dim, b: Dim): boolean {
 }
 
 export function shapeEq(a: Shape, b: Shape): boolean {
-  return a.length === b.length && a.every((d, i) => dimEq(d, b[i]));
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  // (a loop, not every(): compilers compare types of every node of large graphs)
+  for (let i = 0; i < a.length; i++) if (!dimEq(a[i], b[i])) return false;
+  return true;
 }
 
 export function typeEq(a: TensorType, b: TensorType): boolean {
-  return a.dtype === b.dtype && shapeEq(a.shape, b.shape);
+  return a === b || (a.dtype === b.dtype && shapeEq(a.shape, b.shape));
 }
 
 /** Normalise a possibly negative axis against a rank. */

@@ -24,10 +24,12 @@
  */
 import { DType } from '../../ir/types';
 import { DotDims, GatherDims, XlaBinary, XlaCompare, XlaReducer, XlaType, XlaUnary, XlaValue } from '../../ir/xla';
-import { ArgInfo, BlockSink, BlockSource, Output, ReplicaGroupSet, SpmdEmitter, resultType } from './spmd';
+import { ArgInfo, BlockSink, BlockSource, InstrOrigin, Output, ReplicaGroupSet, SpmdEmitter, resultType } from './spmd';
+import { typeEq } from '../../ir/shape';
 import { segmentOf } from './replay';
 
-export type Origin = { id: number; op: string; scope: string; name?: string } | undefined;
+/** The node an entry came from (`undefined`: none). */
+export type Origin = InstrOrigin;
 
 /** What a printer needs to print functions and calls. */
 export interface FunctionPrinter extends SpmdEmitter {
@@ -243,10 +245,10 @@ export class Outliner implements SpmdEmitter, BlockSink {
   /**
    * Record a graph segment that is the template's again — the same nodes (op, attributes, types, wiring, scopes
    * below the layer), reading `ext` (of the same types and aliasing) — without lowering it: the lowering is a
-   * function of exactly these, so its instructions would be the template's with `ext` for its inputs. Returns the
-   * value of the node at each position, or undefined when refused (then lower the segment as usual): a repeat that
-   * would continue the segment recorded just before it is refused, so segments are cut exactly where lowering
-   * would cut them.
+   * function of exactly these, so its instructions would be the template's with `ext` for its inputs. Returns its
+   * values (of the node at a position, of the instruction at a local index), or undefined when refused (then lower
+   * the segment as usual): a repeat that would continue the segment recorded just before it is refused, so
+   * segments are cut exactly where lowering would cut them.
    */
   repeat(t: SegmentTemplate, ext: readonly XlaValue[], prefix: string, originAt: (pos: number) => Origin): RepeatValues | undefined {
     if (!this.canRepeat(t, ext, prefix)) return undefined;
@@ -272,7 +274,7 @@ export class Outliner implements SpmdEmitter, BlockSink {
     if (this.cur && this.cur.prefix === prefix && this.cur.end === this.entries.length) return false;
     for (let e = 0; e < ext.length; e++) {
       const v = ext[e];
-      if (!(v instanceof Rec) || !sameType(v.type, t.extTypes[e])) return false;
+      if (!(v instanceof Rec) || !typeEq(v.type, t.extTypes[e])) return false;
       if (ext[t.alias[e]] !== v || ext.indexOf(v) !== t.alias[e]) return false;
     }
     return true;
@@ -309,7 +311,7 @@ export class Outliner implements SpmdEmitter, BlockSink {
     const out: Entry[] = [];
     for (let i = t.seg.start; i < t.end; i++) {
       const e = this.entries[i];
-      const args = e.args.map((a) => (a instanceof Rec ? map(a) : Array.isArray(a) && a.length && a[0] instanceof Rec ? a.map(map) : a));
+      const args = mapRecs(e.args, map);
       const origin = r.originAt(t.entryNode[i - t.seg.start]);
       out.push({ m: e.m, args, out: this.localOf(s, i - t.seg.start), origin, rel: this.scopeOf(origin?.scope ?? '')[2] });
     }
@@ -325,8 +327,7 @@ export class Outliner implements SpmdEmitter, BlockSink {
 
   /** A segment's entries: `list[at … at + size)`. */
   private body(s: Segment): { list: Entry[]; at: number; size: number } {
-    if (s.repeat) return { list: this.repeatEntries(s), at: 0, size: s.repeat.template.end - s.repeat.template.seg.start };
-    return { list: this.entries, at: s.start, size: s.end - s.start };
+    return s.repeat ? { list: this.repeatEntries(s), at: 0, size: sizeOf(s) } : { list: this.entries, at: s.start, size: sizeOf(s) };
   }
   constant(value: number, type: XlaType): XlaValue {
     return this.rec('constant', [value, type], type);
@@ -472,7 +473,7 @@ export class Outliner implements SpmdEmitter, BlockSink {
     if (!sameOutputs(V, r.outputs, s.outputs)) return false;
     const ri = [...r.inputs.keys()];
     const si = [...s.inputs.keys()];
-    for (let i = 0; i < ri.length; i++) if (!sameType(V[ri[i]].type, V[si[i]].type)) return false;
+    for (let i = 0; i < ri.length; i++) if (!typeEq(V[ri[i]].type, V[si[i]].type)) return false;
     const R = this.body(r);
     const S = this.body(s);
     for (let i = 0; i < R.size; i++) {
@@ -550,8 +551,12 @@ export class Outliner implements SpmdEmitter, BlockSink {
 
 function apply(p: SpmdEmitter, e: Entry, origin: Origin, vals: XlaValue[]): void {
   p.setOrigin(origin);
-  const args = e.args.map((a) => (a instanceof Rec ? vals[a.id] : Array.isArray(a) && a.length && a[0] instanceof Rec ? a.map((x: Rec) => vals[x.id]) : a));
-  vals[e.out.id] = (p[e.m] as (...xs: unknown[]) => XlaValue).apply(p, args);
+  vals[e.out.id] = (p[e.m] as (...xs: unknown[]) => XlaValue).apply(p, mapRecs(e.args, (x) => vals[x.id]));
+}
+
+/** An entry's arguments with each recorded value (alone or in a list of them) replaced by `f` of it. */
+function mapRecs(args: readonly unknown[], f: (x: Rec) => unknown): unknown[] {
+  return args.map((a) => (a instanceof Rec ? f(a) : Array.isArray(a) && a.length && a[0] instanceof Rec ? a.map(f) : a));
 }
 
 /** Instructions in a segment (a repeat has its template's). */
@@ -566,9 +571,6 @@ function sameOutputs(V: readonly Rec[], a: readonly number[], b: readonly number
   return true;
 }
 
-function sameType(a: XlaType, b: XlaType): boolean {
-  return a === b || (a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]));
-}
 
 /** Wiring code of a value in a segment: its definition index inside it (≥ 0), or -(input position + 1). */
 function code(v: Rec, s: Segment): number {

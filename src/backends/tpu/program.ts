@@ -13,7 +13,7 @@ import { decodeNumber } from '../../ir/builder';
 import { XlaBuilder, XlaType, XlaValue } from '../../ir/xla';
 import { Mesh, Spec, axisSize, hloSharding } from './mesh';
 import { CollectiveEvent, MutableSpec, ParamPolicy, Partitioner } from './partition';
-import { SpmdEmitter } from './spmd';
+import { InstrOrigin, SpmdEmitter } from './spmd';
 import { TpuError } from './errors';
 import { GraphLayers, GraphSegment, SegmentMemo, layersOf } from './replay';
 import { Outliner, SegmentTemplate } from './outline';
@@ -88,7 +88,7 @@ export function sourceNodes(g: Graph): Node[] {
   return [...sources(g)];
 }
 
-type Origin = { readonly id: number; readonly op: string; readonly scope: string; readonly name?: string };
+type Origin = NonNullable<InstrOrigin>;
 /**
  * Emitters' origins of the nodes of one program, one object per node: all of a node's instructions name the same
  * object, so printers compute its location text once.

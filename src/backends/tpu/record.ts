@@ -6,7 +6,7 @@
  * which `fusedBytes` derives fusion-aware memory traffic.
  */
 import { DType } from '../../ir/types';
-import { BYTES, isFloat, numel } from '../../ir/shape';
+import { BYTES, isFloat, numel, typeEq } from '../../ir/shape';
 import { DotDims, GatherDims, XlaBinary, XlaCompare, XlaReducer, XlaType, XlaUnary, XlaValue } from '../../ir/xla';
 import { ArgInfo, BlockSink, BlockSource, InstrOrigin, ReplicaGroupSet, SpmdEmitter, resultType } from './spmd';
 
@@ -56,14 +56,35 @@ export class InstrTable {
   }
 
   push(cls: InstrClass, opcode: string, node: number, operands: readonly XlaValue[], outBytes: number, mxu: number, vpu: number, tr: number): number {
+    const i = this.length;
+    let o = this.newRow(operands.length);
+    for (const v of operands) this.operands[o++] = instrIndex(v);
+    this.setRow(i, CLASS_CODE.get(cls)!, opcode, node, outBytes, mxu, vpu, tr);
+    return i;
+  }
+
+  /** Append a copy of row `i` with another node and operands (a repeated block: same instruction, other values). */
+  pushCopy(i: number, node: number, operands: ArrayLike<number>): number {
+    const j = this.length;
+    let o = this.newRow(operands.length);
+    for (let k = 0; k < operands.length; k++) this.operands[o++] = operands[k];
+    this.setRow(j, this.clsCode[i], this.opcodes[i], node, this.outBytes[i], this.mxuFlops[i], this.vpuFlops[i], this.transcendentals[i]);
+    return j;
+  }
+
+  /** Room for row `length` and its `nOperands` operands; returns where its operands go. */
+  private newRow(nOperands: number): number {
     this.writable();
     const i = this.length;
     if (i === this.cap) this.grow();
-    let o = this.opStart[i];
-    if (o + operands.length > this.operands.length) this.operands = grown(this.operands, Math.max(2 * this.operands.length, o + operands.length));
-    for (const v of operands) this.operands[o++] = instrIndex(v);
-    this.opStart[i + 1] = o;
-    this.clsCode[i] = CLASS_CODE.get(cls)!;
+    const o = this.opStart[i];
+    if (o + nOperands > this.operands.length) this.operands = grown(this.operands, Math.max(2 * this.operands.length, o + nOperands));
+    this.opStart[i + 1] = o + nOperands;
+    return o;
+  }
+
+  private setRow(i: number, clsCode: number, opcode: string, node: number, outBytes: number, mxu: number, vpu: number, tr: number): void {
+    this.clsCode[i] = clsCode;
     this.opcodes.push(opcode);
     this.node[i] = node;
     this.outBytes[i] = outBytes;
@@ -71,27 +92,6 @@ export class InstrTable {
     this.vpuFlops[i] = vpu;
     this.transcendentals[i] = tr;
     this.length = i + 1;
-    return i;
-  }
-
-  /** Append a copy of row `i` with another node and operands (a repeated block: same instruction, other values). */
-  pushCopy(i: number, node: number, operands: ArrayLike<number>): number {
-    this.writable();
-    const j = this.length;
-    if (j === this.cap) this.grow();
-    let o = this.opStart[j];
-    if (o + operands.length > this.operands.length) this.operands = grown(this.operands, Math.max(2 * this.operands.length, o + operands.length));
-    for (let k = 0; k < operands.length; k++) this.operands[o++] = operands[k];
-    this.opStart[j + 1] = o;
-    this.clsCode[j] = this.clsCode[i];
-    this.opcodes.push(this.opcodes[i]);
-    this.node[j] = node;
-    this.outBytes[j] = this.outBytes[i];
-    this.mxuFlops[j] = this.mxuFlops[i];
-    this.vpuFlops[j] = this.vpuFlops[i];
-    this.transcendentals[j] = this.transcendentals[i];
-    this.length = j + 1;
-    return j;
   }
 
   /** A `prefix` view. */
@@ -226,7 +226,7 @@ export class CostRecorder implements SpmdEmitter, BlockSink {
     const b = block as RecorderBlock;
     if (inputs.length !== b.alias.length) return false;
     for (let p = 0; p < inputs.length; p++) {
-      if (!sameType(inputs[p].type, b.inputTypes[p])) return false;
+      if (!typeEq(inputs[p].type, b.inputTypes[p])) return false;
       if (inputs.findIndex((v) => instrIndex(v) === instrIndex(inputs[p])) !== b.alias[p]) return false;
     }
     return true;
@@ -376,8 +376,4 @@ export function fusedBytes(t: InstrTable, outputs: readonly number[]): Float64Ar
     bytes[i] = b;
   }
   return bytes;
-}
-
-function sameType(a: XlaType, b: XlaType): boolean {
-  return a === b || (a.dtype === b.dtype && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]));
 }

@@ -16,6 +16,7 @@
 import { Graph, Node, NodeId } from '../../ir/types';
 import { getOp } from '../../ir/op';
 import { nodeMap } from '../../ir/graph';
+import { typeEq } from '../../ir/shape';
 import { XlaValue } from '../../ir/xla';
 import { Spec } from './mesh';
 import { CollectiveEvent, GRADIENT, Info, MutableSpec, Partitioner } from './partition';
@@ -184,12 +185,6 @@ function sameAttr(a: unknown, b: unknown): boolean {
   return keys === 0;
 }
 
-function sameType(a: Node['type'], b: Node['type']): boolean {
-  if (a === b) return true;
-  if (a.dtype !== b.dtype || a.shape.length !== b.shape.length) return false;
-  for (let i = 0; i < a.shape.length; i++) if (a.shape[i] !== b.shape[i]) return false;
-  return true;
-}
 
 /**
  * Node for node the same computation: op, attributes, type, inputs from inside (same position) or outside (the same
@@ -204,7 +199,7 @@ function sameStructure(r: GraphSegment, s: GraphSegment, byId: ReadonlyMap<NodeI
   for (let j = 0; j < r.nodes.length; j++) {
     const a = r.nodes[j];
     const b = s.nodes[j];
-    if (a.op !== b.op || a.inputs.length !== b.inputs.length || !sameType(a.type, b.type) || !sameAttr(a.attrs, b.attrs)) return false;
+    if (a.op !== b.op || a.inputs.length !== b.inputs.length || !typeEq(a.type, b.type) || !sameAttr(a.attrs, b.attrs)) return false;
     for (let k = 0; k < a.inputs.length; k++) {
       const x = a.inputs[k];
       const y = b.inputs[k];
@@ -221,7 +216,7 @@ function sameStructure(r: GraphSegment, s: GraphSegment, byId: ReadonlyMap<NodeI
       if (ex !== ey) return false;
       const nx = byId.get(x)!;
       const ny = byId.get(y)!;
-      if (nx.op !== ny.op || !sameType(nx.type, ny.type)) return false;
+      if (nx.op !== ny.op || !typeEq(nx.type, ny.type)) return false;
       if (nx.op === 'constant' && !sameAttr(nx.attrs, ny.attrs)) return false;
     }
     rPos.set(a.id, j);
@@ -314,11 +309,11 @@ function findLayers(g: Graph): GraphLayers {
   /** Structures met so far, by their op sequence (only those can be the same computation). */
   const bySignature = new Map<string, GraphSegment[]>();
   const externals = new Map<GraphSegment, readonly NodeId[]>();
-  /** Scope → the part below its layer prefix (a scope determines its prefix, `segmentOf`). */
+  /** Scope → the part below its layer prefix (every segment node's scope is in `scopes` already). */
   const rel = new Map<string, string>();
   const relScope = (scope: string) => {
     let r = rel.get(scope);
-    if (r === undefined) rel.set(scope, (r = scope.slice(segmentOf(scope)[0].length)));
+    if (r === undefined) rel.set(scope, (r = scope.slice(scopes.get(scope)![0].length)));
     return r;
   };
   return {
@@ -586,7 +581,7 @@ export class SegmentMemo {
     const inner = p.inner;
     const nInner = n;
     // The recorded instructions as one block, when the emitter takes it (their values are made when read).
-    const inputs = slots.slice(0, nInner);
+    const inputs = rec.block !== undefined ? slots.slice(0, nInner) : [];
     // (a block is located as the recorded segment was: only for a segment with the same scopes below the layer)
     const block =
       rec.block !== undefined && this.layers.sameScopes(rec.seg, seg) && isBlockSink(inner) && inner.canRepeatBlock(rec.block, inputs, seg.prefix)

@@ -36,7 +36,7 @@ export interface SpmdEmitter extends XlaBuilder {
   partitionId(): XlaValue;
   dynamicSlice(x: XlaValue, starts: readonly XlaValue[], sizes: readonly number[]): XlaValue;
   /** Attribute the following instructions to an IR node (names, scopes, cost attribution). */
-  setOrigin(origin: { id: number; op: string; scope: string; name?: string } | undefined): void;
+  setOrigin(origin: InstrOrigin): void;
 }
 
 export interface ModuleOptions {
@@ -182,7 +182,7 @@ export class TeeEmitter implements SpmdEmitter, BlockSink {
   static part(v: XlaValue, i: number): XlaValue {
     return (v as TeeValue).parts[i];
   }
-  setOrigin(o: { id: number; op: string; scope: string; name?: string } | undefined): void {
+  setOrigin(o: InstrOrigin): void {
     for (const s of this.sinks) s.setOrigin(o);
   }
   arg(type: XlaType, info: ArgInfo): XlaValue {
