@@ -8,7 +8,7 @@
 import { Graph } from '../../ir/types';
 import { Mesh, Spec } from './mesh';
 import { ParamPolicy } from './partition';
-import { emitWholeProgram, partitionGraph, PartitionResult, WholeProgramEmitter } from './program';
+import { emitWholeProgram, partitionGraph, PartitionResult } from './program';
 import { StableHloPrinter } from './stablehlo';
 import { HloPrinter } from './hlo';
 import { ModuleOptions, Output, TeeEmitter } from './spmd';

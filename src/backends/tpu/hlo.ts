@@ -5,7 +5,7 @@
  */
 import { DType } from '../../ir/types';
 import { DotDims, GatherDims, XlaBinary, XlaCompare, XlaReducer, XlaType, XlaUnary, XlaValue } from '../../ir/xla';
-import { ArgInfo, ModuleOptions, Output, ReplicaGroupSet, SpmdEmitter, reducerInit, resultType } from './spmd';
+import { ArgInfo, ModuleOptions, Output, ReplicaGroupSet, reducerInit, resultType } from './spmd';
 import { TextBuffer } from './text';
 import type { FunctionPrinter } from './outline';
 
