@@ -32,20 +32,20 @@ check() { # name, command...
 
 # Inline programs (checked before; rerun as the baseline of this session).
 check tiny_mlir          python3 "$V" "$D/tiny.mlir" --inputs "$D/in.safetensors" --expected "$D/logits.safetensors" --cost
-# Layer functions (func.call / call): not yet run on real XLA before this script.
+# Layer functions (func.call / call): first run on real XLA in stop 13 (docs/tpu.md).
 check tiny_fns_mlir      python3 "$V" "$D/tiny_fns.mlir" --inputs "$D/in.safetensors" --expected "$D/logits.safetensors" --cost
 check tiny_fns_hlo       python3 "$V" "$D/tiny_fns.hlo" --inputs "$D/in.safetensors" --expected "$D/logits.safetensors"
 check sharded_mlir       python3 "$V" "$D/sharded.mlir" --partitions 8 --inputs "$D/in.safetensors" --expected "$D/logits.safetensors"
 check sharded_hlo        python3 "$V" "$D/sharded.hlo" --partitions 8 --inputs "$D/in.safetensors" --expected "$D/logits.safetensors"
 check partitioned        python3 bench/xla-verify/run_partitioned.py "$D"
-check train_fns_mlir     python3 "$V" "$D/train_fns.mlir" --inputs "$D/train_in.safetensors" --expected "$D/train_expected.safetensors"
+check train_fns_mlir     python3 "$V" "$D/train_fns.mlir" --inputs "$D/train_in.safetensors" --expected "$D/train_expected.safetensors" --cost
 check train_fns_hlo      python3 "$V" "$D/train_fns.hlo" --inputs "$D/train_in.safetensors" --expected "$D/train_expected.safetensors"
 check train_sharded      python3 "$V" "$D/train_sharded.mlir" --partitions 8 --inputs "$D/train_in.safetensors" --expected "$D/train_expected.safetensors"
 for p in train_ train_m4_ train_d2m2_; do
   check "${p}partitioned"  python3 bench/xla-verify/run_partitioned.py "$D" "$p"
 done
-# The decode step (KV caches in and out): never run on real XLA before this script.
-check decode_mlir        python3 "$V" "$D/decode.mlir" --inputs "$D/decode_in.safetensors" --expected "$D/decode_expected.safetensors"
+# The decode step (KV caches in and out): first run on real XLA in stop 13. --cost: compare with decode_cost.json.
+check decode_mlir        python3 "$V" "$D/decode.mlir" --inputs "$D/decode_in.safetensors" --expected "$D/decode_expected.safetensors" --cost
 check decode_hlo         python3 "$V" "$D/decode.hlo" --inputs "$D/decode_in.safetensors" --expected "$D/decode_expected.safetensors"
 check decode_sharded     python3 "$V" "$D/decode_sharded.mlir" --partitions 4 --inputs "$D/decode_in.safetensors" --expected "$D/decode_expected.safetensors"
 check decode_partitioned python3 bench/xla-verify/run_partitioned.py "$D" decode_

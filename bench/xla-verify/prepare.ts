@@ -24,6 +24,7 @@
  *                                   from the CPU backend after steps 0..5 — its logits equal Hugging Face's)
  *   decode_sharded.mlir             with mhlo.sharding for data=2,model=2 (4 partitions)
  *   decode_partitioned.mlir (+ decode_partitioned_specs.json)  our per-device step (run_partitioned.py DIR decode_)
+ *   decode_cost.json                our FLOP / transcendental counts of decode.mlir
  * Usage (repo root): npx esbuild --bundle --platform=node bench/xla-verify/prepare.ts --outfile=/tmp/prep.js && node /tmp/prep.js OUTDIR
  */
 import * as fs from 'fs';
@@ -255,7 +256,17 @@ async function decode(): Promise<void> {
   const specs = sourceNodes(dg).map((n) => (n.op === 'input' ? pr.inputSpecs : pr.paramSpecs).get(String(n.attrs.name)));
   fs.writeFileSync(path.join(out, 'decode_partitioned_specs.json'), JSON.stringify({ mesh: m.axes.map((a) => [a.name, a.size]), args: specs, outputs: pr.outputs.map((o) => o.spec) }) + '\n');
   for (const t of params.values()) t.dispose();
-  console.log(JSON.stringify({ decode: { args: Object.keys(args).length, outputs: dg.outputs.length, position: at } }));
+  // Our counts of decode.mlir (verify_xla.py --cost gives XLA's).
+  const drec = new CostRecorder();
+  emitWholeProgram(dg, drec, { env });
+  const dinstrs = drec.instrs.toArray();
+  const dcost = {
+    flops: dinstrs.reduce((a, i) => a + i.mxuFlops + i.vpuFlops, 0),
+    dot_flops: dinstrs.reduce((a, i) => a + i.mxuFlops, 0),
+    transcendentals: dinstrs.reduce((a, i) => a + i.transcendentals, 0),
+  };
+  fs.writeFileSync(path.join(out, 'decode_cost.json'), JSON.stringify(dcost, null, 1) + '\n');
+  console.log(JSON.stringify({ decode: { args: Object.keys(args).length, outputs: dg.outputs.length, position: at, cost: dcost } }));
 }
 trainStep()
   .then(decode)
