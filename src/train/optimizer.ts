@@ -11,6 +11,16 @@
  * trained param `adam.m.<name>`, `adam.v.<name>` (its shape, f32). Outputs: the new value of each param under
  * the param's own name, `adam.m.<name>` / `adam.v.<name>` for the new moments, and `grad_norm`. An output
  * named like a param or an input is that tensor's next value: a training loop feeds them back.
+ *
+ * `paramUpdate` says how the update meets the params' own dtype, for a program whose weights are bf16 while the
+ * optimizer computes in f32 (the TPU backend keeps the optimizer's nodes in f32 when it emits everything else in
+ * bf16: `f32NodesOf` in src/backends/tpu/program.ts):
+ * - 'master': each trained param has an fp32 master copy, the input `master.<name>`; the update reads and writes
+ *   the master (output `master.<name>`), and the param's next value is the new master cast to the param's dtype
+ *   (mixed-precision training: bf16 weights for the forward and backward, fp32 master weights and moments);
+ * - 'cast': the update starts from the param itself and its result is cast back to the param's dtype;
+ * - unset: the param's next value is the update itself (an all-f32 graph, as the CPU trainer runs).
+ * In an all-f32 graph the casts are the identity and a master equals its param.
  */
 import { GraphBuilder, GraphOutput, NodeId, ShapeError } from '../ir';
 
@@ -24,10 +34,13 @@ export interface AdamWOptions {
   readonly decay?: (name: string, shape: readonly (number | string)[]) => boolean;
   /** Clip the global gradient norm to this value (default: no clipping). */
   readonly clipNorm?: number;
+  /** How the update meets the params' own dtype: fp32 master copies, or a cast back (see above). */
+  readonly paramUpdate?: 'master' | 'cast';
 }
 
 export const OPTIMIZER_SCOPE = 'optimizer';
 export const momentName = (kind: 'm' | 'v', param: string) => `adam.${kind}.${param}`;
+export const masterName = (param: string) => `master.${param}`;
 
 export function appendAdamW(b: GraphBuilder, params: ReadonlyMap<string, NodeId>, grads: ReadonlyMap<string, NodeId>, opts: AdamWOptions = {}): GraphOutput[] {
   const beta1 = opts.beta1 ?? 0.9;
@@ -88,12 +101,16 @@ export function appendAdamW(b: GraphBuilder, params: ReadonlyMap<string, NodeId>
       const g = scale === undefined ? g0 : op('mul', [g0, scale]);
       const m0 = b.input(momentName('m', name), pt);
       const v0 = b.input(momentName('v', name), pt);
+      const master = opts.paramUpdate === 'master';
+      const w = master ? b.input(masterName(name), pt, { doc: `the master copy of ${name}` }) : p;
       const m = op('add', [op('mul', [m0, b1]), op('mul', [g, c1])]);
       const v = op('add', [op('mul', [v0, b2]), op('mul', [op('mul', [g, g]), c2])]);
-      const decayed = decayFactor !== undefined && decays(name, pt.shape) ? op('mul', [p, decayFactor]) : p;
+      const decayed = decayFactor !== undefined && decays(name, pt.shape) ? op('mul', [w, decayFactor]) : w;
       const denom = op('add', [op('div', [op('sqrt', [v]), sqrtBc2]), epsC]);
       const next = op('sub', [decayed, op('mul', [stepSize, op('div', [m, denom])])]);
-      outputs.push({ name, node: next }, { name: momentName('m', name), node: m }, { name: momentName('v', name), node: v });
+      outputs.push({ name, node: opts.paramUpdate ? op('cast', [next], { dtype: pt.dtype }) : next });
+      if (master) outputs.push({ name: masterName(name), node: next });
+      outputs.push({ name: momentName('m', name), node: m }, { name: momentName('v', name), node: v });
     }
   });
 }

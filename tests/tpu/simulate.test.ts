@@ -27,7 +27,7 @@ const mesh = (spec: string, topo: string) => makeMesh(parseTopology(getChip(topo
 const raw = compileModel(fs.readFileSync(path.join(ROOT, 'gemma2.model'), 'utf8'), 'gemma2.model', { config, dims: { batch: B, seq: T } }).graph!;
 const ck = openCheckpoint(path.join(fx, 'model.safetensors'));
 
-function feedsFor(g: Graph, params = true): Feeds {
+function feedsFor(g: Graph, params = true, masters = true): Feeds {
   let seed = 12345;
   const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
   const ids = Int32Array.from(ref.input_ids.flat() as number[]);
@@ -42,7 +42,10 @@ function feedsFor(g: Graph, params = true): Feeds {
     else if (name === 'lr') feeds.set(name, [1e-3]);
     else if (name.startsWith('adam.m.')) feeds.set(name, Float64Array.from({ length: size }, () => (rand() - 0.5) * 2e-3));
     else if (name.startsWith('adam.v.')) feeds.set(name, Float64Array.from({ length: size }, () => 1e-6 + rand() * 1e-6));
-    else if (params) feeds.set(name, readTensor(ck.tensors.get(name)!));
+    // fp32 master weights: near the weights but not equal, so an update that read the weights instead would show
+    else if (name.startsWith('master.')) {
+      if (masters) feeds.set(name, Float64Array.from(readTensor(ck.tensors.get(name.slice('master.'.length))!), (x) => x * (1 + (rand() - 0.5) * 1e-3)));
+    } else if (params) feeds.set(name, readTensor(ck.tensors.get(name)!));
   }
   return feeds;
 }
@@ -147,9 +150,9 @@ test('27B\'s head structure (32 query heads, 16 K/V heads) on data=2,model=8: th
   const st = buildTrainingStep(runPipeline(g0, resolvePipeline({})).graph, 'layer-inputs');
   let seed = 7;
   const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
-  const feeds = new Map(feedsFor(st.graph, false));
+  const feeds = new Map(feedsFor(st.graph, false, false));
   for (const n of sourceNodes(st.graph)) {
-    if (n.op === 'param') feeds.set(String(n.attrs.name), Float64Array.from({ length: (n.type.shape as number[]).reduce((a, b) => a * b, 1) }, () => (rand() - 0.5) * 0.2));
+    if (n.op === 'param' || String(n.attrs.name).startsWith('master.')) feeds.set(String(n.attrs.name), Float64Array.from({ length: (n.type.shape as number[]).reduce((a, b) => a * b, 1) }, () => (rand() - 0.5) * 0.2));
   }
   const m = mesh('data=2,model=8', '4x4');
   const whole = simulateWhole(st.graph, feeds);

@@ -55,6 +55,7 @@ describe('the training step, partitioned', () => {
     for (const [name, spec] of r.paramSpecs) {
       expect(r.inputSpecs.get(`adam.m.${name}`)).toEqual(spec);
       expect(r.inputSpecs.get(`adam.v.${name}`)).toEqual(spec);
+      expect(r.inputSpecs.get(`master.${name}`)).toEqual(spec); // --precision mixed (the default): fp32 master weights
       n++;
     }
     expect(n).toBe(g.nodes.filter((x) => x.op === 'param').length);
@@ -96,6 +97,37 @@ describe('the training step, partitioned', () => {
     }
   });
 
+  test('mixed precision: bf16 weights, activations and gradients; the optimizer, its moments and fp32 master weights in f32', () => {
+    const opts = { chip: 'v5e', mode: 'train' as const, remat: 'layer-inputs' as const };
+    const mixed = compileTpu(g, mesh, strategy, opts, dims, { emit: true, floatDtype: 'bf16' });
+    const w = 'model.layers.0.mlp.up_proj.weight';
+    const dtypeOf = (text: string, kind: 'arg' | 'result', name: string) =>
+      new RegExp(`tensor<[0-9x]*?x?([a-z]+[0-9]*)> \\{jax\\.${kind}_info = "${name.replace(/\./g, '\\.')}"`).exec(text)?.[1];
+    for (const text of [mixed.programs!.wholeMlir, mixed.programs!.partitionedMlir]) {
+      expect([dtypeOf(text, 'arg', w), dtypeOf(text, 'arg', `master.${w}`), dtypeOf(text, 'arg', `adam.m.${w}`), dtypeOf(text, 'arg', `adam.v.${w}`)]).toEqual(['bf16', 'f32', 'f32', 'f32']);
+      expect([dtypeOf(text, 'result', w), dtypeOf(text, 'result', `master.${w}`), dtypeOf(text, 'result', `adam.m.${w}`), dtypeOf(text, 'result', `adam.v.${w}`)]).toEqual(['bf16', 'f32', 'f32', 'f32']);
+      // The update's arithmetic is f32 (no bf16 sqrt of the second moment).
+      expect(text).toMatch(/stablehlo\.sqrt"?\(?[^\n]*tensor<[0-9x]+f32>/);
+      expect(text).not.toMatch(/stablehlo\.sqrt"?\(?[^\n]*tensor<[0-9x]+bf16>/);
+    }
+    // Gradients are summed in bf16, into their shards, before the optimizer converts them: every reduce-scatter is
+    // bf16, the weights' collectives are those of the same step emitted all in f32, and nothing is all-reduced in
+    // full that was reduce-scattered there (all-reduced bytes: activations and scalars, in bf16 here).
+    const scatters = [...mixed.programs!.partitionedMlir.matchAll(/"stablehlo\.reduce_scatter"[\s\S]*?\) -> tensor<[0-9x]*?x?([a-z]+[0-9]*)>/g)].map((m) => m[1]);
+    expect(scatters.length).toBeGreaterThan(0);
+    expect(new Set(scatters)).toEqual(new Set(['bf16']));
+    const key = (p: typeof train.plan) => p.collectives.filter((c) => c.weights).map((c) => `${c.kind} ${c.axes} ${c.count}`).sort();
+    expect(key(mixed.plan)).toEqual(key(train.plan));
+    const allReduced = (p: typeof train.plan) => p.collectives.filter((c) => c.kind === 'all-reduce').reduce((a, c) => a + c.bytes, 0);
+    expect(allReduced(mixed.plan)).toBeLessThan(allReduced(train.plan));
+    // --precision bf16: no master weights; the moments and the update stay f32, the next weights are bf16.
+    const bf = compileTpu(g, mesh, strategy, { ...opts, precision: 'bf16' }, dims, { emit: true, floatDtype: 'bf16' });
+    const text = bf.programs!.partitionedMlir;
+    expect(text).not.toMatch(/arg_info = "master\./);
+    expect([dtypeOf(text, 'arg', w), dtypeOf(text, 'arg', `adam.m.${w}`), dtypeOf(text, 'result', w), dtypeOf(text, 'result', `adam.v.${w}`)]).toEqual(['bf16', 'f32', 'bf16', 'f32']);
+    expect(bf.plan.memory.optimizer_state).toBeLessThan(mixed.plan.memory.optimizer_state);
+  });
+
   test('activation memory is the remat policy\'s residuals at their per-chip size', () => {
     const saved = (remat: 'save-all' | 'matmul-outputs' | 'layer-inputs') => {
       const step = buildTrainingStep(g, remat);
@@ -114,6 +146,24 @@ describe('the training step, partitioned', () => {
     const layers = saved('layer-inputs');
     expect(all).toBeGreaterThan(dots);
     expect(dots).toBeGreaterThan(layers);
+  });
+});
+
+describe('bf16 programs', () => {
+  test('index arithmetic stays f32: RoPE\'s angles, sines and cosines from the positions (bf16 is exact only up to 256)', () => {
+    const opts = { chip: 'v5e' };
+    const fwd = compileTpu(g, mesh, strategy, { ...opts, mode: 'forward' }, dims, { emit: true, floatDtype: 'bf16' }).programs!;
+    const dec = compileTpu(tiny(8, 1), mesh, parseStrategy('dp+tp', mesh), { ...opts, mode: 'decode', context: 12 }, { batch: 8, seq: 1 }, { emit: true, floatDtype: 'bf16' }).programs!;
+    for (const text of [fwd.wholeMlir, fwd.partitionedMlir, dec.wholeMlir, dec.partitionedMlir, train.programs!.wholeMlir]) {
+      const trig = [...text.matchAll(/"stablehlo\.(?:sine|cosine)"\(%\w+\) : \(tensor<[0-9x]*?x?([a-z]+[0-9]*)>\)/g)].map((m) => m[1]);
+      expect(trig.length).toBeGreaterThan(0);
+      expect(new Set(trig)).toEqual(new Set(['f32']));
+      // positions (and any other integer) become floats in f32, never straight in bf16
+      expect(text).toMatch(/"stablehlo\.convert"\(%\w+\) : \(tensor<[0-9x]*xi32>\) -> tensor<[0-9x]*xf32>/);
+      expect(text).not.toMatch(/"stablehlo\.convert"\(%\w+\) : \(tensor<[0-9x]*xi32>\) -> tensor<[0-9x]*xbf16>/);
+    }
+    // the activations themselves stay bf16
+    expect(fwd.wholeMlir).toMatch(/tensor<8x12x64xbf16>/);
   });
 });
 

@@ -166,3 +166,38 @@ test('AdamW step (decoupled weight decay, bias correction, global-norm clipping)
     expect(out.z[i]).toBeCloseTo(next, 5);
   }
 });
+
+test('AdamW with master weights: the update reads and writes the master copy; the param\'s next value is the master cast back', () => {
+  const opt = { weightDecay: 0.1, beta1: 0.9, beta2: 0.99, eps: 1e-8 };
+  const step = trainingStep(logitsGraph(), { optimizer: { ...opt, paramUpdate: 'master' } }).graph;
+  expect(step.outputs.map((o) => o.name)).toEqual(['loss', 'ce_loss', 'grad_norm', 'z', 'master.z', 'adam.m.z', 'adam.v.z']);
+  const labels = [3, 1, 0];
+  const m0 = Z.map((_, i) => 0.01 * Math.cos(i));
+  const v0 = Z.map((_, i) => 0.001 * (1 + Math.sin(i) ** 2));
+  // The master differs from the weights (as after bf16 rounding): the gradient comes from the weights, the
+  // update from the master.
+  const w0 = Z.map((x, i) => x + 0.05 * Math.sin(3 * i));
+  const [t, lr] = [2, 0.1];
+  const feeds = {
+    labels: i32(labels, [B, T]), step: tf.scalar(t), lr: tf.scalar(lr),
+    'adam.m.z': f32(m0, [B, T, V]), 'adam.v.z': f32(v0, [B, T, V]), 'master.z': f32(w0, [B, T, V]),
+  };
+  const out = run(step, feeds, params);
+  const g: number[] = [];
+  for (let tt = 0; tt < T; tt++) {
+    const p = logSoftmax(row(tt)).map(Math.exp);
+    for (let v = 0; v < V; v++) g.push((p[v] - (v === labels[tt] ? 1 : 0)) / T);
+  }
+  for (let i = 0; i < Z.length; i++) {
+    const m = 0.9 * m0[i] + 0.1 * g[i];
+    const v = 0.99 * v0[i] + 0.01 * g[i] * g[i];
+    const next = w0[i] * (1 - lr * 0.1) - (lr / (1 - 0.9 ** t)) * (m / (Math.sqrt(v) / Math.sqrt(1 - 0.99 ** t) + 1e-8));
+    expect(out['master.z'][i]).toBeCloseTo(next, 5);
+    expect(out.z[i]).toBe(out['master.z'][i]); // f32 → f32: the cast is exact here (bf16 on a TPU program)
+  }
+  // 'cast': no master; the update starts from the weights, as without the option.
+  const plain = run(trainingStep(logitsGraph(), { optimizer: opt }).graph, feeds, params);
+  const cast = trainingStep(logitsGraph(), { optimizer: { ...opt, paramUpdate: 'cast' } }).graph;
+  expect(cast.nodes.some((n) => n.op === 'input' && String(n.attrs.name).startsWith('master.'))).toBe(false);
+  expect(Array.from(run(cast, feeds, params).z)).toEqual(Array.from(plain.z));
+});

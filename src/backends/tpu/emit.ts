@@ -115,7 +115,7 @@ export interface TpuCompilation {
 export function compileTpu(g: Graph, mesh: Mesh, strategy: Strategy, po: PlanOptions, dims: { batch: number; seq: number }, o: TpuCompileOptions = {}): TpuCompilation {
   const mode = po.mode ?? 'forward';
   let t = performance.now();
-  const step = mode === 'train' ? buildTrainingStep(g, po.remat ?? 'layer-inputs') : undefined;
+  const step = mode === 'train' ? buildTrainingStep(g, po.remat ?? 'layer-inputs', po.precision) : undefined;
   // Decode: the one-token graph with its KV caches as arguments and results (the cost stays the analytic
   // decode plan of the one-token graph over the context, which counts the same cache lengths).
   const decode = mode === 'decode' ? decodeStep(g, { context: po.context ?? dims.seq }) : undefined;

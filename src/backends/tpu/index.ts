@@ -16,4 +16,5 @@ export type { FunctionPrinter } from './outline';
 export * from './report';
 export * from './simulate';
 export { decodeStep } from './decode';
+export { f32NodesOf } from './precision';
 export type { DecodeStep, KvCacheBuffer } from './decode';

@@ -613,7 +613,9 @@ export class Partitioner implements XlaBuilder {
     const out = resultType.withDtype(x.type, dtype);
     if (i.splat !== undefined) return this.mk(out, unsplit(out.shape.length), undefined, null, { splat: i.splat });
     if (i.undecided) this.decideDefault(i);
-    const spec = i.spec;
+    // A pending gradient sum is taken before the convert, in the narrower dtype where it is a bf16 gradient meeting
+    // an f32 optimizer — as a reduce-scatter into the parameter's shard, as the non-linear ops settle it.
+    const spec = i.partial ? this.settle([x], i.spec, x.type.shape) : i.spec;
     return this.mk(out, spec, this.inner.convert(this.local(x, spec), dtype), null, i.generated ? { generated: true } : this.weightOf([x]));
   }
 

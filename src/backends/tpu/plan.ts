@@ -705,7 +705,7 @@ export function autoPlans(build: () => Graph, o: PlanOptions, dims: { batch: num
   const topo = resolveTopology(chip, o);
   const n = topo.chips;
   const g = build();
-  const step = (o.mode ?? 'forward') === 'train' ? buildTrainingStep(g, o.remat ?? 'layer-inputs') : undefined;
+  const step = (o.mode ?? 'forward') === 'train' ? buildTrainingStep(g, o.remat ?? 'layer-inputs', o.precision) : undefined;
   const out: RankedPlan[] = [];
   // Several slices (joined over DCN): also FSDP within a slice and pure data parallelism across slices.
   const slices = topo.axes.filter((a) => a.dcn).reduce((k, a) => k * a.size, 1);
@@ -806,7 +806,7 @@ export function evaluateTrain(
   const eff = o.matmulEfficiency ?? DEFAULT_MATMUL_EFFICIENCY;
   const overlap = o.overlap ?? true;
   const precision = o.precision ?? 'mixed';
-  const step = given ?? buildTrainingStep(g, remat);
+  const step = given ?? buildTrainingStep(g, remat, precision);
   const sg = step.graph;
   const layer = layerOf(g);
   const byId = nodeMap(sg);
@@ -984,8 +984,12 @@ export function evaluateTrain(
   };
 }
 
-/** The training step the plans cost and `compile --mode train` emits: cross-entropy on `labels`, AdamW, the CLI's remat policy. */
-export function buildTrainingStep(g: Graph, remat: Remat): TrainingStepInfo {
+/**
+ * The training step the plans cost and `compile --mode train` emits: cross-entropy on `labels`, AdamW, the CLI's
+ * remat policy. The emitted bf16 program keeps the optimizer and its state in f32 (`f32NodesOf`), and
+ * `--precision mixed` (the default) adds fp32 master weights (`master.<param>`), as the cost model counts them.
+ */
+export function buildTrainingStep(g: Graph, remat: Remat, precision: PlanOptions['precision'] = 'mixed'): TrainingStepInfo {
   if (!g.outputs.some((x) => x.name === 'logits')) throw new TpuError(`--mode train needs a model with a 'logits' output (outputs: ${g.outputs.map((x) => x.name).join(', ')})`);
-  return trainingStep(g, { remat });
+  return trainingStep(g, { remat, optimizer: { paramUpdate: precision === 'mixed' ? 'master' : 'cast' } });
 }

@@ -17,6 +17,7 @@ import { InstrOrigin, SpmdEmitter } from './spmd';
 import { TpuError } from './errors';
 import { GraphLayers, GraphSegment, SegmentMemo, layersOf } from './replay';
 import { Outliner, SegmentTemplate } from './outline';
+import { f32NodesOf } from './precision';
 
 export interface ProgramOptions {
   readonly env: DimEnv;
@@ -29,6 +30,11 @@ export interface ProgramOptions {
    * (default true; the result is the same either way — see replay.ts).
    */
   readonly replay?: boolean;
+  /**
+   * Nodes (by id) that stay f32 under a bf16 `floatDtype`: index arithmetic and a training step's optimizer. Set by
+   * `partitionGraph` / `emitWholeProgram` from the graph itself (`f32NodesOf` in precision.ts); not an option to pass.
+   */
+  readonly keepF32?: Uint8Array;
 }
 
 const EMPTY: ReadonlyMap<NodeId, Node> = new Map();
@@ -40,7 +46,7 @@ const EMPTY: ReadonlyMap<NodeId, Node> = new Map();
  */
 export function nodeType(n: Node, o: ProgramOptions): XlaType {
   const t = n.type;
-  const dtype = o.floatDtype && isFloat(t.dtype) && t.shape.length > 0 ? o.floatDtype : t.dtype;
+  const dtype = o.floatDtype && isFloat(t.dtype) && t.shape.length > 0 && !o.keepF32?.[n.id] ? o.floatDtype : t.dtype;
   // (a shape with no symbolic dims is its own concrete shape: shapes are immutable)
   return { dtype, shape: isStatic(t.shape) ? t.shape : concreteShape(t.shape, o.env) };
 }
@@ -73,6 +79,11 @@ function matchDtypes(b: XlaBuilder, n: Node, ins: XlaValue[], out: XlaType, o: P
     const src = byId.get(n.inputs[k]);
     return src?.op === 'constant' ? b.constant(decodeNumber(src.attrs.value), { dtype: target, shape: v.type.shape }) : b.convert(v, target);
   });
+}
+
+/** `o` with the graph's f32 nodes when its floats are overridden to bf16 (see `f32NodesOf`). */
+function withF32Nodes(g: Graph, o: ProgramOptions): ProgramOptions {
+  return o.floatDtype === 'bf16' && !o.keepF32 ? { ...o, keepF32: f32NodesOf(g) } : o;
 }
 
 const sourceLists = new WeakMap<Graph, readonly Node[]>();
@@ -178,6 +189,7 @@ export function partitionGraph(
   paramSpecs?: ReadonlyMap<string, Spec>,
   onCollective?: (e: CollectiveEvent) => void,
 ): PartitionResult {
+  o = withF32Nodes(g, o);
   const layers = o.replay === false ? undefined : layersOf(g);
   const segments: ReadonlyMap<number, { seg: GraphSegment; end: number }> = layers?.segments ?? new Map();
   let memo: SegmentMemo | undefined;
@@ -293,6 +305,7 @@ export function emitWholeProgram(
   /** Receives every node's value when given (e.g. the SPMD simulator's reference run). */
   given?: Map<NodeId, XlaValue>,
 ): { name: string; value: XlaValue; sharding?: string }[] {
+  o = withF32Nodes(g, o);
   const originOf = originTable(g);
   // (by id in an array: a Map of every node's value was a fifth of this loop's time)
   const vals = new Array<XlaValue>(g.nextId);

@@ -13,6 +13,7 @@
  * segment is then partitioned as usual. The result is exactly what partitioning would give (tested byte for byte,
  * with plans and layouts, against `replay: false` on several models, meshes, strategies and modes).
  */
+import { f32NodesOf } from './precision';
 import { Graph, Node, NodeId } from '../../ir/types';
 import { getOp } from '../../ir/op';
 import { nodeMap } from '../../ir/graph';
@@ -188,9 +189,10 @@ function sameAttr(a: unknown, b: unknown): boolean {
 
 /**
  * Node for node the same computation: op, attributes, type, inputs from inside (same position) or outside (the same
- * k-th external, of the same type; a constant with the same attributes, since dtype matching reads its value).
+ * k-th external, of the same type; a constant with the same attributes, since dtype matching reads its value), and
+ * the same precision in a bf16 program (`f32`: `f32NodesOf`) for every node and external.
  */
-function sameStructure(r: GraphSegment, s: GraphSegment, byId: ReadonlyMap<NodeId, Node>): boolean {
+function sameStructure(r: GraphSegment, s: GraphSegment, byId: ReadonlyMap<NodeId, Node>, f32: Uint8Array): boolean {
   if (r.nodes.length !== s.nodes.length || r.pattern !== s.pattern) return false;
   const rPos = new Map<NodeId, number>();
   const sPos = new Map<NodeId, number>();
@@ -199,7 +201,7 @@ function sameStructure(r: GraphSegment, s: GraphSegment, byId: ReadonlyMap<NodeI
   for (let j = 0; j < r.nodes.length; j++) {
     const a = r.nodes[j];
     const b = s.nodes[j];
-    if (a.op !== b.op || a.inputs.length !== b.inputs.length || !typeEq(a.type, b.type) || !sameAttr(a.attrs, b.attrs)) return false;
+    if (a.op !== b.op || a.inputs.length !== b.inputs.length || f32[a.id] !== f32[b.id] || !typeEq(a.type, b.type) || !sameAttr(a.attrs, b.attrs)) return false;
     for (let k = 0; k < a.inputs.length; k++) {
       const x = a.inputs[k];
       const y = b.inputs[k];
@@ -216,7 +218,7 @@ function sameStructure(r: GraphSegment, s: GraphSegment, byId: ReadonlyMap<NodeI
       if (ex !== ey) return false;
       const nx = byId.get(x)!;
       const ny = byId.get(y)!;
-      if (nx.op !== ny.op || !typeEq(nx.type, ny.type)) return false;
+      if (nx.op !== ny.op || f32[x] !== f32[y] || !typeEq(nx.type, ny.type)) return false;
       if (nx.op === 'constant' && !sameAttr(nx.attrs, ny.attrs)) return false;
     }
     rPos.set(a.id, j);
@@ -305,6 +307,7 @@ function findLayers(g: Graph): GraphLayers {
   }
 
   const byId = nodeMap(g);
+  const f32 = f32NodesOf(g);
   const structure = new Map<GraphSegment, GraphSegment>();
   /** Structures met so far, by their op sequence (only those can be the same computation). */
   const bySignature = new Map<string, GraphSegment[]>();
@@ -326,7 +329,7 @@ function findLayers(g: Graph): GraphLayers {
         for (const n of seg.nodes) sig += ' ' + n.op;
         let list = bySignature.get(sig);
         if (!list) bySignature.set(sig, (list = []));
-        rep = list.find((r) => sameStructure(r, seg, byId));
+        rep = list.find((r) => sameStructure(r, seg, byId, f32));
         if (!rep) list.push((rep = seg));
         structure.set(seg, rep);
       }

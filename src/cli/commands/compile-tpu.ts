@@ -53,7 +53,7 @@ export function addTpuOptions(cmd: Command, { forCompile = false } = {}): Comman
     .option('--strategy <s>', 'dp, fsdp, tp or a combination (fsdp+tp, dp+tp); default fsdp, or fsdp+tp when the mesh has a model axis')
     .addOption(new Option('--mode <mode>', 'what one step is').choices(['forward', 'train', 'decode']).default('forward'))
     .addOption(new Option('--remat <policy>', 'training activation policy').choices([...REMATS]).default('layer-inputs'))
-    .addOption(new Option('--precision <p>', 'training state per parameter: mixed = 16 B (bf16 weights/grads + fp32 master, m, v), bf16 = 12 B').choices(['mixed', 'bf16']).default('mixed'))
+    .addOption(new Option('--precision <p>', 'training state per parameter, as costed and as the bf16 program holds it: mixed = 16 B (bf16 weights/grads + fp32 master, m, v), bf16 = 12 B (no master copy)').choices(['mixed', 'bf16']).default('mixed'))
     .addOption(new Option('--context <n>', 'decode: tokens in the KV cache (default: --seq)').argParser(positiveInt('--context')))
     .option('--tokens <list>', 'training token budgets for the days estimate, e.g. 2e12,8e12,13e12')
     .option('--no-overlap', 'do not overlap FSDP weight gathers with compute')
