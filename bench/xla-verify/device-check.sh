@@ -40,6 +40,8 @@ check sharded_hlo        python3 "$V" "$D/sharded.hlo" --partitions 8 --inputs "
 check partitioned        python3 bench/xla-verify/run_partitioned.py "$D"
 check train_fns_mlir     python3 "$V" "$D/train_fns.mlir" --inputs "$D/train_in.safetensors" --expected "$D/train_expected.safetensors" --cost
 check train_fns_hlo      python3 "$V" "$D/train_fns.hlo" --inputs "$D/train_in.safetensors" --expected "$D/train_expected.safetensors"
+# The step as emitted by default (bf16, optimizer and fp32 master weights in f32): the f32 update checked exactly.
+check train_bf16         python3 bench/xla-verify/run_bf16.py "$D/train_bf16.mlir" "$D/train_in.safetensors" "$D/train_expected.safetensors" "$D/train_names.json"
 check train_sharded      python3 "$V" "$D/train_sharded.mlir" --partitions 8 --inputs "$D/train_in.safetensors" --expected "$D/train_expected.safetensors"
 for p in train_ train_m4_ train_d2m2_; do
   check "${p}partitioned"  python3 bench/xla-verify/run_partitioned.py "$D" "$p"

@@ -12,7 +12,9 @@
  * and the training step (forward after the pass pipeline → cross-entropy → backward → AdamW, f32, batch 2 × 12):
  *   train.mlir / train_highest.mlir the whole step, unpartitioned (HIGHEST: exact fp32 matmuls on a GPU)
  *   train_fns.mlir / .hlo           the whole step with layer functions (inputs / expected as train.mlir)
- *   train_in.safetensors            its arguments (input_ids, positions, labels, step, lr, Adam m/v, then params)
+ *   train_bf16.mlir                 the step in bf16 with the optimizer in f32 (the default emission; run_bf16.py,
+ *                                   with train_names.json: the output names)
+ *   train_in.safetensors            its arguments (input_ids, positions, labels, step, lr, Adam m/v, master weights, then params)
  *   train_expected.safetensors      out0.. = every output computed by the CPU backend (loss, ce_loss, grad_norm,
  *                                   the new params and moments)
  *   train_sharded.mlir              the step with mhlo.sharding for mesh data=2,model=4 (XLA's SPMD partitioner)
@@ -36,7 +38,7 @@ import { runPipeline, resolvePipeline } from '../../src/passes';
 import { shiftLabels } from '../../src/train/loss';
 import { execute, initCpuBackend, tf } from '../../src/backends/cpu';
 import {
-  buildTrainingStep, compileTpu, CostRecorder, Outliner, decodeStep, HloPrinter, StableHloPrinter, emitPrograms, emitWholeProgram, fusedBytes, getChip, makeMesh, parseStrategy, parseTopology, partitionGraph, sourceNodes,
+  buildTrainingStep, compileTpu, CostRecorder, Instr, Outliner, decodeStep, HloPrinter, StableHloPrinter, emitPrograms, emitWholeProgram, fusedBytes, getChip, makeMesh, parseStrategy, parseTopology, partitionGraph, sourceNodes,
 } from '../../src/backends/tpu';
 
 const out = process.argv[2] ?? 'out/xla-verify';
@@ -104,6 +106,17 @@ fs.writeFileSync(path.join(out, 'partitioned.hlo'), p.partitionedHlo);
   );
 }
 
+/** FLOPs (all, and in dots) and transcendentals of recorded instructions: what XLA's HloCostAnalysis reports. */
+function counts(instrs: readonly Instr[]): { flops: number; dot_flops: number; transcendentals: number } {
+  let [flops, dot, tr] = [0, 0, 0];
+  for (const i of instrs) {
+    flops += i.mxuFlops + i.vpuFlops;
+    dot += i.mxuFlops;
+    tr += i.transcendentals;
+  }
+  return { flops, dot_flops: dot, transcendentals: tr };
+}
+
 // Our cost numbers of the unpartitioned module (HloCostAnalysis conventions; f32).
 const rec = new CostRecorder();
 const outs = emitWholeProgram(g, rec, { env });
@@ -111,9 +124,7 @@ const bytes = fusedBytes(rec.instrs, outs.map((o) => Number(o.value.ref.slice(2)
 const instrs = rec.instrs.toArray();
 const unfused = instrs.reduce((a, i) => a + (i.cls === 'arg' ? 0 : i.outBytes + i.operands.reduce((b, o) => b + instrs[o].outBytes, 0)), 0);
 const cost = {
-  flops: instrs.reduce((a, i) => a + i.mxuFlops + i.vpuFlops, 0),
-  dot_flops: instrs.reduce((a, i) => a + i.mxuFlops, 0),
-  transcendentals: instrs.reduce((a, i) => a + i.transcendentals, 0),
+  ...counts(instrs),
   bytes_accessed_unfused: unfused,
   bytes_accessed_fused: bytes.reduce((a, b) => a + b, 0),
 };
@@ -145,6 +156,8 @@ async function trainStep(): Promise<void> {
     // Moments as after a few steps (well-conditioned updates: m / sqrt(v) is not a sign of a near-zero gradient).
     else if (name.startsWith('adam.m.')) data = Float32Array.from({ length: size }, () => (rand() - 0.5) * 2e-3);
     else if (name.startsWith('adam.v.')) data = Float32Array.from({ length: size }, () => 1e-6 + rand() * 1e-6);
+    // fp32 master weights (--precision mixed): equal to the weights, as after a step from a bf16-exact start.
+    else if (name.startsWith('master.')) data = readTensor(ck.tensors.get(name.slice('master.'.length))!) as Float32Array;
     else data = readTensor(ck.tensors.get(name)!) as Float32Array;
     const td: TensorData = { dtype: n.type.dtype === 'i32' ? 'I32' : 'F32', shape, data };
     targs[`arg${i}`] = td;
@@ -169,6 +182,11 @@ async function trainStep(): Promise<void> {
   const wh = new StableHloPrinter({ name, numPartitions: 1, precision: 'HIGHEST' });
   fs.writeFileSync(path.join(out, 'train_highest.mlir'), wh.finish(emitWholeProgram(sg, wh, { env })));
   writeWithFunctions(sg, name, 'train_fns');
+  // The step as `compile --mode train` emits it by default: bf16 weights, activations and gradients, the optimizer
+  // with its moments and master weights in f32 (run_bf16.py casts train_in to each argument's dtype).
+  const wb = new StableHloPrinter({ name, numPartitions: 1 });
+  fs.writeFileSync(path.join(out, 'train_bf16.mlir'), wb.finish(emitWholeProgram(sg, wb, { env, floatDtype: 'bf16' })));
+  fs.writeFileSync(path.join(out, 'train_names.json'), JSON.stringify(sg.outputs.map((o) => o.name)) + '\n');
   const c = compileTpu(fg, mesh, s, { chip: 'v5e', mode: 'train', remat: 'layer-inputs' }, { batch: B, seq: T }, { emit: true });
   fs.writeFileSync(path.join(out, 'train_sharded.mlir'), c.programs!.wholeMlir);
   // Our per-device step: train_ on data=2,model=4 (8 devices), train_m4_ on model=4 (4 devices) — the meshes with
@@ -194,9 +212,7 @@ async function trainStep(): Promise<void> {
   emitWholeProgram(sg, rec, { env });
   const tinstrs = rec.instrs.toArray();
   const tcost = {
-    flops: tinstrs.reduce((a, i) => a + i.mxuFlops + i.vpuFlops, 0),
-    dot_flops: tinstrs.reduce((a, i) => a + i.mxuFlops, 0),
-    transcendentals: tinstrs.reduce((a, i) => a + i.transcendentals, 0),
+    ...counts(tinstrs),
     nodes: sg.nodes.length,
     outputs: sg.outputs.length,
   };
@@ -261,9 +277,7 @@ async function decode(): Promise<void> {
   emitWholeProgram(dg, drec, { env });
   const dinstrs = drec.instrs.toArray();
   const dcost = {
-    flops: dinstrs.reduce((a, i) => a + i.mxuFlops + i.vpuFlops, 0),
-    dot_flops: dinstrs.reduce((a, i) => a + i.mxuFlops, 0),
-    transcendentals: dinstrs.reduce((a, i) => a + i.transcendentals, 0),
+    ...counts(dinstrs),
   };
   fs.writeFileSync(path.join(out, 'decode_cost.json'), JSON.stringify(dcost, null, 1) + '\n');
   console.log(JSON.stringify({ decode: { args: Object.keys(args).length, outputs: dg.outputs.length, position: at, cost: dcost } }));
