@@ -156,7 +156,7 @@ async function trainStep(): Promise<void> {
     // Moments as after a few steps (well-conditioned updates: m / sqrt(v) is not a sign of a near-zero gradient).
     else if (name.startsWith('adam.m.')) data = Float32Array.from({ length: size }, () => (rand() - 0.5) * 2e-3);
     else if (name.startsWith('adam.v.')) data = Float32Array.from({ length: size }, () => 1e-6 + rand() * 1e-6);
-    // fp32 master weights (--precision mixed): equal to the weights, as after a step from a bf16-exact start.
+    // fp32 master weights (--precision mixed): the checkpoint's f32 values, equal to the weights of this f32 step.
     else if (name.startsWith('master.')) data = readTensor(ck.tensors.get(name.slice('master.'.length))!) as Float32Array;
     else data = readTensor(ck.tensors.get(name)!) as Float32Array;
     const td: TensorData = { dtype: n.type.dtype === 'i32' ? 'I32' : 'F32', shape, data };

@@ -14,7 +14,7 @@
  *
  * `paramUpdate` says how the update meets the params' own dtype, for a program whose weights are bf16 while the
  * optimizer computes in f32 (the TPU backend keeps the optimizer's nodes in f32 when it emits everything else in
- * bf16: `f32NodesOf` in src/backends/tpu/program.ts):
+ * bf16: `f32NodesOf` in src/backends/tpu/precision.ts):
  * - 'master': each trained param has an fp32 master copy, the input `master.<name>`; the update reads and writes
  *   the master (output `master.<name>`), and the param's next value is the new master cast to the param's dtype
  *   (mixed-precision training: bf16 weights for the forward and backward, fp32 master weights and moments);
@@ -68,6 +68,13 @@ export function appendAdamW(b: GraphBuilder, params: ReadonlyMap<string, NodeId>
     const lr = b.input('lr', { dtype: 'f32', shape: [] }, { doc: 'learning rate for this step' });
     const outputs: GraphOutput[] = [];
 
+    // With `paramUpdate`, each gradient is cast once to the update's dtype (the identity in an all-f32 graph; in a
+    // bf16 program, the one convert of the gradient, after it is summed) and read from there.
+    if (opts.paramUpdate) {
+      const cast = new Map<string, NodeId>();
+      for (const [name, g] of grads) cast.set(name, b.within(paramScope(name), () => op('cast', [g], { dtype: b.type(g).dtype })));
+      grads = cast;
+    }
     // Global gradient norm (always reported; used for clipping when asked).
     let sq: NodeId | undefined;
     for (const [name, g] of grads) {

@@ -103,6 +103,23 @@ describe('cost conventions', () => {
     expect(tr).toBe(irTr);
   });
 
+  test('a bf16 plan counts what the program keeps in f32 at 4 bytes: the optimizer\'s values, index tables; the rest at 2', () => {
+    const b = new GraphBuilder('opt');
+    const x = b.input('x', { dtype: 'f32', shape: [8, 16] });
+    const pos = b.input('pos', { dtype: 'i32', shape: [16] });
+    const angle = b.op('mul', [b.op('cast', [pos], { dtype: 'f32' }), b.constant(0.01, 'f32')]);
+    const y = b.op('mul', [x, b.op('sin', [angle])]);
+    const u = b.within('optimizer', () => b.op('mul', [y, y]));
+    const g = b.build({ outputs: [{ name: 'u', node: u }] });
+    const m = mesh('data=8', '2x4');
+    const { recorder } = partitionForCost(g, m, parseStrategy('dp', m).policy, 2);
+    const out = (id: number) => recorder.instrs.toArray().filter((i) => i.node === id && i.cls === 'elementwise').map((i) => i.outBytes);
+    // per device: x and y are [1, 16] (batch over data=8); the sine table [16] is replicated
+    expect(new Set(out(y))).toEqual(new Set([16 * 2])); // the product, and the table's convert to bf16
+    expect(new Set(out(u))).toEqual(new Set([16 * 4])); // y's convert to f32, and the product
+    expect(out(angle)).toEqual([16 * 4]);
+  });
+
   test('fusion-aware bytes: an elementwise chain into a reduction reads its input once and writes only the result', () => {
     const b = new GraphBuilder('chain');
     const x = b.input('x', { dtype: 'f32', shape: [4, 8] });

@@ -21,6 +21,7 @@ import { collectiveTime } from './collectives';
 import { TpuError } from './errors';
 import { trainingStep, TrainingStepInfo } from '../../train/step';
 import { isFloat } from '../../ir/shape';
+import { f32NodesOf } from './precision';
 
 export type Mode = 'forward' | 'train' | 'decode';
 /** The autodiff engineer's policy names (src/train): save everything, save layer inputs only, save matmul outputs. */
@@ -315,7 +316,8 @@ export function partitionForCost(
   g: Graph, mesh: Mesh, policy: ParamPolicy, floatBytes = 2, backwardFrom?: number,
   also: readonly SpmdEmitter[] = [], o: { floatDtype?: 'f32' | 'bf16'; paramSpecs?: ReadonlyMap<string, Spec>; replay?: boolean } = {},
 ): Partitioned {
-  const recorder = new CostRecorder(floatBytes);
+  // (a bf16 plan counts what the program keeps in f32 — index tables, the optimizer and its state — at 4 bytes)
+  const recorder = new CostRecorder(floatBytes, undefined, floatBytes === 2 ? f32NodesOf(g) : undefined);
   const events: (CollectiveEvent & { node: number })[] = [];
   let node = -1;
   const origin = recorder.setOrigin.bind(recorder);
@@ -569,7 +571,7 @@ export function evaluateAnalytic(g: Graph, o: PlanOptions, dims: { batch: number
   const why = fits ? undefined : notFitWhy(memory, chip, mesh, strategy, dims, mode);
 
   // Totals.
-  const whole = new CostRecorder(2);
+  const whole = new CostRecorder(2, undefined, f32NodesOf(g));
   emitWholeProgram(g, whole, { env: {}, floatDtype: 'bf16' });
   let fwdModelFlops = 0;
   for (let i = 0; i < whole.instrs.length; i++) fwdModelFlops += whole.instrs.mxuFlops[i];
@@ -819,15 +821,13 @@ export function evaluateTrain(
   // (Arguments are recorded where they are first used or, for inputs, up front: they do not end the forward.)
   let fwdEnd = 0;
   while (fwdEnd < instrs.length && !(instrs.node[fwdEnd] >= g.nextId && instrs.cls(fwdEnd) !== 'arg')) fwdEnd++;
-  const fwdRecorder = new CostRecorder(recorder.floatBytes, instrs.prefix(fwdEnd));
+  const fwdRecorder = new CostRecorder(recorder.floatBytes, instrs.prefix(fwdEnd), recorder.f32);
   const analytic = evaluateAnalytic(g, { ...o, mode: 'train' }, dims, mesh, strategy, {
     result: { ...result, outputs: [] },
     recorder: fwdRecorder,
     events: events.filter((e) => e.node >= 0 && e.node < g.nextId),
     outIdx: [],
   });
-  // Mixed precision: the optimizer reads and writes fp32 master weights and moments (the program is costed in bf16).
-  const optBytesScale = precision === 'mixed' ? 2 : 1;
 
   const perLayer: Record<string, LayerCost> = {};
   const perOp: Record<string, OpClassCost> = {};
@@ -854,9 +854,8 @@ export function evaluateTrain(
   }
   for (const n of order) {
     const a = acc[n.id]!;
-    const b = n.scope === 'optimizer' || n.scope.startsWith('optimizer.') ? a.bytes * optBytesScale : a.bytes;
     const c = a.mxu / (chip.peakFlops * eff) + (a.vpu + a.tr) / chip.vectorFlops;
-    const m = b / chip.hbmBandwidth;
+    const m = a.bytes / chip.hbmBandwidth;
     const t = Math.max(c, m);
     if (m > c) memOnly += t;
     hwFlops += a.mxu;
@@ -864,11 +863,11 @@ export function evaluateTrain(
     const L = (perLayer[k] ??= { compute_s: 0, flops: 0, bytes: 0, weight_comm_s: 0, activation_comm_s: 0, time_s: 0 });
     L.compute_s += t;
     L.flops += a.mxu + a.vpu;
-    L.bytes += b;
+    L.bytes += a.bytes;
     const P = (perOp[n.op] ??= { flops: 0, transcendentals: 0, bytes: 0, time_s: 0 });
     P.flops += a.mxu + a.vpu;
     P.transcendentals += a.tr;
-    P.bytes += b;
+    P.bytes += a.bytes;
     P.time_s += t;
     layerMat.set(k, (layerMat.get(k) ?? 0) + a.mat);
   }
@@ -938,7 +937,7 @@ export function evaluateTrain(
   const paramSpecs: Record<string, string> = {};
   for (const [k, v] of [...result.paramSpecs].sort(([a], [b]) => a.localeCompare(b))) paramSpecs[k] = fmtSpec(v);
   const inputSpecs: Record<string, string> = {};
-  for (const [k, v] of result.inputSpecs) if (!k.startsWith('adam.')) inputSpecs[k] = fmtSpec(v);
+  for (const [k, v] of result.inputSpecs) if (!k.startsWith('adam.') && !k.startsWith('master.')) inputSpecs[k] = fmtSpec(v);
   return {
     ...analytic,
     remat,

@@ -174,10 +174,14 @@ interface RecorderBlock {
 export class CostRecorder implements SpmdEmitter, BlockSink {
   private node = -1;
 
-  /** `floatBytes` counts every float tensor at this width (2 = bf16 activations and weights on TPU). */
+  /**
+   * `floatBytes` counts every float tensor at this width (2 = bf16 activations and weights on TPU), except the
+   * instructions of the nodes `f32` marks (by node id: what a bf16 program keeps in f32, `f32NodesOf`), at 4.
+   */
   constructor(
     readonly floatBytes?: number,
     readonly instrs: InstrTable = new InstrTable(),
+    readonly f32?: Uint8Array,
   ) {}
 
   setOrigin(o: { id: number } | undefined): void {
@@ -185,7 +189,8 @@ export class CostRecorder implements SpmdEmitter, BlockSink {
   }
 
   private push(cls: InstrClass, opcode: string, operands: readonly XlaValue[], out: XlaType, f: { mxu?: number; vpu?: number; tr?: number } = {}): XlaValue {
-    const i = this.instrs.push(cls, opcode, this.node, operands, bytesAt(out, this.floatBytes), f.mxu ?? 0, f.vpu ?? 0, f.tr ?? 0);
+    const width = this.f32 !== undefined && this.node >= 0 && this.f32[this.node] ? 4 : this.floatBytes;
+    const i = this.instrs.push(cls, opcode, this.node, operands, bytesAt(out, width), f.mxu ?? 0, f.vpu ?? 0, f.tr ?? 0);
     return new RecordedValue(i, out);
   }
 

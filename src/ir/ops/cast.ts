@@ -13,11 +13,12 @@ export const cast = defineOp({
   elementwise: true,
   infer: ([x], a) => ({ dtype: a.dtype as DType, shape: x.shape }),
   cpu: ({ tf }, [x], n) => tf.cast(x, tfDtype(n.type.dtype)),
-  // A float → float cast converts to the node's type in the program, which a program-wide float dtype (bf16 on a
-  // TPU) may override: in a bf16 training step, the f32 master weights' cast back to the weights is to bf16.
+  // A cast to a float type converts to the node's type in the program, which a program-wide float dtype (bf16 on a
+  // TPU) may override: in a bf16 training step, the f32 master weights' cast back to the weights is to bf16, and a
+  // 0/1 mask cast from a comparison of activations is made in bf16 directly (index arithmetic stays f32).
   // A cast to the type it already has is no instruction (XLA drops it too, and would not count it).
   xla: (b, [x], n, out) => {
-    const to = isFloat(x.type.dtype) && isFloat(out.dtype) ? out.dtype : (n.attrs.dtype as DType);
+    const to = isFloat(n.attrs.dtype as DType) ? out.dtype : (n.attrs.dtype as DType);
     return to === x.type.dtype ? x : b.convert(x, to);
   },
   vjp: (g, n, dy) => {
