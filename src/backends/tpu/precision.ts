@@ -20,7 +20,7 @@ const isInteger = (g: Graph, id: number) => {
  * The float nodes that stay f32 when a program's floats are bf16 (by node id; memoised per graph):
  * - **Index arithmetic**: values computed by arithmetic only from integer inputs, iotas and constants — RoPE's
  *   inverse frequencies, angles (position × inverse frequency) and their sines and cosines. bf16 holds integers
- *   exactly only up to 256, and its 8-bit mantissa would turn position 8192 × frequency into an angle off by tens of
+ *   exactly only up to 256 (near 8000 its values are 32 apart), so a bf16 angle there would be off by up to 16
  *   radians; these tables are made in f32 (as MaxText and Hugging Face make them) and rounded once where they meet
  *   bf16 activations. Masks and one-hots (0/1, selected constants) are exact in bf16 and stay bf16.
  * - **The optimizer** of a training step, as MaxText keeps it: the update reads the Adam moments (and, with
