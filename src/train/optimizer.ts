@@ -68,17 +68,15 @@ export function appendAdamW(b: GraphBuilder, params: ReadonlyMap<string, NodeId>
     const lr = b.input('lr', { dtype: 'f32', shape: [] }, { doc: 'learning rate for this step' });
     const outputs: GraphOutput[] = [];
 
-    // With `paramUpdate`, each gradient is cast once to the update's dtype (the identity in an all-f32 graph; in a
-    // bf16 program, the one convert of the gradient, after it is summed) and read from there.
-    if (opts.paramUpdate) {
-      const cast = new Map<string, NodeId>();
-      for (const [name, g] of grads) cast.set(name, b.within(paramScope(name), () => op('cast', [g], { dtype: b.type(g).dtype })));
-      grads = cast;
-    }
-    // Global gradient norm (always reported; used for clipping when asked).
+    // Global gradient norm (always reported; used for clipping when asked). With `paramUpdate`, each gradient is
+    // first cast once to the update's dtype (the identity in an all-f32 graph; in a bf16 program, the one convert
+    // of the gradient, after it is summed), and the norm and the update read the cast.
+    const cast = new Map<string, NodeId>();
     let sq: NodeId | undefined;
-    for (const [name, g] of grads) {
+    for (const [name, g0] of grads) {
       b.within(paramScope(name), () => {
+        const g = opts.paramUpdate ? op('cast', [g0], { dtype: b.type(g0).dtype }) : g0;
+        cast.set(name, g);
         const s = op('reduce', [op('mul', [g, g])], { kind: 'sum', axes: b.type(g).shape.map((_, i) => i), keepdims: false });
         sq = sq === undefined ? s : op('add', [sq, s]);
       });
@@ -97,7 +95,7 @@ export function appendAdamW(b: GraphBuilder, params: ReadonlyMap<string, NodeId>
     const decayFactor = wd > 0 ? op('sub', [f(1), op('mul', [lr, f(wd)])]) : undefined;
 
     for (const [name, p] of params) {
-      const g0 = grads.get(name);
+      const g0 = cast.get(name);
       if (g0 === undefined) throw new ShapeError(`no gradient for param '${name}'`);
       b.within(paramScope(name), () => update(name, p, g0));
     }
