@@ -133,6 +133,13 @@ test('a plan that does not fit names a fix, and following it fits', () => {
   const fitting = b.why.match(/--batch (\d+) or less/)[1];
   expect(plan([...dec, '--batch', fitting]).fits).toBe(true);
   expect(plan(['gemma2.model', '--variant', '27b', '--chip', 'v5e', '--topology', '16x16', '--mesh', 'data=256', '--strategy', 'dp', '--mode', 'train', '--batch', '256', '--seq', '8192']).why).toMatch(/replicated on every chip under 'dp'; try fsdp$/);
+  // On one chip FSDP has nothing to shard over: the fix is more chips, with fsdp (and following it fits).
+  const one = ['gemma2.model', '--variant', '9b', '--chip', 'h100', '--mode', 'train', '--seq', '2048'];
+  const c = plan([...one, '--chips', '1', '--mesh', 'data=1', '--strategy', 'dp', '--batch', '2']);
+  expect(c.fits).toBe(false);
+  expect(c.why).not.toMatch(/try fsdp/);
+  expect(c.why).toMatch(/more chips hold them \(3 at least, e\.g\. --chips 4 --strategy fsdp\)/);
+  expect(plan([...one, '--chips', '4', '--mesh', 'data=4', '--strategy', 'fsdp', '--batch', '8']).fits).toBe(true);
 });
 
 test('--mesh auto lists a plan once when data=1 makes two strategies the same; a tp-only plan that does not fit suggests fsdp+tp', () => {

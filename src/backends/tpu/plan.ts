@@ -231,15 +231,17 @@ export function notFitWhy(memory: MemoryBreakdown, chip: ChipSpec, mesh: Mesh, s
   const perBatch = memory.activations + memory.kv_cache;
   const room = chip.hbmBytes - state;
   const fixes: string[] = [];
-  if (!strategy.policy.fsdp && state > perBatch) {
+  // (with one data shard — one chip, or a mesh of model axes only — FSDP has nothing to shard over: more chips)
+  const dataShards = strategy.policy.dataAxes.reduce((k, a) => k * axisSize(mesh, a), 1);
+  if (!strategy.policy.fsdp && state > perBatch && dataShards > 1) {
     fixes.push(`parameters${mode === 'train' ? ', gradients and optimizer state' : ''} are replicated on every chip under '${strategy.name}'; try fsdp${strategy.policy.tpAxis ? '+tp' : ''}`);
   } else if (state >= perBatch || room <= 0) {
     const shards = (strategy.policy.fsdpAxes ?? strategy.policy.dataAxes).reduce((k, a) => k * axisSize(mesh, a), 1);
     const otherRoom = chip.hbmBytes - perBatch;
-    if (strategy.policy.fsdp && otherRoom > 0) {
+    if ((strategy.policy.fsdp || dataShards === 1) && otherRoom > 0) {
       const need = Math.ceil((state * shards) / otherRoom) * (mesh.devices / shards);
       const pow2 = 2 ** Math.ceil(Math.log2(need));
-      fixes.push(`the ${mode === 'train' ? 'parameters, gradients and optimizer state' : 'parameters'} shard over the data axes: more chips hold them (${need} at least, e.g. --chips ${pow2}), or add a model axis for tensor parallelism`);
+      fixes.push(`the ${mode === 'train' ? 'parameters, gradients and optimizer state' : 'parameters'} shard over the data axes: more chips hold them (${need} at least, e.g. --chips ${pow2}${strategy.policy.fsdp ? '' : ' --strategy fsdp'}), or add a model axis for tensor parallelism`);
     } else if (!strategy.policy.fsdp) fixes.push(`shard the state over the data axes too: --strategy fsdp${strategy.policy.tpAxis ? '+tp' : ''}`);
     else fixes.push(strategy.policy.tpAxis ? 'more chips, or a larger model axis' : 'add a model axis (tensor parallelism) or more chips');
   } else {
