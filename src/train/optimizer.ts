@@ -41,6 +41,8 @@ export interface AdamWOptions {
 export const OPTIMIZER_SCOPE = 'optimizer';
 export const momentName = (kind: 'm' | 'v', param: string) => `adam.${kind}.${param}`;
 export const masterName = (param: string) => `master.${param}`;
+/** Whether an input or output name is the optimizer's state: a moment (`adam.m.` / `adam.v.`) or a master copy. */
+export const isOptimizerState = (name: string) => name.startsWith('adam.') || name.startsWith('master.');
 
 export function appendAdamW(b: GraphBuilder, params: ReadonlyMap<string, NodeId>, grads: ReadonlyMap<string, NodeId>, opts: AdamWOptions = {}): GraphOutput[] {
   const beta1 = opts.beta1 ?? 0.9;

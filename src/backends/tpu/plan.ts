@@ -20,6 +20,7 @@ import { XlaValue } from '../../ir/xla';
 import { collectiveTime } from './collectives';
 import { TpuError } from './errors';
 import { trainingStep, TrainingStepInfo } from '../../train/step';
+import { isOptimizerState } from '../../train/optimizer';
 import { isFloat } from '../../ir/shape';
 import { f32NodesOf } from './precision';
 
@@ -245,10 +246,9 @@ export function notFitWhy(memory: MemoryBreakdown, chip: ChipSpec, mesh: Mesh, s
     } else if (!strategy.policy.fsdp) fixes.push(`shard the state over the data axes too: --strategy fsdp${strategy.policy.tpAxis ? '+tp' : ''}`);
     else fixes.push(strategy.policy.tpAxis ? 'more chips, or a larger model axis' : 'add a model axis (tensor parallelism) or more chips');
   } else {
-    const shards = strategy.policy.dataAxes.reduce((k, a) => k * axisSize(mesh, a), 1);
-    const fitBatch = Math.floor(((dims.batch * room) / perBatch) / shards) * shards;
-    if (fitBatch >= shards) fixes.push(`${memory.kv_cache > memory.activations ? 'the KV cache grows' : 'activations grow'} with the batch: --batch ${fitBatch} or less fits${mode === 'decode' ? ' (or a shorter --context)' : ''}`);
-    else fixes.push(`even --batch ${shards} (one sequence per data shard) does not fit: ${strategy.policy.tpAxis ? 'a larger model axis' : 'add a model axis (tensor parallelism)'} or more chips`);
+    const fitBatch = Math.floor(((dims.batch * room) / perBatch) / dataShards) * dataShards;
+    if (fitBatch >= dataShards) fixes.push(`${memory.kv_cache > memory.activations ? 'the KV cache grows' : 'activations grow'} with the batch: --batch ${fitBatch} or less fits${mode === 'decode' ? ' (or a shorter --context)' : ''}`);
+    else fixes.push(`even --batch ${dataShards} (one sequence per data shard) does not fit: ${strategy.policy.tpAxis ? 'a larger model axis' : 'add a model axis (tensor parallelism)'} or more chips`);
     if (mode === 'train' && remat === 'save-all') fixes.push('--remat layer-inputs keeps less');
   }
   return `${head}; ${fixes.join('; ')}`;
@@ -939,7 +939,7 @@ export function evaluateTrain(
   const paramSpecs: Record<string, string> = {};
   for (const [k, v] of [...result.paramSpecs].sort(([a], [b]) => a.localeCompare(b))) paramSpecs[k] = fmtSpec(v);
   const inputSpecs: Record<string, string> = {};
-  for (const [k, v] of result.inputSpecs) if (!k.startsWith('adam.') && !k.startsWith('master.')) inputSpecs[k] = fmtSpec(v);
+  for (const [k, v] of result.inputSpecs) if (!isOptimizerState(k)) inputSpecs[k] = fmtSpec(v);
   return {
     ...analytic,
     remat,

@@ -6,7 +6,7 @@ import { Graph } from '../../ir/types';
 import { nodeMap } from '../../ir/graph';
 import { isFloat } from '../../ir/shape';
 import { getOp } from '../../ir/op';
-import { OPTIMIZER_SCOPE } from '../../train/optimizer';
+import { OPTIMIZER_SCOPE, isOptimizerState } from '../../train/optimizer';
 import { TpuError } from './errors';
 
 const f32Nodes = new WeakMap<Graph, Uint8Array>();
@@ -55,8 +55,7 @@ export function f32NodesOf(g: Graph): Uint8Array {
     // The step's state leaves in f32. A param's next value that is also its master's (a pass folded the cast between
     // them, which is the identity in the f32 graph) cannot be both dtypes: refuse rather than emit bf16 state.
     for (const out of g.outputs) {
-      if (!out.name.startsWith('master.') && !out.name.startsWith('adam.')) continue;
-      if (!r[out.node]) throw new TpuError(`training step: '${out.name}' is the same value as a bf16 output (was the cast to the weights' dtype folded away by a pass run on the step graph?)`);
+      if (isOptimizerState(out.name) && !r[out.node]) throw new TpuError(`training step: '${out.name}' is the same value as a bf16 output (was the cast to the weights' dtype folded away by a pass run on the step graph?)`);
     }
     f32Nodes.set(g, r);
   }
